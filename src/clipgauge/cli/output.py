@@ -1,0 +1,57 @@
+"""Printing for people: summary tables (rich) and progress bars (tqdm, stderr, off when not a terminal)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from contextlib import contextmanager
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+# Off a terminal (pipes, CI logs) rich would assume 80 columns and squeeze the tables.
+stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)
+stderr = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 120)
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def summary_table(summary: dict[str, Any], title: str = "clipgauge score") -> Table:
+    """Rows/errors/truncated counts and per-scale statistics as a table."""
+    conf = int(round(100 * summary.get("confidence", 0.95)))
+    table = Table(
+        title=f"{title}: {summary['scored']}/{summary['rows']} scored, {summary['errors']} errors, "
+        f"{summary['truncated']} truncated prompts",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    for col in ("scale", "mean", f"{conf}% CI", "std", "min", "median", "max"):
+        table.add_column(col, justify="left" if col == "scale" else "right", no_wrap=True)
+    for scale, d in summary["scales"].items():
+        digits = 2 if scale == "torchmetrics" else 4
+        ci = f"[{_fmt(d['ci_low'], digits)}, {_fmt(d['ci_high'], digits)}]"
+        table.add_row(
+            scale, _fmt(d["mean"], digits), ci, _fmt(d["std"], digits), _fmt(d["min"], digits),
+            _fmt(d["median"], digits), _fmt(d["max"], digits),
+        )
+    return table
+
+
+@contextmanager
+def progress_bar(total: int, desc: str):
+    """A tqdm bar on stderr (disabled when stderr is not a terminal); yields an ``update(n)`` function."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=not sys.stderr.isatty(), leave=False)
+    try:
+        yield bar.update
+    finally:
+        bar.close()

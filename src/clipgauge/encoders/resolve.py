@@ -1,0 +1,82 @@
+"""The one place where model spec strings are parsed and turned into encoders.
+
+Accepted specs:
+
+* ``demo`` — the small CLIP shipped inside clipgauge (offline, for trying things out);
+* ``hf:ID_OR_DIR`` or a bare hub id / local folder — a transformers ``CLIPModel``;
+* ``open_clip:ARCH:PRETRAINED`` — OpenCLIP, PRETRAINED a tag (``laion2b_s34b_b79k``, ``openai``) or a
+  local checkpoint path; ``open_clip:hf-hub:ORG/NAME`` — an OpenCLIP model on the Hugging Face hub.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..errors import ModelLoadError
+from .base import Encoder
+
+#: The default model: what torchmetrics' ``CLIPScore`` uses.
+DEFAULT_MODEL = "openai/clip-vit-large-patch14"
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def demo_model_dir() -> Path:
+    """The folder of the shipped demo CLIP (transformers format)."""
+    return Path(__file__).resolve().parent.parent / "demo" / "model"
+
+
+def resolve_encoder(spec: str, *, trust_remote_code: bool = False) -> Encoder:
+    """Turn a model spec into a loaded encoder (on CPU). Raises :class:`ModelLoadError` with one line."""
+    spec = spec.strip()
+    if not spec:
+        raise ModelLoadError("empty model spec")
+    if spec == "demo":
+        from .hf import HFEncoder
+
+        folder = demo_model_dir()
+        if not (folder / "config.json").exists():
+            raise ModelLoadError(f"the demo model is missing from this installation ({folder})")
+        return HFEncoder(str(folder), spec="demo")
+    if spec.startswith("open_clip:"):
+        return _open_clip(spec)
+    if spec.startswith("hf:"):
+        source = spec[3:]
+        if not source:
+            raise ModelLoadError("hf: needs a hub id or a folder, e.g. hf:openai/clip-vit-base-patch32")
+        return _hf(source, spec, trust_remote_code)
+    if Path(spec).expanduser().is_dir():
+        return _hf(spec, spec, trust_remote_code)
+    if _HUB_ID.match(spec):
+        return _hf(spec, spec, trust_remote_code)
+    raise ModelLoadError(
+        f"unknown model '{spec}': use a Hugging Face id (openai/clip-vit-large-patch14), hf:DIR, "
+        "open_clip:ARCH:PRETRAINED, open_clip:hf-hub:ORG/NAME, or demo"
+    )
+
+
+def _hf(source: str, spec: str, trust_remote_code: bool) -> Encoder:
+    from .hf import HFEncoder
+
+    local = Path(source).expanduser()
+    if local.exists() and not (local / "config.json").exists():
+        raise ModelLoadError(f"{local} is not a transformers model folder (no config.json)")
+    return HFEncoder(str(local) if local.exists() else source, spec=spec, trust_remote_code=trust_remote_code)
+
+
+def _open_clip(spec: str) -> Encoder:
+    from .openclip import OpenCLIPEncoder
+
+    rest = spec[len("open_clip:") :]
+    if rest.startswith("hf-hub:"):
+        if not _HUB_ID.match(rest[len("hf-hub:") :]):
+            raise ModelLoadError(f"bad OpenCLIP hub spec '{spec}': use open_clip:hf-hub:ORG/NAME")
+        return OpenCLIPEncoder(rest, None, spec=spec)
+    arch, sep, pretrained = rest.partition(":")
+    if not arch or not sep or not pretrained:
+        raise ModelLoadError(
+            f"bad OpenCLIP spec '{spec}': use open_clip:ARCH:PRETRAINED (a tag such as laion2b_s34b_b79k, "
+            "or a checkpoint path)"
+        )
+    return OpenCLIPEncoder(arch, pretrained, spec=spec)

@@ -1,0 +1,64 @@
+"""Provenance: what a reader needs to reproduce a number (model, weights, preprocessing, versions)."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+from .scoring.scales import SCALE_DEFINITIONS
+
+if TYPE_CHECKING:
+    from .scoring.scorer import Scorer
+
+_PACKAGES = ("torch", "transformers", "open_clip_torch", "pillow", "numpy", "scipy", "pyarrow", "tokenizers")
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed versions of the libraries that can change a score."""
+    out: dict[str, str | None] = {"python": sys.version.split()[0], "clipgauge": __version__}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def scorer_provenance(scorer: Scorer) -> dict[str, Any]:
+    enc = scorer.encoder
+    return {
+        "clipgauge_version": __version__,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": {
+            "spec": enc.spec,
+            "family": enc.family,
+            "weights_sha256": enc.weights_sha256(),
+            "weights_hash_definition": "sha256 over the state dict: name|dtype|shape|bytes, sorted by name",
+            "context_length": enc.context_length,
+        },
+        "preprocessing": enc.preprocessing(),
+        "text": {
+            "prompt_prefix": scorer.prompt_prefix,
+            "truncation": f"model tokenizer, max {enc.context_length} tokens, end-of-text token kept",
+        },
+        "precision": scorer.precision,
+        "device": str(scorer.device),
+        "batch_size": scorer.batch_size,
+        "scales": SCALE_DEFINITIONS,
+        "libraries": library_versions(),
+        "platform": platform.platform(),
+    }

@@ -1,0 +1,276 @@
+"""``Scorer``: the public Python API. Loads a model once and scores image–prompt pairs.
+
+All embeddings are L2-normalised in float32; a score is their dot product, the cosine in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..decode import DEFAULT_MAX_PIXELS, load_image
+from ..encoders import DEFAULT_MODEL, Encoder, resolve_encoder
+from ..errors import RowError
+from .device import autocast, check_precision, resolve_device
+
+ProgressFn = Callable[[int], None]
+
+
+@dataclass
+class PairScores:
+    """Per-pair results, in input order.
+
+    ``cosine`` is NaN where ``error`` is set; ``truncated`` is True where the prompt was longer than
+    the model's text context and was truncated (keeping the end-of-text token).
+    """
+
+    cosine: np.ndarray
+    truncated: np.ndarray
+    error: list[str | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.cosine)
+
+
+class Scorer:
+    """Score how well images follow their prompts with a CLIP model.
+
+    Args:
+        model: a model spec (``openai/clip-vit-large-patch14`` — the default, as in torchmetrics —,
+            ``hf:DIR``, ``open_clip:ARCH:PRETRAINED``, ``open_clip:hf-hub:ORG/NAME``, ``demo``) or an
+            :class:`~clipgauge.encoders.Encoder`.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+        batch_size: images (and prompts) per forward pass; never changes the scores.
+        precision: ``fp32`` (default, exact), ``bf16`` or ``fp16`` (GPU) autocast for the encoders.
+        num_workers: threads that decode and preprocess images while the model runs.
+        prompt_prefix: text put before every prompt (e.g. ``"a photo of "``).
+        max_image_pixels: images with more pixels are refused (decompression-bomb guard).
+    """
+
+    def __init__(
+        self,
+        model: str | Encoder = DEFAULT_MODEL,
+        *,
+        device: str | torch.device = "auto",
+        batch_size: int = 32,
+        precision: str = "fp32",
+        num_workers: int | None = None,
+        prompt_prefix: str = "",
+        max_image_pixels: int = DEFAULT_MAX_PIXELS,
+        trust_remote_code: bool = False,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.device = resolve_device(device)
+        self.precision = check_precision(precision, self.device)
+        if isinstance(model, Encoder):
+            self.encoder = model
+        else:
+            self.encoder = resolve_encoder(model, trust_remote_code=trust_remote_code)
+        self.encoder.to(self.device)
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers) if num_workers else max(1, min(8, os.cpu_count() or 1))
+        self.prompt_prefix = prompt_prefix
+        self.max_image_pixels = int(max_image_pixels)
+        self._text_cache: dict[str, tuple[np.ndarray, bool]] = {}
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def model_spec(self) -> str:
+        return self.encoder.spec
+
+    @property
+    def context_length(self) -> int:
+        """The model's text context in tokens (77 for CLIP)."""
+        return self.encoder.context_length
+
+    # ----------------------------------------------------------------- public API
+    def embed_texts(self, texts: Sequence[str] | str) -> np.ndarray:
+        """L2-normalised text embeddings, float32 (N, D). ``prompt_prefix`` is applied."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        emb, _ = self._embed_prompts(texts)
+        return emb
+
+    def embed_images(self, images: Iterable[Any]) -> np.ndarray:
+        """L2-normalised image embeddings, float32 (N, D). Raises :class:`RowError` for a bad image."""
+        rows = []
+        for index, emb, error in self._image_embeddings(images):
+            if error is not None:
+                raise RowError(error, index)
+            rows.append(emb)
+        return np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
+
+    def score(self, images: Iterable[Any], prompts: Sequence[str] | str) -> np.ndarray:
+        """Cosine similarity (float32, in [-1, 1]) of each image with its prompt.
+
+        *images*: paths, bytes, PIL images, or uint8 (0..255) / float ([0, 1]) arrays or tensors.
+        *prompts*: one string per image, or a single string for all. Raises :class:`RowError` at the
+        first pair that cannot be scored; use :meth:`score_pairs` to get errors per row instead.
+        """
+        images = list(images)
+        result = self.score_pairs(images, prompts, strict=True)
+        return result.cosine.astype(np.float32)
+
+    def score_pairs(
+        self,
+        images: Sequence[Any],
+        prompts: Sequence[Any] | str,
+        *,
+        strict: bool = False,
+        progress: ProgressFn | None = None,
+    ) -> PairScores:
+        """Score every pair, recording a short reason for each one that cannot be scored.
+
+        A ``None`` image or prompt, a non-text prompt or an undecodable image gives an ``error`` and a
+        NaN cosine for that row; other rows are unaffected. With ``strict=True`` the first such row
+        raises :class:`RowError` instead.
+        """
+        n = len(images)
+        prompts = [prompts] * n if isinstance(prompts, str) else list(prompts)
+        if len(prompts) != n:
+            raise ValueError(f"{n} images but {len(prompts)} prompts")
+        cosine = np.full(n, np.nan, dtype=np.float64)
+        truncated = np.zeros(n, dtype=bool)
+        errors: list[str | None] = [None] * n
+
+        for i, p in enumerate(prompts):
+            if p is None:
+                errors[i] = "missing prompt"
+            elif not isinstance(p, str):
+                errors[i] = f"prompt is not text (got {type(p).__name__})"
+            if errors[i] and strict:
+                raise RowError(errors[i], i)
+        valid_prompts = sorted({p for i, p in enumerate(prompts) if errors[i] is None})
+        text = self._prompt_table(valid_prompts)
+
+        def row_images() -> Iterator[Any]:
+            for i, src in enumerate(images):
+                yield _Skip(errors[i]) if errors[i] else (src if src is not None else _Skip("missing image"))
+
+        for i, emb, error in self._image_embeddings(row_images()):
+            if error is not None:
+                errors[i] = error
+                if strict:
+                    raise RowError(error, i)
+            else:
+                t_emb, t_trunc = text[prompts[i]]
+                cosine[i] = float(np.dot(emb, t_emb))
+                truncated[i] = t_trunc
+            if progress is not None:
+                progress(1)
+        for i, p in enumerate(prompts):
+            if errors[i] is not None and isinstance(p, str) and p in text:
+                truncated[i] = text[p][1]
+        return PairScores(cosine=cosine, truncated=truncated, error=errors)
+
+    def truncated(self, prompts: Sequence[str]) -> list[bool]:
+        """Whether each prompt (with ``prompt_prefix``) is longer than the text context."""
+        table = self._prompt_table(sorted(set(prompts)))
+        return [table[p][1] for p in prompts]
+
+    # ----------------------------------------------------------------- text
+    def _prompt_table(self, prompts: list[str]) -> dict[str, tuple[np.ndarray, bool]]:
+        """Embed each distinct prompt once (cached across calls)."""
+        full = {p: self.prompt_prefix + p for p in prompts}
+        missing = sorted({t for t in full.values() if t not in self._text_cache})
+        for start in range(0, len(missing), self.batch_size):
+            chunk = missing[start : start + self.batch_size]
+            emb, trunc = self._encode_text_batch(chunk)
+            for text, e, t in zip(chunk, emb, trunc):
+                self._text_cache[text] = (e, t)
+        return {p: self._text_cache[t] for p, t in full.items()}
+
+    def _embed_prompts(self, prompts: list[str]) -> tuple[np.ndarray, list[bool]]:
+        table = self._prompt_table(sorted(set(prompts)))
+        if not prompts:
+            return np.zeros((0, 0), dtype=np.float32), []
+        return np.stack([table[p][0] for p in prompts]), [table[p][1] for p in prompts]
+
+    def _encode_text_batch(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
+        tokens = self.encoder.tokenize(texts)
+        inputs = {k: v.to(self.device) for k, v in tokens.inputs.items()}
+        with torch.inference_mode(), autocast(self.precision, self.device):
+            feats = self.encoder.encode_texts(inputs)
+        return _normalise(feats), tokens.truncated
+
+    # ----------------------------------------------------------------- images
+    def _prepare(self, src: Any) -> torch.Tensor | _Skip:
+        if isinstance(src, _Skip):
+            return src
+        try:
+            return self.encoder.preprocess(load_image(src, max_pixels=self.max_image_pixels))
+        except RowError as exc:
+            return _Skip(str(exc))
+        except Exception as exc:  # noqa: BLE001 - a preprocessing failure is that row's error
+            return _Skip(f"preprocessing failed: {type(exc).__name__}: {exc}")
+
+    def _prepared(self, images: Iterable[Any]) -> Iterator[tuple[int, torch.Tensor | _Skip]]:
+        """Decode + preprocess in worker threads, in order, with a bounded look-ahead."""
+        window: deque = deque()
+        limit = max(2 * self.batch_size, 4 * self.num_workers)
+        with ThreadPoolExecutor(self.num_workers, thread_name_prefix="clipgauge-decode") as pool:
+            for i, src in enumerate(images):
+                window.append((i, pool.submit(self._prepare, src)))
+                if len(window) >= limit:
+                    j, fut = window.popleft()
+                    yield j, fut.result()
+            while window:
+                j, fut = window.popleft()
+                yield j, fut.result()
+
+    def _image_embeddings(self, images: Iterable[Any]) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
+        """Yield ``(index, normalised embedding or None, error or None)`` in input order."""
+        pending: list[tuple[int, torch.Tensor | _Skip]] = []
+
+        def flush() -> Iterator[tuple[int, np.ndarray | None, str | None]]:
+            good = [(i, t) for i, t in pending if not isinstance(t, _Skip)]
+            emb = self._encode_image_batch([t for _, t in good]) if good else None
+            row_of = {i: k for k, (i, _) in enumerate(good)}
+            for i, t in pending:
+                if isinstance(t, _Skip):
+                    yield i, None, t.reason
+                else:
+                    yield i, emb[row_of[i]], None
+            pending.clear()
+
+        for i, tensor in self._prepared(images):
+            pending.append((i, tensor))
+            if sum(not isinstance(t, _Skip) for _, t in pending) >= self.batch_size:
+                yield from flush()
+        if pending:
+            yield from flush()
+
+    def _encode_image_batch(self, tensors: list[torch.Tensor]) -> np.ndarray:
+        pixels = torch.stack(tensors).to(self.device, non_blocking=True)
+        with torch.inference_mode(), autocast(self.precision, self.device):
+            feats = self.encoder.encode_images(pixels)
+        return _normalise(feats)
+
+    # ----------------------------------------------------------------- provenance
+    def provenance(self) -> dict[str, Any]:
+        """Everything needed to reproduce a number produced by this scorer."""
+        from ..provenance import scorer_provenance
+
+        return scorer_provenance(self)
+
+
+class _Skip:
+    """Placeholder for a row that cannot be scored, carrying the reason."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str | None) -> None:
+        self.reason = reason or "cannot be scored"
+
+
+def _normalise(feats: torch.Tensor) -> np.ndarray:
+    feats = feats.float()
+    feats = feats / feats.norm(dim=-1, keepdim=True)
+    return feats.cpu().numpy()

@@ -1,0 +1,96 @@
+"""Per-row results files: JSONL, CSV/TSV or Parquet, chosen by the file extension.
+
+Every input row is written, in input order, with its original columns plus ``score`` (in the chosen
+scale), ``cosine`` (always the raw cosine), ``truncated`` and ``error``. Files are written to a
+temporary name and renamed, so a crash never leaves a half-written results file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+
+RESULT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
+
+
+def results_format(path: str | Path) -> str:
+    """The format of a results path from its extension; :class:`UsageError` if unsupported."""
+    fmt = RESULT_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise UsageError(f"unsupported output format '{Path(path).suffix}' (use .jsonl, .csv, .tsv or .parquet)")
+    return fmt
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return _clean(value.item())
+    return value
+
+
+def write_results(path: str | Path, records: Iterable[dict[str, Any]], columns: list[str]) -> Path:
+    """Write *records* (dicts) with *columns* in that order to *path*, atomically."""
+    path = Path(path)
+    fmt = results_format(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        rows = [{c: _clean(r.get(c)) for c in columns} for r in records]
+        if fmt == "jsonl":
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for r in rows:
+                    fh.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
+        elif fmt in ("csv", "tsv"):
+            with open(tmp, "w", encoding="utf-8", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=columns, delimiter="," if fmt == "csv" else "\t")
+                writer.writeheader()
+                writer.writerows(rows)
+        else:
+            _write_parquet(tmp, rows, columns)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _write_parquet(path: str, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrays = {}
+    for c in columns:
+        values = [r[c] for r in rows]
+        try:
+            arrays[c] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            # mixed types in one column (e.g. 7 and "7"): keep every value, as text
+            arrays[c] = pa.array([None if v is None else str(v) for v in values], type=pa.string())
+    pq.write_table(pa.table(arrays), path)
+
+
+def read_results(path: str | Path) -> list[dict[str, Any]]:
+    """Read a results file written by :func:`write_results` back into a list of dicts."""
+    path = Path(path)
+    fmt = results_format(path)
+    if not path.exists():
+        raise UsageError(f"results file not found: {path}")
+    if fmt == "jsonl":
+        with open(path, encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh if line.strip()]
+    if fmt in ("csv", "tsv"):
+        with open(path, encoding="utf-8", newline="") as fh:
+            return list(csv.DictReader(fh, delimiter="," if fmt == "csv" else "\t"))
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pylist()

@@ -1,0 +1,31 @@
+"""The run summary file: ``FILE.summary.json`` beside the results ``FILE``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+
+def summary_path(results_path: str | Path) -> Path:
+    """``results.jsonl`` → ``results.jsonl.summary.json`` (beside it)."""
+    p = Path(results_path)
+    return p.with_name(p.name + ".summary.json")
+
+
+def json_safe(value: Any) -> Any:
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def write_summary(path: str | Path, summary: dict[str, Any]) -> Path:
+    """Write *summary* as pretty JSON (NaN → null)."""
+    path = Path(path)
+    path.write_text(json.dumps(json_safe(summary), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,98 @@
+"""Shared fixtures: small *real* CLIP models (random weights, real CLIP tokenizer) in temp folders."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+from clipgauge.testing import save_tiny_hf_clip, save_tiny_openclip  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def hf_model_dir(tmp_path_factory) -> Path:
+    """A transformers CLIPModel folder (random weights, real tokenizer, PIL image processor)."""
+    return save_tiny_hf_clip(tmp_path_factory.mktemp("hf_clip"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def openclip_checkpoint(tmp_path_factory) -> Path:
+    """A registered tiny open_clip architecture and a safetensors checkpoint of it."""
+    return save_tiny_openclip(tmp_path_factory.mktemp("open_clip"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def hf_scorer(hf_model_dir):
+    from clipgauge import Scorer
+
+    return Scorer(f"hf:{hf_model_dir}", device="cpu", batch_size=4)
+
+
+def random_rgb(seed: int, size=(96, 64)) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    w, h = size
+    base = rng.integers(0, 256, (h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8)
+    img = Image.fromarray(base).resize((w, h), Image.BILINEAR)
+    arr = np.asarray(img).astype(np.int16) + rng.integers(-20, 20, (h, w, 3))
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def jpeg_bytes(img: Image.Image, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90, **kw)
+    return buf.getvalue()
+
+
+PROMPTS = [
+    "a photo of a cat",
+    "a red circle to the left of a blue star",
+    "",
+    "an astronaut riding a horse on the moon, highly detailed, " * 8,  # > 77 tokens
+    "two yellow stars",
+    "A PHOTO OF A CAT",
+]
+
+
+@pytest.fixture()
+def image_set(tmp_path) -> tuple[Path, list[dict]]:
+    """A folder with JPEG/PNG images and a JSONL manifest of 8 rows (some prompts shared, one long)."""
+    rows = []
+    for i in range(8):
+        img = random_rgb(i, size=(64 + 16 * i, 200 - 10 * i))
+        name = f"img_{i}.{'jpg' if i % 2 else 'png'}"
+        if i % 2:
+            (tmp_path / name).write_bytes(jpeg_bytes(img))
+        else:
+            img.save(tmp_path / name)
+        rows.append({"id": f"r{i}", "image": name, "prompt": PROMPTS[i % len(PROMPTS)], "seed": i, "cfg": 3.5 + i})
+    with open(tmp_path / "manifest.jsonl", "w", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r) + "\n")
+    return tmp_path, rows
+
+
+def reference_hf_cosines(model_dir, images, prompts) -> np.ndarray:
+    """Cosines computed by transformers alone (CLIPModel + CLIPTokenizer + CLIPImageProcessorPil)."""
+    import torch
+    from transformers import CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
+
+    model = CLIPModel.from_pretrained(model_dir).eval()
+    tok = CLIPTokenizer.from_pretrained(model_dir)
+    proc = CLIPImageProcessorPil.from_pretrained(model_dir)
+    with torch.no_grad():
+        px = proc(images=[Image.open(p).convert("RGB") if isinstance(p, (str, Path)) else p for p in images],
+                  return_tensors="pt")["pixel_values"]
+        fi = model.get_image_features(pixel_values=px).pooler_output
+        enc = tok(list(prompts), padding=True, truncation=True, max_length=77, return_tensors="pt")
+        ft = model.get_text_features(**enc).pooler_output
+    fi = torch.nn.functional.normalize(fi, dim=-1)
+    ft = torch.nn.functional.normalize(ft, dim=-1)
+    return (fi * ft).sum(-1).numpy()

@@ -1,0 +1,62 @@
+"""Scales and summary statistics, checked against values computed by hand and by numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clipgauge.scoring.scales import aggregate, to_scale
+from clipgauge.stats.summary import bootstrap_mean_ci, describe, summarize_scores
+
+
+def test_scale_definitions():
+    cos = np.array([0.3, -0.2, 0.0, np.nan])
+    np.testing.assert_allclose(to_scale(cos, "cosine")[:3], [0.3, -0.2, 0.0])
+    np.testing.assert_allclose(to_scale(cos, "torchmetrics")[:3], [30.0, -20.0, 0.0])
+    np.testing.assert_allclose(to_scale(cos, "clip-s")[:3], [0.75, 0.0, 0.0])
+    assert all(np.isnan(to_scale(cos, s)[3]) for s in ("cosine", "torchmetrics", "clip-s"))
+    with pytest.raises(ValueError, match="unknown scale"):
+        to_scale(cos, "x100")
+
+
+def test_aggregates():
+    cos = np.array([0.3, -0.2, 0.1, np.nan])
+    assert aggregate(cos, "cosine") == pytest.approx(0.2 / 3)
+    assert aggregate(cos, "torchmetrics") == pytest.approx(100 * 0.2 / 3)
+    assert aggregate(np.array([-0.3, 0.1]), "torchmetrics") == 0.0  # max(100 * mean, 0)
+    assert aggregate(cos, "clip-s") == pytest.approx((0.75 + 0 + 0.25) / 3)
+
+
+def test_describe_matches_numpy():
+    x = np.random.default_rng(0).normal(0.3, 0.05, 500)
+    d = describe(np.append(x, np.nan))
+    assert d["n"] == 500
+    assert d["mean"] == pytest.approx(x.mean())
+    assert d["std"] == pytest.approx(x.std(ddof=1))
+    assert d["median"] == pytest.approx(np.median(x))
+    assert d["min"] == x.min() and d["max"] == x.max()
+    half = 1.96 * x.std(ddof=1) / np.sqrt(500)  # the bootstrap CI is close to the normal one here
+    assert d["ci_low"] == pytest.approx(x.mean() - half, abs=half * 0.15)
+    assert d["ci_high"] == pytest.approx(x.mean() + half, abs=half * 0.15)
+
+
+def test_bootstrap_is_reproducible_and_covers():
+    rng = np.random.default_rng(1)
+    assert bootstrap_mean_ci(np.arange(10.0)) == bootstrap_mean_ci(np.arange(10.0))
+    covered = 0
+    for _ in range(60):
+        lo, hi, _ = bootstrap_mean_ci(rng.normal(0.0, 1.0, 60), n_resamples=2000)
+        covered += lo <= 0.0 <= hi
+    assert covered >= 50  # nominal 95%: 57 of 60 expected
+    lo, hi, method = bootstrap_mean_ci(rng.normal(0, 1, 200_000))
+    assert method == "normal approximation" and lo < 0.01 and hi > -0.01
+
+
+def test_summary_counts_and_torchmetrics_clamp():
+    cos = np.array([-0.2, -0.1, np.nan, -0.3])
+    s = summarize_scores(cos, np.array([True, False, False, True]), [None, None, "bad", None])
+    assert (s["rows"], s["scored"], s["errors"], s["truncated"]) == (4, 3, 1, 2)
+    assert s["scales"]["cosine"]["mean"] == pytest.approx(-0.2)
+    assert s["scales"]["torchmetrics"]["mean"] == 0.0
+    assert s["scales"]["torchmetrics"]["min"] == pytest.approx(-30.0)
+    assert s["scales"]["clip-s"]["max"] == 0.0
