@@ -42,6 +42,13 @@ def summary_table(summary: dict[str, Any], title: str = "clipgauge score") -> Ta
             scale, _fmt(d["mean"], digits), ci, _fmt(d["std"], digits), _fmt(d["min"], digits),
             _fmt(d["median"], digits), _fmt(d["max"], digits),
         )
+    for extra in ("clip_i", "ref_cosine", "refclip_s"):
+        d = summary.get(extra)
+        if d:
+            table.add_row(
+                extra, _fmt(d["mean"]), f"[{_fmt(d['ci_low'])}, {_fmt(d['ci_high'])}]", _fmt(d["std"]),
+                _fmt(d["min"]), _fmt(d["median"]), _fmt(d["max"]),
+            )
     return table
 
 

@@ -36,11 +36,16 @@ from .output import progress_bar, stderr, stdout, summary_table
 @click.option("--prompt-prefix", default="", help="Text put before every prompt, e.g. 'a photo of '.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Threads that decode images (default: CPU count, at most 8).")
+@click.option("--reference-image", metavar="COLUMN",
+              help="Column of reference image paths: adds clip_i, the image-image cosine (CLIP-I).")
+@click.option("--reference-text", metavar="COLUMN",
+              help="Column of reference captions (text or list): adds ref_cosine and refclip_s (RefCLIP-S).")
 @click.option("--strict", is_flag=True, help="Stop at the first row that cannot be scored (exit 1).")
 @click.option("--json", "json_output", is_flag=True, help="Print the summary as JSON instead of a table.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow custom model code from the hub (off by default).")
 def score(manifest: Path, model: str, out: Path | None, batch_size: int, device: str, scale: str, precision: str,
-          prompt_prefix: str, workers: int | None, strict: bool, json_output: bool, trust_remote_code: bool) -> None:
+          prompt_prefix: str, workers: int | None, reference_image: str | None, reference_text: str | None,
+          strict: bool, json_output: bool, trust_remote_code: bool) -> None:
     """Score how well each image follows its prompt (CLIP cosine similarity).
 
     MANIFEST is a JSONL/CSV/TSV/Parquet file with 'image' and 'prompt' columns (image paths relative to the
@@ -57,7 +62,8 @@ def score(manifest: Path, model: str, out: Path | None, batch_size: int, device:
                     num_workers=workers, prompt_prefix=prompt_prefix, trust_remote_code=trust_remote_code)
     try:
         with progress_bar(len(rows), "scoring") as update:
-            run = score_manifest(rows, scorer, scale=scale, strict=strict, progress=update)
+            run = score_manifest(rows, scorer, scale=scale, strict=strict, progress=update,
+                                 reference_image=reference_image, reference_text=reference_text)
     except RowError as exc:
         where = f"row {exc.index + 1}: " if exc.index is not None else ""
         stderr.print(f"clipgauge: stopped (--strict) at {where}{exc.reason}", markup=False, highlight=False)

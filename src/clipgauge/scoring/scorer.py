@@ -34,6 +34,8 @@ class PairScores:
     cosine: np.ndarray
     truncated: np.ndarray
     error: list[str | None] = field(default_factory=list)
+    #: (N, D) float32 L2-normalised image embeddings (NaN rows where ``error``), when asked for
+    image_embeddings: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.cosine)
@@ -107,6 +109,20 @@ class Scorer:
             rows.append(emb)
         return np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
 
+    def try_embed_images(self, images: Iterable[Any]) -> tuple[np.ndarray, list[str | None]]:
+        """Like :meth:`embed_images`, but a bad image gives a NaN row and its reason instead of raising."""
+        rows: list[np.ndarray | None] = []
+        errors: list[str | None] = []
+        for _, emb, error in self._image_embeddings(images):
+            rows.append(emb)
+            errors.append(error)
+        dim = next((r.shape[0] for r in rows if r is not None), 0)
+        out = np.full((len(rows), dim), np.nan, dtype=np.float32)
+        for i, r in enumerate(rows):
+            if r is not None:
+                out[i] = r
+        return out, errors
+
     def score(self, images: Iterable[Any], prompts: Sequence[str] | str) -> np.ndarray:
         """Cosine similarity (float32, in [-1, 1]) of each image with its prompt.
 
@@ -125,12 +141,13 @@ class Scorer:
         *,
         strict: bool = False,
         progress: ProgressFn | None = None,
+        keep_embeddings: bool = False,
     ) -> PairScores:
         """Score every pair, recording a short reason for each one that cannot be scored.
 
         A ``None`` image or prompt, a non-text prompt or an undecodable image gives an ``error`` and a
         NaN cosine for that row; other rows are unaffected. With ``strict=True`` the first such row
-        raises :class:`RowError` instead.
+        raises :class:`RowError` instead. With ``keep_embeddings`` the image embeddings are returned too.
         """
         n = len(images)
         prompts = [prompts] * n if isinstance(prompts, str) else list(prompts)
@@ -154,7 +171,12 @@ class Scorer:
             for i, src in enumerate(images):
                 yield _Skip(errors[i]) if errors[i] else (src if src is not None else _Skip("missing image"))
 
+        kept: np.ndarray | None = None
         for i, emb, error in self._image_embeddings(row_images()):
+            if keep_embeddings and emb is not None:
+                if kept is None:
+                    kept = np.full((n, emb.shape[0]), np.nan, dtype=np.float32)
+                kept[i] = emb
             if error is not None:
                 errors[i] = error
                 if strict:
@@ -168,7 +190,7 @@ class Scorer:
         for i, p in enumerate(prompts):
             if errors[i] is not None and isinstance(p, str) and p in text:
                 truncated[i] = text[p][1]
-        return PairScores(cosine=cosine, truncated=truncated, error=errors)
+        return PairScores(cosine=cosine, truncated=truncated, error=errors, image_embeddings=kept)
 
     def truncated(self, prompts: Sequence[str]) -> list[bool]:
         """Whether each prompt (with ``prompt_prefix``) is longer than the text context."""

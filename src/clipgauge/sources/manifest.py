@@ -41,6 +41,16 @@ class Manifest:
     def __len__(self) -> int:
         return len(self.rows)
 
+    @property
+    def base_dir(self) -> Path:
+        """The folder that relative paths in this manifest are relative to."""
+        return self.path if self.kind == "folder" else self.path.parent
+
+    def resolve(self, value: str) -> Path:
+        """A path from a manifest cell: absolute as given, relative against :attr:`base_dir`."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
 
 def read_manifest(path: str | Path, *, image_column: str = "image", prompt_column: str = "prompt") -> Manifest:
     """Read a manifest file or a folder of images with sidecar prompts. Raises :class:`ManifestError`."""
@@ -68,8 +78,7 @@ def read_manifest(path: str | Path, *, image_column: str = "image", prompt_colum
             raise ManifestError(
                 f"manifest {path.name} has no '{needed}' column (columns: {', '.join(columns) or 'none'})"
             )
-    base = path.parent
-    rows = [_row(fields, err, base, image_column, prompt_column) for fields, err in records]
+    rows = [_row(fields, err, path.parent, image_column, prompt_column) for fields, err in records]
     return Manifest(path=path, kind=kind, columns=columns, rows=rows)
 
 
