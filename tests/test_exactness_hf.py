@@ -145,3 +145,13 @@ def test_bf16_close_to_fp32(hf_model_dir):
     fp32 = Scorer(f"hf:{hf_model_dir}", device="cpu").score(images, "a photo of a cat")
     bf16 = Scorer(f"hf:{hf_model_dir}", device="cpu", precision="bf16").score(images, "a photo of a cat")
     assert np.max(np.abs(fp32 - bf16)) < 2e-2
+
+
+@pytest.mark.parametrize("size", [(224, 224), (225, 224), (300, 200), (200, 300), (1000, 999), (97, 1003), (231, 227)])
+def test_direct_preprocessing_equals_clip_image_processor_pil(hf_scorer, size):
+    """The direct re-implementation gives bit-identical pixels to CLIPImageProcessorPil."""
+    enc = hf_scorer.encoder
+    assert enc._plan is not None
+    img = random_rgb(sum(size), size=size)
+    expected = enc.processor(images=img, return_tensors="pt")["pixel_values"][0]
+    assert torch.equal(enc.preprocess(img), expected)

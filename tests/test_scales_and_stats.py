@@ -60,3 +60,14 @@ def test_summary_counts_and_torchmetrics_clamp():
     assert s["scales"]["torchmetrics"]["mean"] == 0.0
     assert s["scales"]["torchmetrics"]["min"] == pytest.approx(-30.0)
     assert s["scales"]["clip-s"]["max"] == 0.0
+
+
+def test_bootstrap_agrees_with_scipy():
+    from scipy import stats
+
+    x = np.random.default_rng(3).gamma(2.0, 0.05, 300)
+    lo, hi, _ = bootstrap_mean_ci(x)
+    ref = stats.bootstrap((x,), np.mean, method="percentile", n_resamples=10_000, rng=np.random.default_rng(7))
+    width = ref.confidence_interval.high - ref.confidence_interval.low
+    assert lo == pytest.approx(ref.confidence_interval.low, abs=0.03 * width)
+    assert hi == pytest.approx(ref.confidence_interval.high, abs=0.03 * width)

@@ -50,16 +50,21 @@ def load_image(source: Any, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Im
     raise DecodeError(f"unsupported image input of type {type(source).__name__}")
 
 
-def _load_path(path: Path, max_pixels: int) -> Image.Image:
+def read_file(path: str | os.PathLike) -> bytes:
+    """The bytes of an image file; :class:`DecodeError` with a short reason if it cannot be read."""
+    path = Path(path)
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise DecodeError(f"file not found: {path}") from None
     except IsADirectoryError:
         raise DecodeError(f"is a directory, not an image: {path}") from None
     except OSError as exc:
         raise DecodeError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return _load_bytes(data, max_pixels)
+
+
+def _load_path(path: Path, max_pixels: int) -> Image.Image:
+    return _load_bytes(read_file(path), max_pixels)
 
 
 def _load_bytes(data: bytes, max_pixels: int) -> Image.Image:

@@ -58,6 +58,7 @@ def scorer_provenance(scorer: Scorer) -> dict[str, Any]:
         "precision": scorer.precision,
         "device": str(scorer.device),
         "batch_size": scorer.batch_size,
+        "embedding_cache": scorer.cache.stats() if scorer.cache is not None else None,
         "scales": SCALE_DEFINITIONS,
         "libraries": library_versions(),
         "platform": platform.platform(),

@@ -40,12 +40,15 @@ from .output import progress_bar, stderr, stdout, summary_table
               help="Column of reference image paths: adds clip_i, the image-image cosine (CLIP-I).")
 @click.option("--reference-text", metavar="COLUMN",
               help="Column of reference captions (text or list): adds ref_cosine and refclip_s (RefCLIP-S).")
+@click.option("--embedding-cache", type=click.Path(path_type=Path), metavar="DIR",
+              help="Keep image/prompt embeddings in DIR so re-scoring does not re-encode (keyed by weights, "
+                   "preprocessing, precision and exact content).")
 @click.option("--strict", is_flag=True, help="Stop at the first row that cannot be scored (exit 1).")
 @click.option("--json", "json_output", is_flag=True, help="Print the summary as JSON instead of a table.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow custom model code from the hub (off by default).")
 def score(manifest: Path, model: str, out: Path | None, batch_size: int, device: str, scale: str, precision: str,
           prompt_prefix: str, workers: int | None, reference_image: str | None, reference_text: str | None,
-          strict: bool, json_output: bool, trust_remote_code: bool) -> None:
+          embedding_cache: Path | None, strict: bool, json_output: bool, trust_remote_code: bool) -> None:
     """Score how well each image follows its prompt (CLIP cosine similarity).
 
     MANIFEST is a JSONL/CSV/TSV/Parquet file with 'image' and 'prompt' columns (image paths relative to the
@@ -59,7 +62,8 @@ def score(manifest: Path, model: str, out: Path | None, batch_size: int, device:
         results_format(out)
     rows = read_manifest(manifest)
     scorer = Scorer(model, device=device, batch_size=batch_size, precision=precision,
-                    num_workers=workers, prompt_prefix=prompt_prefix, trust_remote_code=trust_remote_code)
+                    num_workers=workers, prompt_prefix=prompt_prefix, trust_remote_code=trust_remote_code,
+                    cache_dir=embedding_cache)
     try:
         with progress_bar(len(rows), "scoring") as update:
             run = score_manifest(rows, scorer, scale=scale, strict=strict, progress=update,

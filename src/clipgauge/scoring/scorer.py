@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..decode import DEFAULT_MAX_PIXELS, load_image
+from ..decode import DEFAULT_MAX_PIXELS, load_image, read_file
 from ..encoders import DEFAULT_MODEL, Encoder, resolve_encoder
 from ..errors import RowError
+from .cache import EmbeddingCache
 from .device import autocast, check_precision, resolve_device
 
 ProgressFn = Callable[[int], None]
@@ -54,6 +55,7 @@ class Scorer:
         num_workers: threads that decode and preprocess images while the model runs.
         prompt_prefix: text put before every prompt (e.g. ``"a photo of "``).
         max_image_pixels: images with more pixels are refused (decompression-bomb guard).
+        cache_dir: folder of an on-disk embedding cache (see :mod:`clipgauge.scoring.cache`); off by default.
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class Scorer:
         prompt_prefix: str = "",
         max_image_pixels: int = DEFAULT_MAX_PIXELS,
         trust_remote_code: bool = False,
+        cache_dir: str | os.PathLike | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
@@ -82,6 +85,14 @@ class Scorer:
         self.prompt_prefix = prompt_prefix
         self.max_image_pixels = int(max_image_pixels)
         self._text_cache: dict[str, tuple[np.ndarray, bool]] = {}
+        self.cache: EmbeddingCache | None = None
+        if cache_dir is not None:
+            self.cache = EmbeddingCache(cache_dir, {
+                "weights_sha256": self.encoder.weights_sha256(),
+                "preprocessing": self.encoder.preprocessing(),
+                "precision": self.precision,
+                "max_image_pixels": self.max_image_pixels,
+            })
 
     # ----------------------------------------------------------------- properties
     @property
@@ -202,11 +213,23 @@ class Scorer:
         """Embed each distinct prompt once (cached across calls)."""
         full = {p: self.prompt_prefix + p for p in prompts}
         missing = sorted({t for t in full.values() if t not in self._text_cache})
+        if self.cache is not None:
+            still = []
+            for text in missing:
+                hit = self.cache.get(self.cache.key("text", text.encode("utf-8")))
+                if hit is None:
+                    still.append(text)
+                else:
+                    self._text_cache[text] = hit
+            missing = still
         for start in range(0, len(missing), self.batch_size):
             chunk = missing[start : start + self.batch_size]
             emb, trunc = self._encode_text_batch(chunk)
             for text, e, t in zip(chunk, emb, trunc):
                 self._text_cache[text] = (e, t)
+            if self.cache is not None:
+                self.cache.put_many([(self.cache.key("text", x.encode("utf-8")), e, t)
+                                     for x, e, t in zip(chunk, emb, trunc)])
         return {p: self._text_cache[t] for p, t in full.items()}
 
     def _embed_prompts(self, prompts: list[str]) -> tuple[np.ndarray, list[bool]]:
@@ -223,17 +246,26 @@ class Scorer:
         return _normalise(feats), tokens.truncated
 
     # ----------------------------------------------------------------- images
-    def _prepare(self, src: Any) -> torch.Tensor | _Skip:
+    def _prepare(self, src: Any) -> _Item:
+        """Worker thread: cache look-up, else decode + preprocess. Never raises."""
         if isinstance(src, _Skip):
-            return src
+            return _Item(skip=src.reason)
         try:
-            return self.encoder.preprocess(load_image(src, max_pixels=self.max_image_pixels))
+            key = None
+            if self.cache is not None:
+                if isinstance(src, (str, os.PathLike)):
+                    src = read_file(src)
+                key = self.cache.key("image", _image_content(src))
+                hit = self.cache.get(key)
+                if hit is not None:
+                    return _Item(embedding=hit[0])
+            return _Item(tensor=self.encoder.preprocess(load_image(src, max_pixels=self.max_image_pixels)), key=key)
         except RowError as exc:
-            return _Skip(str(exc))
+            return _Item(skip=exc.reason)
         except Exception as exc:  # noqa: BLE001 - a preprocessing failure is that row's error
-            return _Skip(f"preprocessing failed: {type(exc).__name__}: {exc}")
+            return _Item(skip=f"preprocessing failed: {type(exc).__name__}: {exc}")
 
-    def _prepared(self, images: Iterable[Any]) -> Iterator[tuple[int, torch.Tensor | _Skip]]:
+    def _prepared(self, images: Iterable[Any]) -> Iterator[tuple[int, _Item]]:
         """Decode + preprocess in worker threads, in order, with a bounded look-ahead."""
         window: deque = deque()
         limit = max(2 * self.batch_size, 4 * self.num_workers)
@@ -249,28 +281,35 @@ class Scorer:
 
     def _image_embeddings(self, images: Iterable[Any]) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
         """Yield ``(index, normalised embedding or None, error or None)`` in input order."""
-        pending: list[tuple[int, torch.Tensor | _Skip]] = []
+        pending: list[tuple[int, _Item]] = []
+        n_tensors = 0
 
         def flush() -> Iterator[tuple[int, np.ndarray | None, str | None]]:
-            good = [(i, t) for i, t in pending if not isinstance(t, _Skip)]
-            emb = self._encode_image_batch([t for _, t in good]) if good else None
-            row_of = {i: k for k, (i, _) in enumerate(good)}
-            for i, t in pending:
-                if isinstance(t, _Skip):
-                    yield i, None, t.reason
-                else:
-                    yield i, emb[row_of[i]], None
+            todo = [item for _, item in pending if item.tensor is not None]
+            if todo:
+                emb = self._encode_image_batch([item.tensor for item in todo])
+                for item, e in zip(todo, emb):
+                    item.embedding, item.tensor = e, None
+                if self.cache is not None:
+                    self.cache.put_many([(item.key, item.embedding, False) for item in todo if item.key])
+            for i, item in pending:
+                yield i, item.embedding, item.skip
             pending.clear()
 
-        for i, tensor in self._prepared(images):
-            pending.append((i, tensor))
-            if sum(not isinstance(t, _Skip) for _, t in pending) >= self.batch_size:
+        for i, item in self._prepared(images):
+            pending.append((i, item))
+            n_tensors += item.tensor is not None
+            if n_tensors >= self.batch_size:
                 yield from flush()
+                n_tensors = 0
         if pending:
             yield from flush()
 
     def _encode_image_batch(self, tensors: list[torch.Tensor]) -> np.ndarray:
-        pixels = torch.stack(tensors).to(self.device, non_blocking=True)
+        batch = torch.stack(tensors)
+        if self.device.type == "cuda":
+            batch = batch.pin_memory()
+        pixels = batch.to(self.device, non_blocking=True)
         with torch.inference_mode(), autocast(self.precision, self.device):
             feats = self.encoder.encode_images(pixels)
         return _normalise(feats)
@@ -290,6 +329,24 @@ class _Skip:
 
     def __init__(self, reason: str | None) -> None:
         self.reason = reason or "cannot be scored"
+
+
+@dataclass
+class _Item:
+    """One image on its way through the pipeline: a tensor to encode, a cached embedding, or a skip reason."""
+
+    tensor: torch.Tensor | None = None
+    embedding: np.ndarray | None = None
+    key: str | None = None
+    skip: str | None = None
+
+
+def _image_content(src: Any) -> bytes:
+    """The exact content an image cache key is made of: file bytes, or decoded pixels for in-memory images."""
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        return bytes(src)
+    img = load_image(src)
+    return f"{img.mode}{img.size}".encode() + img.tobytes()
 
 
 def _normalise(feats: torch.Tensor) -> np.ndarray:

@@ -1,0 +1,5 @@
+"""``python -m clipgauge`` = the ``clipgauge`` command."""
+
+from .cli import run
+
+run()
