@@ -137,6 +137,8 @@ def child_clipgauge(a: argparse.Namespace) -> dict:
             "--device", a.device, "--precision", a.precision, "--json"]
     if a.workers:
         args += ["--workers", str(a.workers)]
+    if a.child == "clipgauge-fast":
+        args.append("--fast-decode")
     import contextlib
     import io
 
@@ -223,7 +225,8 @@ def child_ceiling(a: argparse.Namespace) -> dict:
     return {"exit": 0, "forward_s": time.perf_counter() - t, "excluded_setup_s": prep_s, "peak_rss_mb": peak_rss_mb()}
 
 
-CHILDREN = {"clipgauge": child_clipgauge, "torchmetrics": child_torchmetrics, "ceiling": child_ceiling}
+CHILDREN = {"clipgauge": child_clipgauge, "clipgauge-fast": child_clipgauge, "torchmetrics": child_torchmetrics,
+            "ceiling": child_ceiling}
 
 
 # ----------------------------------------------------------------------------------- parent
@@ -274,6 +277,7 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "clipgauge-bench")
     ap.add_argument("--memory-scale", type=int, default=0, help="also run clipgauge on N× the pairs (RSS growth)")
     ap.add_argument("--skip", nargs="*", default=[], help="children to skip (e.g. torchmetrics)")
+    ap.add_argument("--fast-decode", action="store_true", help="also time clipgauge --fast-decode (and its deviation)")
     # child mode
     ap.add_argument("--child", choices=sorted(CHILDREN))
     ap.add_argument("--manifest")
@@ -298,15 +302,19 @@ def main() -> None:
     report = {}
     for precision in a.precision:
         res = {}
-        for kind in ("clipgauge", "torchmetrics", "ceiling"):
-            if kind in a.skip:
+        for kind in ("clipgauge", "torchmetrics", "ceiling", "clipgauge-fast"):
+            if kind in a.skip or (kind == "clipgauge-fast" and not a.fast_decode):
                 continue
-            out = a.workdir / f"out_{kind}_{precision}.{'jsonl' if kind == 'clipgauge' else 'json'}"
+            out = a.workdir / f"out_{kind}_{precision}.{'jsonl' if kind.startswith('clipgauge') else 'json'}"
             res[kind] = run_child(kind, a, precision, manifest, out)
             res[kind]["pairs_per_s"] = n_pairs / res[kind]["wall_s"]
         reference = a.workdir / "out_torchmetrics_fp32.json"  # per-pair cosines are checked against fp32
         if "clipgauge" in res and reference.exists():
             res["agreement"] = agreement(a.workdir / f"out_clipgauge_{precision}.jsonl", reference)
+        if "clipgauge-fast" in res:
+            exact = [r["cosine"] for r in read_jsonl(a.workdir / f"out_clipgauge_{precision}.jsonl")]
+            fast = [r["cosine"] for r in read_jsonl(a.workdir / f"out_clipgauge-fast_{precision}.jsonl")]
+            res["fast_decode_max_abs_dcos"] = max(abs(x - y) for x, y in zip(exact, fast))
         if a.memory_scale:
             big = make_workload(a.workdir / "workload", a.prompts * a.memory_scale, a.per_prompt)
             res["clipgauge_x"] = run_child("clipgauge", a, precision, big, a.workdir / "out_big.jsonl")
@@ -319,7 +327,7 @@ def print_summary(precision: str, res: dict, n_pairs: int, scale: int) -> None:
     cg, tm, ceil = res.get("clipgauge"), res.get("torchmetrics"), res.get("ceiling")
     print(f"\n## {precision}")
     for kind, r in res.items():
-        if kind in ("agreement", "clipgauge_x"):
+        if not isinstance(r, dict) or kind in ("agreement", "clipgauge_x"):
             continue
         fwd = r.get("forward_s", r.get("forward_and_preprocess_s", 0.0))
         print(f"{kind:>12}: {r['wall_s']:7.2f} s whole process, {r['pairs_per_s']:6.2f} pairs/s, "
@@ -335,6 +343,8 @@ def print_summary(precision: str, res: dict, n_pairs: int, scale: int) -> None:
         print(f"per-pair |dcos| vs torchmetrics: max {ag['max_abs_dcos']:.2e} over untruncated pairs; "
               f"{ag['truncated_prompts_pairs']} pairs with prompts > 77 tokens differ by up to "
               f"{ag['max_abs_dcos_truncated'] or 0:.2e} (torchmetrics drops their end-of-text token)")
+    if "fast_decode_max_abs_dcos" in res:
+        print(f"--fast-decode vs exact decode: max |dcos| {res['fast_decode_max_abs_dcos']:.2e}")
     if "clipgauge_x" in res:
         big = res["clipgauge_x"]
         growth = 100 * (big["peak_rss_mb"] / cg["peak_rss_mb"] - 1)

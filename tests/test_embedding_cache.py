@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from conftest import PROMPTS, random_rgb
 
 from clipgauge import Scorer
-from conftest import PROMPTS, random_rgb
 
 
 class CountingEncoder:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import PROMPTS, random_rgb
 from PIL import Image
 from transformers import CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
 
 from clipgauge import Scorer
-from conftest import PROMPTS, random_rgb
 
 TOL = 1e-4
 
@@ -155,3 +155,20 @@ def test_direct_preprocessing_equals_clip_image_processor_pil(hf_scorer, size):
     img = random_rgb(sum(size), size=size)
     expected = enc.processor(images=img, return_tensors="pt")["pixel_values"][0]
     assert torch.equal(enc.preprocess(img), expected)
+
+
+def test_fast_decode_is_opt_in_close_and_recorded(tmp_path, hf_model_dir):
+    from conftest import jpeg_bytes
+
+    paths = []
+    for i in range(3):
+        p = tmp_path / f"{i}.jpg"
+        p.write_bytes(jpeg_bytes(random_rgb(i, size=(512, 512))))
+        paths.append(p)
+    exact = Scorer(f"hf:{hf_model_dir}", device="cpu")
+    fast = Scorer(f"hf:{hf_model_dir}", device="cpu", fast_decode=True)
+    assert exact.provenance()["preprocessing"]["fast_decode"] is False
+    assert fast.provenance()["preprocessing"]["fast_decode"] is True
+    a, b = exact.score(paths, "a cat"), fast.score(paths, "a cat")
+    assert np.max(np.abs(a - b)) < 0.05  # close, but not the exact path
+    assert np.max(np.abs(a - b)) > 0

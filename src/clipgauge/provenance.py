@@ -50,7 +50,7 @@ def scorer_provenance(scorer: Scorer) -> dict[str, Any]:
             "weights_hash_definition": "sha256 over the state dict: name|dtype|shape|bytes, sorted by name",
             "context_length": enc.context_length,
         },
-        "preprocessing": enc.preprocessing(),
+        "preprocessing": {**enc.preprocessing(), "fast_decode": scorer.fast_decode},
         "text": {
             "prompt_prefix": scorer.prompt_prefix,
             "truncation": f"model tokenizer, max {enc.context_length} tokens, end-of-text token kept",

@@ -43,12 +43,15 @@ from .output import progress_bar, stderr, stdout, summary_table
 @click.option("--embedding-cache", type=click.Path(path_type=Path), metavar="DIR",
               help="Keep image/prompt embeddings in DIR so re-scoring does not re-encode (keyed by weights, "
                    "preprocessing, precision and exact content).")
+@click.option("--fast-decode", is_flag=True,
+              help="Decode JPEGs at reduced DCT scale (faster, not exact; see benchmarks/RESULTS.md).")
 @click.option("--strict", is_flag=True, help="Stop at the first row that cannot be scored (exit 1).")
 @click.option("--json", "json_output", is_flag=True, help="Print the summary as JSON instead of a table.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow custom model code from the hub (off by default).")
 def score(manifest: Path, model: str, out: Path | None, batch_size: int, device: str, scale: str, precision: str,
           prompt_prefix: str, workers: int | None, reference_image: str | None, reference_text: str | None,
-          embedding_cache: Path | None, strict: bool, json_output: bool, trust_remote_code: bool) -> None:
+          embedding_cache: Path | None, fast_decode: bool, strict: bool, json_output: bool,
+          trust_remote_code: bool) -> None:
     """Score how well each image follows its prompt (CLIP cosine similarity).
 
     MANIFEST is a JSONL/CSV/TSV/Parquet file with 'image' and 'prompt' columns (image paths relative to the
@@ -63,7 +66,7 @@ def score(manifest: Path, model: str, out: Path | None, batch_size: int, device:
     rows = read_manifest(manifest)
     scorer = Scorer(model, device=device, batch_size=batch_size, precision=precision,
                     num_workers=workers, prompt_prefix=prompt_prefix, trust_remote_code=trust_remote_code,
-                    cache_dir=embedding_cache)
+                    cache_dir=embedding_cache, fast_decode=fast_decode)
     try:
         with progress_bar(len(rows), "scoring") as update:
             run = score_manifest(rows, scorer, scale=scale, strict=strict, progress=update,

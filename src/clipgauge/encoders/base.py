@@ -54,6 +54,11 @@ class Encoder(ABC):
     def preprocessing(self) -> dict[str, Any]:
         """A description of the image preprocessing for provenance (sizes, interpolation, mean/std)."""
 
+    @property
+    def input_size(self) -> int | None:
+        """The shortest image side the preprocessing resizes to (used by the opt-in fast JPEG decode)."""
+        return None
+
     def to(self, device: torch.device) -> Encoder:
         self.module.to(device)
         return self

@@ -63,6 +63,11 @@ class HFEncoder(Encoder):
         out = self.processor(images=image, return_tensors="pt")
         return out["pixel_values"][0]
 
+    @property
+    def input_size(self) -> int | None:
+        size = dict(self.processor.size or {})
+        return int(size["shortest_edge"]) if "shortest_edge" in size else None
+
     def _fast_plan(self) -> tuple | None:
         """Parameters for the direct re-implementation of the processor, when its settings are the usual ones.
 

@@ -45,6 +45,11 @@ class OpenCLIPEncoder(Encoder):
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         return self.transform(image)
 
+    @property
+    def input_size(self) -> int | None:
+        size = getattr(self.module.visual, "image_size", None)
+        return int(min(size)) if isinstance(size, (tuple, list)) else (int(size) if size else None)
+
     def tokenize(self, texts: list[str]) -> Tokens:
         ids = self.tokenizer(texts, context_length=self.context_length)
         return Tokens(inputs={"text": ids}, truncated=[self._n_tokens(t) > self.context_length for t in texts])

@@ -56,6 +56,8 @@ class Scorer:
         prompt_prefix: text put before every prompt (e.g. ``"a photo of "``).
         max_image_pixels: images with more pixels are refused (decompression-bomb guard).
         cache_dir: folder of an on-disk embedding cache (see :mod:`clipgauge.scoring.cache`); off by default.
+        fast_decode: decode JPEGs at a reduced DCT scale (>= the model's input size). Faster, NOT exact:
+            the deviation from the exact path is measured in ``benchmarks/RESULTS.md``. Off by default.
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class Scorer:
         max_image_pixels: int = DEFAULT_MAX_PIXELS,
         trust_remote_code: bool = False,
         cache_dir: str | os.PathLike | None = None,
+        fast_decode: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
@@ -85,6 +88,8 @@ class Scorer:
         self.prompt_prefix = prompt_prefix
         self.max_image_pixels = int(max_image_pixels)
         self._text_cache: dict[str, tuple[np.ndarray, bool]] = {}
+        self.fast_decode = bool(fast_decode)
+        self._draft = self.encoder.input_size if self.fast_decode else None
         self.cache: EmbeddingCache | None = None
         if cache_dir is not None:
             self.cache = EmbeddingCache(cache_dir, {
@@ -92,6 +97,7 @@ class Scorer:
                 "preprocessing": self.encoder.preprocessing(),
                 "precision": self.precision,
                 "max_image_pixels": self.max_image_pixels,
+                "fast_decode": self.fast_decode,
             })
 
     # ----------------------------------------------------------------- properties
@@ -259,7 +265,8 @@ class Scorer:
                 hit = self.cache.get(key)
                 if hit is not None:
                     return _Item(embedding=hit[0])
-            return _Item(tensor=self.encoder.preprocess(load_image(src, max_pixels=self.max_image_pixels)), key=key)
+            image = load_image(src, max_pixels=self.max_image_pixels, draft=self._draft)
+            return _Item(tensor=self.encoder.preprocess(image), key=key)
         except RowError as exc:
             return _Item(skip=exc.reason)
         except Exception as exc:  # noqa: BLE001 - a preprocessing failure is that row's error
