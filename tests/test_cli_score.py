@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from conftest import reference_hf_cosines
 
 from clipgauge.cli import main
 from clipgauge.sinks import read_results
-from conftest import reference_hf_cosines
 
 
 def run(capsys, *argv):

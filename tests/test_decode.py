@@ -9,11 +9,11 @@ import zlib
 import numpy as np
 import pytest
 import torch
+from conftest import jpeg_bytes, random_rgb
 from PIL import Image
 
 from clipgauge.decode import load_image
 from clipgauge.errors import DecodeError
-from conftest import jpeg_bytes, random_rgb
 
 
 def png_bytes(img: Image.Image, **kw) -> bytes:

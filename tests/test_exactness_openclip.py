@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import PROMPTS, random_rgb
 
 from clipgauge import Scorer
 from clipgauge.testing import TINY_OPENCLIP_ARCH
-from conftest import PROMPTS, random_rgb
 
 open_clip = pytest.importorskip("open_clip")
 TOL = 1e-4

@@ -1,27 +1,59 @@
 """The ``clipgauge`` command: a thin layer over the Python API (built with click).
 
-Exit statuses: 0 every row scored; 1 some rows could not be scored (all still written); 2 a usage or
-configuration error, printed as one line (never a traceback).
+Exit statuses: 0 success (for ``score``: every row scored); 1 some rows could not be scored (all still
+written); 2 a usage or configuration error, printed as one line (never a traceback).
+
+Subcommands are imported only when invoked, so ``clipgauge score`` does not pay for the report's or the
+tracker's imports.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import sys
 
 import click
 
 from .._version import __version__
 from ..errors import UsageError
-from .score import score
+
+#: command name → "module:attribute" (modules relative to this package)
+COMMANDS = {
+    "score": "score:score",
+    "prompts": "prompts:prompts",
+    "compare": "compare:compare",
+    "select": "select:select",
+    "sweep": "sweep:sweep",
+    "filter": "filter:filter_command",
+    "report": "report:report",
+    "track": "track:track",
+    "demo": "demo:demo",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name, target in COMMANDS.items() if self._exists(target))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None or not self._exists(target):
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(f".{module}", __name__), attr)
+
+    @staticmethod
+    def _exists(target: str) -> bool:
+        return importlib.util.find_spec(f"{__name__}.{target.split(':')[0]}") is not None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="clipgauge")
 def cli() -> None:
     """Measure how faithfully images follow their text prompts with CLIP."""
-
-
-cli.add_command(score)
 
 
 def main(argv: list[str] | None = None) -> int:
