@@ -172,3 +172,15 @@ def test_fast_decode_is_opt_in_close_and_recorded(tmp_path, hf_model_dir):
     a, b = exact.score(paths, "a cat"), fast.score(paths, "a cat")
     assert np.max(np.abs(a - b)) < 0.05  # close, but not the exact path
     assert np.max(np.abs(a - b)) > 0
+
+
+def test_preprocessing_is_the_pil_one_not_torchvision(hf_scorer, hf_model_dir):
+    """transformers 5 defaults to a torchvision backend; clipgauge must use the original PIL preprocessing."""
+    from transformers import CLIPImageProcessor
+
+    img = random_rgb(11, size=(333, 517))
+    ours = hf_scorer.encoder.preprocess(img)
+    pil = CLIPImageProcessorPil.from_pretrained(hf_model_dir)(images=img, return_tensors="pt")["pixel_values"][0]
+    tv = CLIPImageProcessor.from_pretrained(hf_model_dir)(images=img, return_tensors="pt")["pixel_values"][0]
+    assert torch.equal(ours, pil)
+    assert (ours - tv).abs().max() > 1e-3  # the two backends really differ, so the check above means something
