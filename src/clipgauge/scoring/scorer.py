@@ -228,6 +228,8 @@ class Scorer:
                 else:
                     self._text_cache[text] = hit
             missing = still
+        # batches of similar length pad less (padding never changes an embedding: it is masked out)
+        missing.sort(key=lambda t: (len(t), t))
         for start in range(0, len(missing), self.batch_size):
             chunk = missing[start : start + self.batch_size]
             emb, trunc = self._encode_text_batch(chunk)
