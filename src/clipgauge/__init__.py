@@ -4,12 +4,33 @@
 >>> scorer = Scorer("openai/clip-vit-large-patch14")          # doctest: +SKIP
 >>> scorer.score(["cat.png"], "a photo of a cat")              # doctest: +SKIP
 array([0.31], dtype=float32)  # cosine in [-1, 1]
+
+Heavy modules (torch, transformers) are imported on first use of :class:`Scorer`, so commands that
+only read results files (compare, select, sweep, report) start quickly.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .encoders import DEFAULT_MODEL
+from .defaults import DEFAULT_MODEL
 from .errors import DecodeError, ModelLoadError, RowError, UsageError
-from .scoring import SCALES, PairScores, Scorer
+from .scoring.scales import SCALES
+
+if TYPE_CHECKING:
+    from .scoring import PairScores, Scorer
+
+_LAZY = {"Scorer": "scoring.scorer", "PairScores": "scoring.scorer"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'clipgauge' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..encoders import DEFAULT_MODEL
+from ..defaults import DEFAULT_MODEL
 from ..errors import RowError
 from ..runs import score_manifest
 from ..scoring.device import PRECISIONS

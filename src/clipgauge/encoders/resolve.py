@@ -13,11 +13,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..defaults import DEFAULT_MODEL
 from ..errors import ModelLoadError
 from .base import Encoder
 
-#: The default model: what torchmetrics' ``CLIPScore`` uses.
-DEFAULT_MODEL = "openai/clip-vit-large-patch14"
+__all__ = ["DEFAULT_MODEL", "demo_model_dir", "resolve_encoder"]
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 

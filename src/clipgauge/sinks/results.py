@@ -44,6 +44,9 @@ def write_results(path: str | Path, records: Iterable[dict[str, Any]], columns: 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes owner-only files; results are ordinary files
     try:
         rows = [{c: _clean(r.get(c)) for c in columns} for r in records]
         if fmt == "jsonl":
