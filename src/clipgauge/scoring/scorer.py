@@ -110,6 +110,18 @@ class Scorer:
         """The model's text context in tokens (77 for CLIP)."""
         return self.encoder.context_length
 
+    def to(self, device: str | torch.device, precision: str | None = None) -> Scorer:
+        """Move the model to *device* (e.g. to the GPU only while scoring), optionally changing precision.
+
+        Cached prompt embeddings stay valid: they are kept on the host in float32.
+        """
+        dev = resolve_device(device)
+        self.precision = check_precision(precision or self.precision, dev)
+        if dev != self.device:
+            self.encoder.to(dev)
+            self.device = dev
+        return self
+
     # ----------------------------------------------------------------- public API
     def embed_texts(self, texts: Sequence[str] | str) -> np.ndarray:
         """L2-normalised text embeddings, float32 (N, D). ``prompt_prefix`` is applied."""

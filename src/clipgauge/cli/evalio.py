@@ -1,0 +1,87 @@
+"""Options and input/output shared by the evaluation commands (prompts, compare, select, sweep, filter).
+
+``--json`` takes an optional path: alone (or ``--json -``) it prints the JSON document instead of the
+table; ``--json out.json`` writes the document to that file and still prints the table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import UsageError
+from ..scoring.scales import SCALES
+from ..sinks import read_results
+from ..sinks.summary import json_safe
+from .output import stdout
+
+F = Callable[..., Any]
+
+
+def json_option(f: F) -> F:
+    return click.option(
+        "--json", "json_out", is_flag=False, flag_value="-", default=None, metavar="[PATH]",
+        help="Print JSON instead of the table; with a PATH (ending in .json), write it there and print the table.",
+    )(f)
+
+
+def score_options(f: F) -> F:
+    f = click.option("--column", default=None, metavar="NAME",
+                     help="Use this numeric column as the score, as is (default: the 'cosine' column in --scale).")(f)
+    return click.option("--scale", type=click.Choice(SCALES), default="cosine", show_default=True,
+                        help="Scale of the scores: cosine, torchmetrics (100 × cosine) or clip-s "
+                             "(2.5 × max(cosine, 0)); computed from the 'cosine' column.")(f)
+
+
+def check_json_target(target: str | None) -> None:
+    """Refuse a ``--json`` value that is not ``-`` or a ``.json`` path (e.g. a results file swallowed by it)."""
+    if target not in (None, "-") and not target.lower().endswith(".json"):
+        raise UsageError(
+            f"--json takes an output path ending in .json, got '{target}' (to print JSON, put --json last "
+            f"or write --json -)"
+        )
+
+
+def emit_json(document: dict[str, Any], target: str | None) -> bool:
+    """Write *document* to *target* (``-``: stdout). Returns True when the table should still be printed."""
+    if target is None:
+        return True
+    text = json.dumps(json_safe(document), indent=2, ensure_ascii=False, default=str)
+    if target == "-":
+        click.echo(text)
+        return False
+    path = Path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n", encoding="utf-8")
+    return True
+
+
+def load_results(path: Path) -> list[dict[str, Any]]:
+    """The records of a results file; :class:`UsageError` (one line) when it cannot be read."""
+    try:
+        return read_results(path)
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - unreadable, not UTF-8, bad JSON, corrupt Parquet: one line
+        raise UsageError(f"cannot read results file {path}: {' '.join(str(exc).split())[:200]}") from None
+
+
+def fmt(value: Any, digits: int = 4, signed: bool = False) -> str:
+    """A number for a table: ``-`` for None/NaN, ``∞`` for infinity, fixed decimals for floats."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float) and math.isinf(value):
+        return "∞"
+    if isinstance(value, float):
+        return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+    return str(value)
+
+
+def say(text: str) -> None:
+    """A plain line on stdout (no rich markup or highlighting)."""
+    stdout.print(text, markup=False, highlight=False)

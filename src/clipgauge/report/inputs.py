@@ -1,0 +1,164 @@
+"""The report's input: results files written by ``clipgauge score --out``, one :class:`ReportRun` each.
+
+A run is its per-row records, the ``FILE.summary.json`` beside it when there is one (for the model and
+provenance), and the folders its relative image paths may be relative to.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UsageError
+from ..sinks import read_results, summary_path
+from ..stats.records import as_float, has_error
+
+
+@dataclass
+class ReportRun:
+    """One results file. ``summary`` is the parsed ``FILE.summary.json`` beside it, or None."""
+
+    name: str
+    path: Path
+    records: list[dict[str, Any]]
+    summary: dict[str, Any] | None
+    image_bases: tuple[Path, ...]
+
+    @property
+    def columns(self) -> list[str]:
+        """Column names in first-seen order over all records."""
+        seen: dict[str, None] = {}
+        for r in self.records:
+            for k in r:
+                seen.setdefault(k, None)
+        return list(seen)
+
+    @property
+    def scored_scale(self) -> str | None:
+        """The ``--scale`` the run was scored in (from its summary), or None when unknown."""
+        return (self.summary or {}).get("scale")
+
+    @property
+    def model(self) -> str | None:
+        """The model spec from the summary's provenance, or the ``model`` column when all rows agree."""
+        spec = ((self.summary or {}).get("provenance") or {}).get("model", {}).get("spec")
+        if spec:
+            return str(spec)
+        values = {str(r.get("model")) for r in self.records if r.get("model") not in (None, "")}
+        return values.pop() if len(values) == 1 else None
+
+    @property
+    def weights_sha256(self) -> str | None:
+        return ((self.summary or {}).get("provenance") or {}).get("model", {}).get("weights_sha256")
+
+    def cosine(self) -> np.ndarray:
+        """Raw cosines in [-1, 1] as float64; NaN where the row has an error or no value."""
+        return np.array(
+            [math.nan if has_error(r) else as_float(r.get("cosine")) for r in self.records], dtype=np.float64
+        )
+
+    def truncated(self) -> np.ndarray:
+        """Whether each row's prompt was truncated (``True``/``"True"``/``1`` all count)."""
+        return np.array([as_bool(r.get("truncated")) for r in self.records], dtype=bool)
+
+    def errors(self) -> list[str | None]:
+        """Each row's error reason, or None for a scored row."""
+        return [str(r.get("error")) if has_error(r) else None for r in self.records]
+
+    def resolve_image(self, value: Any) -> tuple[Path | None, str | None]:
+        """``(path, None)`` for the row's image file, or ``(None, reason)`` when it cannot be found.
+
+        Absolute paths are used as they are; relative ones are tried against each of ``image_bases``.
+        """
+        if value is None or (isinstance(value, float) and math.isnan(value)) or not str(value).strip():
+            return None, "no image path in this row"
+        p = Path(str(value)).expanduser()
+        if p.is_absolute():
+            return (p, None) if p.is_file() else (None, f"image not found: {p}")
+        for base in self.image_bases:
+            if (base / p).is_file():
+                return base / p, None
+        tried = ", ".join(str(b) for b in self.image_bases)
+        return None, f"image not found: {p} (looked in {tried}; see --image-root)"
+
+
+def as_bool(value: Any) -> bool:
+    """A results-file boolean: real booleans, numbers, or text such as ``True``/``false``/``1`` (CSV)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes", "t", "y")
+    if value is None:
+        return False
+    if isinstance(value, float) and math.isnan(value):
+        return False
+    return bool(value)
+
+
+def load_runs(paths: Sequence[str | Path], *, image_root: str | Path | None = None) -> list[ReportRun]:
+    """Read each results file (JSONL/CSV/TSV/Parquet) and its summary; :class:`UsageError` when unusable.
+
+    Relative image paths are looked up in *image_root* when given; otherwise in the results file's folder,
+    then in the folder of the manifest it was scored from (as recorded in its summary).
+    """
+    if not paths:
+        raise UsageError("no results files given")
+    runs = []
+    names = _run_names([Path(p) for p in paths])
+    for path, name in zip(paths, names):
+        path = Path(path)
+        records = _read_records(path)
+        if records and not any("cosine" in r for r in records):
+            raise UsageError(f"{path} has no 'cosine' column (is this a file written by 'clipgauge score --out'?)")
+        summary = _read_summary(path)
+        runs.append(ReportRun(name=name, path=path, records=records, summary=summary,
+                              image_bases=_image_bases(path, summary, image_root)))
+    return runs
+
+
+def _read_records(path: Path) -> list[dict[str, Any]]:
+    try:
+        return read_results(path)
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - unreadable, not UTF-8, bad JSON, corrupt Parquet: one line
+        raise UsageError(f"cannot read results file {path}: {' '.join(str(exc).split())[:200]}") from None
+
+
+def _read_summary(path: Path) -> dict[str, Any] | None:
+    sp = summary_path(path)
+    if not sp.is_file():
+        return None
+    try:
+        data = json.loads(sp.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None  # a damaged summary only costs the provenance columns; the records carry the scores
+    return data if isinstance(data, dict) else None
+
+
+def _image_bases(path: Path, summary: dict[str, Any] | None, image_root: str | Path | None) -> tuple[Path, ...]:
+    if image_root is not None:
+        return (Path(image_root).expanduser(),)
+    bases = [path.parent]
+    manifest = ((summary or {}).get("input") or {}).get("manifest")
+    kind = ((summary or {}).get("input") or {}).get("kind")
+    if manifest:
+        m = Path(str(manifest)).expanduser()
+        base = m if kind == "folder" else m.parent
+        if base.resolve() != path.parent.resolve():
+            bases.append(base)
+    return tuple(bases)
+
+
+def _run_names(paths: list[Path]) -> list[str]:
+    """Short, distinct names: file stems, or names with as many parent folders as it takes to tell them apart."""
+    candidates = [[p.stem for p in paths], [p.name for p in paths]]
+    candidates += [["/".join(p.resolve().parts[-depth:]) for p in paths] for depth in range(2, 6)]
+    for names in candidates:
+        if len(set(names)) == len(names):
+            return names
+    return [f"{n} #{i + 1}" for i, n in enumerate(candidates[1])]  # the same file given twice
