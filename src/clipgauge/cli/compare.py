@@ -9,18 +9,12 @@ import click
 from rich import box
 from rich.table import Table
 
+from ..sinks import read_results
 from ..stats.compare import AUTO, DEFAULT_BREAKDOWN, Comparison, PairResult, compare_runs, format_p, score_digits
 from ..stats.paired import N_RESAMPLES
-from ..stats.records import parse_columns
-from .evalio import check_json_target, emit_json, fmt, json_option, load_results, say, score_options
+from ..stats.records import parse_columns, run_names
+from .evalio import check_json_target, emit_json, fmt, json_option, say, score_options
 from .output import stdout
-
-
-def run_names(paths: list[Path]) -> list[str]:
-    """File stems; the paths as given where two stems are the same; ``#2``, ``#3`` … for a file given twice."""
-    stems = [p.stem for p in paths]
-    names = [s if stems.count(s) == 1 else str(p) for s, p in zip(stems, paths)]
-    return [n if names[:i].count(n) == 0 else f"{n}#{names[:i].count(n) + 1}" for i, n in enumerate(names)]
 
 
 @click.command()
@@ -59,7 +53,7 @@ def compare(results: tuple[Path, ...], key: str, cluster: str, by: str, scale: s
     if len(results) < 2:
         raise click.UsageError("compare needs at least two results files")
     paths = list(results)
-    runs = dict(zip(run_names(paths), (load_results(p) for p in paths)))
+    runs = dict(zip(run_names(paths), (read_results(p) for p in paths)))
     breakdown = [c.strip() for c in by.split(",") if c.strip()]
     clusters = AUTO if cluster.strip().lower() == AUTO else (
         None if cluster.strip().lower() in ("", "none") else parse_columns(cluster))

@@ -16,7 +16,6 @@ import click
 
 from ..errors import UsageError
 from ..scoring.scales import SCALES
-from ..sinks import read_results
 from ..sinks.summary import json_safe
 from .output import stdout
 
@@ -59,16 +58,6 @@ def emit_json(document: dict[str, Any], target: str | None) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text + "\n", encoding="utf-8")
     return True
-
-
-def load_results(path: Path) -> list[dict[str, Any]]:
-    """The records of a results file; :class:`UsageError` (one line) when it cannot be read."""
-    try:
-        return read_results(path)
-    except UsageError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - unreadable, not UTF-8, bad JSON, corrupt Parquet: one line
-        raise UsageError(f"cannot read results file {path}: {' '.join(str(exc).split())[:200]}") from None
 
 
 def fmt(value: Any, digits: int = 4, signed: bool = False) -> str:

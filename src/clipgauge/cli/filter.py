@@ -8,11 +8,11 @@ import click
 from rich import box
 from rich.table import Table
 
-from ..sinks import write_results
+from ..sinks import read_results, write_results
 from ..sinks.results import results_format
 from ..stats.compare import score_digits
 from ..stats.filtering import FilterResult, filter_rows
-from .evalio import check_json_target, emit_json, fmt, json_option, load_results, say, score_options
+from .evalio import check_json_target, emit_json, fmt, json_option, say, score_options
 from .output import stdout
 
 
@@ -51,7 +51,7 @@ def filter_command(results: Path, min_score: float | None, top_fraction: float |
     results_format(out)
     if dropped is not None:
         results_format(dropped)
-    records = load_results(results)
+    records = read_results(results)
     result = filter_rows(records, min_score=min_score, top_fraction=top_fraction, scale=scale, column=column)
     columns = list(dict.fromkeys(c for r in records for c in r))
     write_results(out, [records[i] for i in result.kept], columns)

@@ -13,12 +13,12 @@ from rich import box
 from rich.table import Table
 
 from ..errors import UsageError
-from ..sinks import write_results
+from ..sinks import read_results, write_results
 from ..sinks.results import results_format
 from ..stats.compare import score_digits
 from ..stats.records import parse_columns, require_columns
 from ..stats.select import SELECT_COLUMNS, Selection, select_best
-from .evalio import check_json_target, emit_json, fmt, json_option, load_results, say, score_options
+from .evalio import check_json_target, emit_json, fmt, json_option, say, score_options
 from .output import stdout
 
 
@@ -47,7 +47,7 @@ def select(results: Path, group_by: str, top: int, out: Path | None, copy_to: Pa
     check_json_target(json_out)
     if out is not None:
         results_format(out)
-    records = load_results(results)
+    records = read_results(results)
     keys = parse_columns(group_by)
     require_columns(records, keys, str(results))
     sel = select_best(records, group_by=keys, top=top, scale=scale, column=column)

@@ -9,11 +9,12 @@ import click
 from rich import box
 from rich.table import Table
 
+from ..sinks import read_results
 from ..sinks.sweep_files import plot_sweep, write_sweep_csv
 from ..stats.compare import score_digits
 from ..stats.records import parse_columns, require_columns
 from ..stats.sweep import Sweep, display_value, sweep_table
-from .evalio import check_json_target, emit_json, fmt, json_option, load_results, say, score_options
+from .evalio import check_json_target, emit_json, fmt, json_option, say, score_options
 from .output import stderr, stdout
 
 
@@ -38,7 +39,7 @@ def sweep(results: Path, param: str, group_by: str | None, out_dir: Path | None,
     are averaged) and the CI is over prompts. Rows without a numeric value or a score are counted, not used.
     """
     check_json_target(json_out)
-    records = load_results(results)
+    records = read_results(results)
     groups = parse_columns(group_by) if group_by else None
     require_columns(records, groups or (), str(results))
     result = sweep_table(records, param, group_by=groups, scale=scale,

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..sinks import read_results, summary_path
-from ..stats.records import as_float, has_error
+from ..stats.records import as_float, has_error, run_names
 
 
 @dataclass
@@ -108,25 +108,16 @@ def load_runs(paths: Sequence[str | Path], *, image_root: str | Path | None = No
     if not paths:
         raise UsageError("no results files given")
     runs = []
-    names = _run_names([Path(p) for p in paths])
+    names = run_names([Path(p) for p in paths])
     for path, name in zip(paths, names):
         path = Path(path)
-        records = _read_records(path)
+        records = read_results(path)
         if records and not any("cosine" in r for r in records):
             raise UsageError(f"{path} has no 'cosine' column (is this a file written by 'clipgauge score --out'?)")
         summary = _read_summary(path)
         runs.append(ReportRun(name=name, path=path, records=records, summary=summary,
                               image_bases=_image_bases(path, summary, image_root)))
     return runs
-
-
-def _read_records(path: Path) -> list[dict[str, Any]]:
-    try:
-        return read_results(path)
-    except UsageError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - unreadable, not UTF-8, bad JSON, corrupt Parquet: one line
-        raise UsageError(f"cannot read results file {path}: {' '.join(str(exc).split())[:200]}") from None
 
 
 def _read_summary(path: Path) -> dict[str, Any] | None:
@@ -154,11 +145,3 @@ def _image_bases(path: Path, summary: dict[str, Any] | None, image_root: str | P
     return tuple(bases)
 
 
-def _run_names(paths: list[Path]) -> list[str]:
-    """Short, distinct names: file stems, or names with as many parent folders as it takes to tell them apart."""
-    candidates = [[p.stem for p in paths], [p.name for p in paths]]
-    candidates += [["/".join(p.resolve().parts[-depth:]) for p in paths] for depth in range(2, 6)]
-    for names in candidates:
-        if len(set(names)) == len(names):
-            return names
-    return [f"{n} #{i + 1}" for i, n in enumerate(candidates[1])]  # the same file given twice

@@ -83,11 +83,21 @@ def _write_parquet(path: str, rows: list[dict[str, Any]], columns: list[str]) ->
 
 
 def read_results(path: str | Path) -> list[dict[str, Any]]:
-    """Read a results file written by :func:`write_results` back into a list of dicts."""
+    """Read a results file written by :func:`write_results` back into a list of dicts.
+
+    Raises :class:`UsageError` (one line) when the file is missing, unreadable or malformed.
+    """
     path = Path(path)
     fmt = results_format(path)
-    if not path.exists():
+    if not path.is_file():
         raise UsageError(f"results file not found: {path}")
+    try:
+        return _read(path, fmt)
+    except Exception as exc:  # noqa: BLE001 - unreadable, not UTF-8, bad JSON, corrupt Parquet: one line
+        raise UsageError(f"cannot read results file {path}: {' '.join(str(exc).split())[:200]}") from None
+
+
+def _read(path: Path, fmt: str) -> list[dict[str, Any]]:
     if fmt == "jsonl":
         with open(path, encoding="utf-8") as fh:
             return [json.loads(line) for line in fh if line.strip()]

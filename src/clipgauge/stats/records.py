@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -124,3 +125,14 @@ def require_columns(records: Sequence[Record], columns: Iterable[str], what: str
         raise UsageError(
             f"{what} has no column {', '.join(repr(m) for m in missing)} (columns: {', '.join(present) or 'none'})"
         )
+
+
+def run_names(paths: Sequence[Path]) -> list[str]:
+    """Short, distinct names for results files: stems, or with as many parent folders as it takes."""
+    paths = [Path(p) for p in paths]
+    candidates = [[p.stem for p in paths], [p.name for p in paths]]
+    candidates += [["/".join(p.resolve().parts[-depth:]) for p in paths] for depth in range(2, 6)]
+    for names in candidates:
+        if len(set(names)) == len(names):
+            return names
+    return [f"{n} #{i + 1}" for i, n in enumerate(candidates[1])]  # the same file given twice
