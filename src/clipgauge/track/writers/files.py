@@ -20,16 +20,31 @@ from .base import Writer
 CSV_COLUMNS = ("step", "wall_time", "metric", "value", "prompt")
 
 
-class CSVWriter(Writer):
-    """Append one CSV row per scalar of every evaluation to *path* (header written once)."""
+class _AppendingFile(Writer):
+    """A writer that keeps one file open for appending during the run."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        new = not self.path.exists() or self.path.stat().st_size == 0
+        self.is_new = not self.path.exists() or self.path.stat().st_size == 0
         self._fh = open(self.path, "a", encoding="utf-8", newline="")  # noqa: SIM115 - open for the run
+
+    def flush(self) -> None:
+        if not self._fh.closed:
+            self._fh.flush()
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+
+class CSVWriter(_AppendingFile):
+    """Append one CSV row per scalar of every evaluation to *path* (header written once)."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path)
         self._csv = csv.writer(self._fh)
-        if new:
+        if self.is_new:
             self._csv.writerow(CSV_COLUMNS)
             self._fh.flush()
 
@@ -43,31 +58,11 @@ class CSVWriter(Writer):
             self._csv.writerow((result.step, f"{result.wall_time:.3f}", key, repr(float(value)), prompt))
         self._fh.flush()
 
-    def flush(self) -> None:
-        if not self._fh.closed:
-            self._fh.flush()
 
-    def close(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
-
-
-class JSONLWriter(Writer):
+class JSONLWriter(_AppendingFile):
     """Append one JSON object per evaluation (:meth:`TrackResult.to_dict`) to *path*."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - open for the run
 
     def write(self, result: TrackResult) -> None:
         self._fh.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
         self._fh.flush()
 
-    def flush(self) -> None:
-        if not self._fh.closed:
-            self._fh.flush()
-
-    def close(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
