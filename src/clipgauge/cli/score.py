@@ -8,15 +8,18 @@ from pathlib import Path
 import click
 
 from ..defaults import DEFAULT_MODEL
-from ..errors import RowError
+from ..engines import ENGINES, EngineError, RayOptions, run_sharded
+from ..errors import RowError, UsageError
 from ..runs import score_manifest
 from ..scoring.device import PRECISIONS
 from ..scoring.scales import SCALES
 from ..scoring.scorer import Scorer
 from ..sinks import summary_path, write_results, write_summary
 from ..sinks.results import results_format
+from ..sinks.sharded import SUMMARY_FILE, is_folder_output
 from ..sinks.summary import json_safe
 from ..sources import read_manifest
+from ..sources.detect import is_manifest_input
 from .output import progress_bar, stderr, stdout, summary_table
 
 
@@ -46,12 +49,38 @@ from .output import progress_bar, stderr, stdout, summary_table
 @click.option("--fast-decode", is_flag=True,
               help="Decode JPEGs at reduced DCT scale (faster, not exact; see benchmarks/RESULTS.md).")
 @click.option("--strict", is_flag=True, help="Stop at the first row that cannot be scored (exit 1).")
+@click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
+              help="local: this process. ray: Ray Data, a pool of scoring actors (needs a folder --out and "
+                   "clipgauge[ray]).")
+@click.option("--address", default=None, metavar="ADDR",
+              help="Ray cluster to join (auto, ray://HOST:10001); default: RAY_ADDRESS, else a local instance.")
+@click.option("--ray-workers", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Ray scoring actors, one model each (default: one per GPU, else 1). --workers stays the "
+                   "decode threads of each.")
+@click.option("--num-gpus-per-worker", type=click.FloatRange(min=0), default=None, metavar="G",
+              help="GPUs per Ray actor (default: 1 when the cluster has GPUs, else 0).")
+@click.option("--cpus-per-worker", type=click.FloatRange(min=0), default=1.0, show_default=True, metavar="C",
+              help="CPUs reserved per Ray actor.")
+@click.option("--shard-size", type=click.IntRange(min=1), default=10_000, show_default=True, metavar="N",
+              help="Input rows per output part (folder --out); shard k always holds rows [k*N, (k+1)*N).")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Folder --out: continue a compatible run there (skip committed parts); --no-resume "
+                   "deletes that run's parts and starts over.")
+@click.option("--save-embeddings", is_flag=True,
+              help="Folder --out: also store float16 image_embedding and text_embedding columns.")
+@click.option("--image-column", default=None, metavar="NAME",
+              help="Parquet/HF input: the image column (default: image, jpg, jpeg, png, webp or img).")
+@click.option("--prompt-column", default=None, metavar="NAME",
+              help="Parquet/HF input: the caption column (default: prompt, caption, txt or text); WebDataset: "
+                   "a member extension or .json field.")
 @click.option("--json", "json_output", is_flag=True, help="Print the summary as JSON instead of a table.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow custom model code from the hub (off by default).")
 def score(manifest: Path, model: str, out: Path | None, batch_size: int, device: str, scale: str, precision: str,
           prompt_prefix: str, workers: int | None, reference_image: str | None, reference_text: str | None,
           embedding_cache: Path | None, fast_decode: bool, strict: bool, json_output: bool,
-          trust_remote_code: bool) -> None:
+          trust_remote_code: bool, engine: str, address: str | None, ray_workers: int | None,
+          num_gpus_per_worker: float | None, cpus_per_worker: float, shard_size: int, resume: bool,
+          save_embeddings: bool, image_column: str | None, prompt_column: str | None) -> None:
     """Score how well each image follows its prompt (CLIP cosine similarity).
 
     MANIFEST is a JSONL/CSV/TSV/Parquet file with 'image' and 'prompt' columns (image paths relative to the
@@ -59,8 +88,29 @@ def score(manifest: Path, model: str, out: Path | None, batch_size: int, device:
     to --out, in order, with score, cosine, truncated and error. The default model is
     openai/clip-vit-large-patch14, the one torchmetrics uses.
 
+    With --out DIR (a folder, or a path without extension) the input may also be WebDataset tar shards
+    ('shards/{00000..00999}.tar'), Parquet files with image bytes or paths, or a Hugging Face dataset saved to
+    disk; results go to DIR/part-NNNNN.parquet, one part per --shard-size input rows, each committed
+    atomically, so re-running the same command after a crash finishes the run (every row exactly once).
+
     Exit status: 0 all rows scored, 1 some rows could not be scored, 2 usage or configuration error.
     """
+    if out is not None and is_folder_output(out):
+        if reference_image or reference_text or strict:
+            raise UsageError("--reference-image, --reference-text and --strict work with a single-file --out only")
+        scorer_kwargs = dict(model=model, device=device, batch_size=batch_size, precision=precision,
+                             num_workers=workers, prompt_prefix=prompt_prefix, trust_remote_code=trust_remote_code,
+                             cache_dir=embedding_cache, fast_decode=fast_decode)
+        ray = RayOptions(address=address, workers=ray_workers, gpus_per_worker=num_gpus_per_worker,
+                         cpus_per_worker=cpus_per_worker)
+        _score_sharded(manifest, out, scorer_kwargs, engine=engine, scale=scale, shard_size=shard_size,
+                       resume=resume, save_embeddings=save_embeddings, image_column=image_column,
+                       prompt_column=prompt_column, ray=ray, json_output=json_output)
+        return
+    if engine != "local" or save_embeddings:
+        raise UsageError("--engine ray and --save-embeddings write a results folder: give --out DIR")
+    if not is_manifest_input(manifest):
+        raise UsageError(f"{manifest} is a WebDataset/Hugging Face input: give a folder --out DIR (sharded results)")
     if out is not None:
         results_format(out)
     rows = read_manifest(manifest)
@@ -88,4 +138,38 @@ def score(manifest: Path, model: str, out: Path | None, batch_size: int, device:
         first = next(r for r in run.records if r["error"])
         stderr.print(f"clipgauge: {run.n_errors} of {len(run.records)} rows could not be scored "
                      f"(first: {first['error']})", markup=False, highlight=False)
+        raise click.exceptions.Exit(1)
+
+
+def _score_sharded(manifest: Path, out: Path, scorer_kwargs: dict, *, engine: str, scale: str, shard_size: int,
+                   resume: bool, save_embeddings: bool, image_column: str | None, prompt_column: str | None,
+                   ray: RayOptions, json_output: bool) -> None:
+    """``score --out DIR``: the sharded, resumable path (local or Ray engine)."""
+    bars = []
+
+    def progress(total: int | None):
+        bar = progress_bar(total, "scoring")
+        bars.append(bar)
+        return bar.__enter__()
+
+    try:
+        result = run_sharded(manifest, out, scorer_kwargs, engine=engine, scale=scale, shard_size=shard_size,
+                             resume=resume, save_embeddings=save_embeddings, image_column=image_column,
+                             prompt_column=prompt_column, ray=ray, progress=progress)
+    except EngineError as exc:
+        stderr.print(f"clipgauge: {exc}", markup=False, highlight=False)
+        raise click.exceptions.Exit(1) from None
+    finally:
+        for bar in bars:
+            bar.__exit__(None, None, None)
+    summary = result.summary
+    if json_output:
+        click.echo(json.dumps(json_safe(summary), indent=2))
+    else:
+        stdout.print(summary_table(summary))
+        how = f"resumed: {result.shards_written} new parts" if result.resumed else f"{result.shards_written} parts"
+        stdout.print(f"wrote {result.folder} ({how}; summary in {SUMMARY_FILE})", markup=False, highlight=False)
+    if result.n_errors:
+        stderr.print(f"clipgauge: {result.n_errors} of {summary['rows']} rows could not be scored "
+                     f"(first: {result.first_error})", markup=False, highlight=False)
         raise click.exceptions.Exit(1)

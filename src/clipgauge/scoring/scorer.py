@@ -56,6 +56,8 @@ class Scorer:
         prompt_prefix: text put before every prompt (e.g. ``"a photo of "``).
         max_image_pixels: images with more pixels are refused (decompression-bomb guard).
         cache_dir: folder of an on-disk embedding cache (see :mod:`clipgauge.scoring.cache`); off by default.
+        max_cached_prompts: distinct prompt embeddings kept in memory (emptied when exceeded, so web-scale
+            captions cannot exhaust memory; a prompt seen again is simply re-encoded).
         fast_decode: decode JPEGs at a reduced DCT scale (>= the model's input size). Faster, NOT exact:
             the deviation from the exact path is measured in ``benchmarks/RESULTS.md``. Off by default.
     """
@@ -73,6 +75,7 @@ class Scorer:
         trust_remote_code: bool = False,
         cache_dir: str | os.PathLike | None = None,
         fast_decode: bool = False,
+        max_cached_prompts: int = 100_000,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
@@ -88,6 +91,7 @@ class Scorer:
         self.prompt_prefix = prompt_prefix
         self.max_image_pixels = int(max_image_pixels)
         self._text_cache: dict[str, tuple[np.ndarray, bool]] = {}
+        self.max_cached_prompts = int(max_cached_prompts)
         self.fast_decode = bool(fast_decode)
         self._draft = self.encoder.input_size if self.fast_decode else None
         self.cache: EmbeddingCache | None = None
@@ -221,6 +225,10 @@ class Scorer:
                 truncated[i] = text[p][1]
         return PairScores(cosine=cosine, truncated=truncated, error=errors, image_embeddings=kept)
 
+    def clear_text_cache(self) -> None:
+        """Forget the in-memory prompt embeddings (the on-disk cache, if any, is kept)."""
+        self._text_cache.clear()
+
     def truncated(self, prompts: Sequence[str]) -> list[bool]:
         """Whether each prompt (with ``prompt_prefix``) is longer than the text context."""
         table = self._prompt_table(sorted(set(prompts)))
@@ -230,6 +238,8 @@ class Scorer:
     def _prompt_table(self, prompts: list[str]) -> dict[str, tuple[np.ndarray, bool]]:
         """Embed each distinct prompt once (cached across calls)."""
         full = {p: self.prompt_prefix + p for p in prompts}
+        if len(self._text_cache) + len(full) > self.max_cached_prompts:
+            self.clear_text_cache()
         missing = sorted({t for t in full.values() if t not in self._text_cache})
         if self.cache is not None:
             still = []
