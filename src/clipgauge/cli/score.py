@@ -128,16 +128,22 @@ def score(manifest: Path, model: str, out: Path | None, batch_size: int, device:
     if out is not None:
         write_results(out, run.records, run.columns)
         write_summary(summary_path(out), run.summary)
+    first = next((r["error"] for r in run.records if r["error"]), None)
+    _finish(run.summary, f"wrote {out} and {summary_path(out)}" if out is not None else None,
+            run.n_errors, first, json_output)
+
+
+def _finish(summary: dict, wrote: str | None, n_errors: int, first_error: str | None, json_output: bool) -> None:
+    """Print the summary (table or JSON) and exit 1 when some rows could not be scored."""
     if json_output:
-        click.echo(json.dumps(json_safe(run.summary), indent=2))
+        click.echo(json.dumps(json_safe(summary), indent=2))
     else:
-        stdout.print(summary_table(run.summary))
-        if out is not None:
-            stdout.print(f"wrote {out} and {summary_path(out)}", markup=False, highlight=False)
-    if run.n_errors:
-        first = next(r for r in run.records if r["error"])
-        stderr.print(f"clipgauge: {run.n_errors} of {len(run.records)} rows could not be scored "
-                     f"(first: {first['error']})", markup=False, highlight=False)
+        stdout.print(summary_table(summary))
+        if wrote:
+            stdout.print(wrote, markup=False, highlight=False)
+    if n_errors:
+        stderr.print(f"clipgauge: {n_errors} of {summary['rows']} rows could not be scored (first: {first_error})",
+                     markup=False, highlight=False)
         raise click.exceptions.Exit(1)
 
 
@@ -162,14 +168,6 @@ def _score_sharded(manifest: Path, out: Path, scorer_kwargs: dict, *, engine: st
     finally:
         for bar in bars:
             bar.__exit__(None, None, None)
-    summary = result.summary
-    if json_output:
-        click.echo(json.dumps(json_safe(summary), indent=2))
-    else:
-        stdout.print(summary_table(summary))
-        how = f"resumed: {result.shards_written} new parts" if result.resumed else f"{result.shards_written} parts"
-        stdout.print(f"wrote {result.folder} ({how}; summary in {SUMMARY_FILE})", markup=False, highlight=False)
-    if result.n_errors:
-        stderr.print(f"clipgauge: {result.n_errors} of {summary['rows']} rows could not be scored "
-                     f"(first: {result.first_error})", markup=False, highlight=False)
-        raise click.exceptions.Exit(1)
+    how = f"resumed: {result.shards_written} new parts" if result.resumed else f"{result.shards_written} parts"
+    _finish(result.summary, f"wrote {result.folder} ({how}; summary in {SUMMARY_FILE})", result.n_errors,
+            result.first_error, json_output)
