@@ -184,3 +184,18 @@ def test_preprocessing_is_the_pil_one_not_torchvision(hf_scorer, hf_model_dir):
     tv = CLIPImageProcessor.from_pretrained(hf_model_dir)(images=img, return_tensors="pt")["pixel_values"][0]
     assert torch.equal(ours, pil)
     assert (ours - tv).abs().max() > 1e-3  # the two backends really differ, so the check above means something
+
+
+def test_worker_count_and_batch_size_never_change_results(hf_model_dir, tmp_path):
+    from conftest import jpeg_bytes
+
+    paths = []
+    for i in range(7):
+        p = tmp_path / f"{i}.jpg"
+        p.write_bytes(jpeg_bytes(random_rgb(i, size=(300, 200))))
+        paths.append(p)
+    prompts = [PROMPTS[i % len(PROMPTS)] for i in range(7)]
+    results = [Scorer(f"hf:{hf_model_dir}", device="cpu", batch_size=b, num_workers=w).score(paths, prompts)
+               for b, w in [(1, 1), (7, 1), (2, 4), (3, 8)]]
+    for r in results[1:]:
+        np.testing.assert_allclose(r, results[0], atol=1e-6, rtol=0)
