@@ -85,6 +85,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.0,
         help="weight of the training-only auxiliary per-patch shape loss (0: pure CLIP objective)",
     )
+    p.add_argument(
+        "--hard-negatives",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="add one-edit-away captions (relation flipped, colours swapped, count changed) as extra negatives",
+    )
+    p.add_argument(
+        "--card-only",
+        action="store_true",
+        help="only rewrite README.md of --out from its training_log.json (no training)",
+    )
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--eval-every", type=int, default=500, help="quick held-out eval (320 images); 0: never")
     p.add_argument("--eval-images", type=int, default=3200, help="images per set in the final evaluation")
@@ -137,9 +148,11 @@ class Batches:
         image_size: int,
         kinds: dict[str, float] | None = None,
         patch_size: int | None = None,
+        hard_negatives: bool = False,
     ) -> None:
         self.tokenizer = tokenizer
         self.patch_size = patch_size
+        self.hard_negatives = hard_negatives
         self.kinds = kinds or dict(scenes.DEFAULT_KIND_WEIGHTS)
         self.rng = np.random.default_rng([seed, 1])  # stream distinct from the evaluation seeds
         self.batch_size = batch_size
@@ -153,7 +166,8 @@ class Batches:
 
     def next(self) -> dict[str, torch.Tensor]:
         """``pixel_values`` (B, 3, S, S) normalised like ``CLIPImageProcessorPil``; ``input_ids`` and
-        ``attention_mask`` (B, L); ``positives`` (B, B) bool, ``[i, j]``: image i follows caption j; with a
+        ``attention_mask`` (B + E, L) for the B captions and E extra hard-negative captions (E = 0 without
+        ``hard_negatives``); ``positives`` (B, B + E) bool, ``[i, j]``: image i follows caption j; with a
         ``patch_size``, also ``patch_labels`` (B, P, 2) long: per ViT patch (row-major), the index in
         ``scenes.SHAPES`` and in ``scenes.COLOURS`` of the object covering >= 10% of it, or
         ``len(SHAPES)`` / ``len(COLOURS)`` for background."""
@@ -167,18 +181,35 @@ class Batches:
             if self.patch_size:
                 patch_labels.append(self._patch_labels(scene))
         x = pixel_values(pixels)
-        ids = [self._token_ids(s.caption) for s in specs]
+        captions = specs + (self._hard_negatives(specs) if self.hard_negatives else [])
+        ids = [self._token_ids(s.caption) for s in captions]
         length = max(len(i) for i in ids)
         input_ids = torch.full((len(ids), length), self.tokenizer.pad_token_id, dtype=torch.long)
         attention = torch.zeros((len(ids), length), dtype=torch.long)
         for row, i in enumerate(ids):
             input_ids[row, : len(i)] = torch.tensor(i)
             attention[row, : len(i)] = 1
-        positives = torch.tensor([[s.key in k for s in specs] for k in keys])
+        positives = torch.tensor([[s.key in k for s in captions] for k in keys])
         batch = {"pixel_values": x, "input_ids": input_ids, "attention_mask": attention, "positives": positives}
         if self.patch_size:
             batch["patch_labels"] = torch.from_numpy(np.stack(patch_labels))
         return batch
+
+    def _hard_negatives(self, specs: list[scenes.PromptSpec]) -> list[scenes.PromptSpec]:
+        """Captions one edit away from the batch's (NegCLIP-style): every relation flipped, colours
+        swapped between two objects (p=0.5) and one <-> two objects (p=0.3). Rarely in a batch by chance,
+        they are what teaches word order, binding and counting."""
+        extra = []
+        for spec in specs:
+            if spec.kind == "rel":
+                extra.append(scenes.mismatch_spec(spec, self.rng, change="relation"))
+            a = spec.things[0]
+            b = spec.things[-1]
+            if spec.kind in ("and", "rel") and a.colour != b.colour and a.shape != b.shape and self.rng.random() < 0.5:
+                extra.append(scenes.mismatch_spec(spec, self.rng, change="swap"))
+            if spec.kind in ("one", "two") and self.rng.random() < 0.3:
+                extra.append(scenes.mismatch_spec(spec, self.rng, change="count"))
+        return extra
 
     def _patch_labels(self, scene: scenes.Scene) -> np.ndarray:
         g, p = self.image_size // self.patch_size, self.patch_size
@@ -193,11 +224,18 @@ class Batches:
 
 
 def contrastive_loss(logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
-    """Symmetric InfoNCE over image→text rows and text→image columns of ``logits`` (B, B), with the
-    target distribution of each row/column uniform over its positives (the diagonal is always one)."""
+    """Symmetric InfoNCE with multi-positive targets.
+
+    ``logits`` and ``positives`` are (B, B + E): B images against their B captions plus E extra
+    hard-negative captions. Image→text rows run over all B + E captions; text→image columns over
+    the B images for the first B captions (the diagonal is always positive). Each target
+    distribution is uniform over the positives of its row/column.
+    """
     pos = positives.float()
     i2t = -(pos / pos.sum(1, keepdim=True) * F.log_softmax(logits, dim=1)).sum(1).mean()
-    t2i = -(pos / pos.sum(0, keepdim=True) * F.log_softmax(logits, dim=0)).sum(0).mean()
+    n = logits.shape[0]
+    pos_t, logits_t = pos[:, :n], logits[:, :n]
+    t2i = -(pos_t / pos_t.sum(0, keepdim=True) * F.log_softmax(logits_t, dim=0)).sum(0).mean()
     return (i2t + t2i) / 2
 
 
@@ -228,7 +266,7 @@ def image_processor(size: int) -> Any:
     return CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
 
 
-def save_folder(model: Any, tokenizer_dir: Path, out: Path, size: int) -> None:
+def save_folder(model: Any, out: Path, size: int) -> None:
     """Write the Hugging Face folder: config, float16 ``model.safetensors``, tokenizer, preprocessor."""
     from safetensors.torch import load_file, save_file
 
@@ -291,6 +329,13 @@ def write_model_card(out: Path, info: dict[str, Any]) -> None:
     n = ev["n_images_per_set"]
     total = sum(a["kinds"].values())
     kinds = ", ".join(f"{k} {v / total:.2f}" for k, v in a["kinds"].items())
+    hard = ""
+    if a.get("hard_negatives"):
+        hard = """
+* Hard negatives (NegCLIP-style): each batch also holds captions one edit away from its own, as
+  extra image→text negatives: every relation caption flipped (`left of` ↔ `right of`, `above` ↔
+  `below`), colours swapped between the two objects (half of the two-object captions), one ↔ two
+  objects (30% of one-object / two-copy captions)."""
     aux = ""
     if a["patch_loss"] > 0:
         aux = f"""
@@ -328,7 +373,8 @@ were trained; all other token embeddings are random.
 
 Rendered on the fly by `clipgauge.demo.scenes` (PIL + numpy), {a["image_size"]}×{a["image_size"]} pixels,
 anti-aliased (4× supersampling), with per-object colour jitter (±18/255 per channel), background
-jitter, a random tilt of up to ±12° and Gaussian pixel noise (σ ≤ 6/255):
+jitter (±12/255) and, on half of the images, soft background shading (a linear gradient in a random
+direction, up to ±20/255 per channel), a random tilt of up to ±12° and Gaussian pixel noise (σ ≤ 6/255):
 
 * objects: {", ".join(scenes.SHAPES)} in {", ".join(scenes.COLOURS)};
 * backgrounds: those colours or gray (never an object's colour);
@@ -349,7 +395,7 @@ Captions are exhaustive: `a red circle` means exactly one object, a red circle, 
   embedding table ({p["vision"]:,} vision, {p["text_other"]:,} rest of text).
 * Objective: symmetric InfoNCE with a learnable logit scale (init 1/0.07, clamped at 100); every
   image–caption pair of the batch whose scene follows the caption is a positive (multi-positive
-  targets, uniform over positives).{aux}
+  targets, uniform over positives).{hard}{aux}
 * {a["steps"]} steps × batch {a["batch_size"]} ({a["steps"] * a["batch_size"]:,} fresh images), AdamW
   (lr {a["lr"]}, betas 0.9/0.98, weight decay {a["weight_decay"]} on matrices), {a["warmup"]}-step warm-up
   then cosine decay; seed {a["seed"]}; {a["threads"]} CPU threads.
@@ -392,14 +438,16 @@ Two-object captions (own caption scores higher than the altered one, {n} images 
 def main(argv: list[str] | None = None) -> int:
     """Train, save, evaluate and document the model; returns a process exit code."""
     args = parse_args(argv)
+    out: Path = args.out
+    if args.card_only:
+        write_model_card(out, json.loads((out / "training_log.json").read_text(encoding="utf-8")))
+        return 0
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    out: Path = args.out
-    tokenizer_dir = out
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = save_clip_tokenizer(tokenizer_dir)
+    tokenizer = save_clip_tokenizer(out)
     model = build_model(args, tokenizer).train()
-    # Training-only auxiliary head: per-patch shape classification (not part of the saved model).
+    # Training-only auxiliary head: per-patch shape and colour classification (not saved).
     n_shape, n_colour = len(scenes.SHAPES) + 1, len(scenes.COLOURS) + 1
     patch_head = torch.nn.Linear(args.vision_width, n_shape + n_colour) if args.patch_loss > 0 else None
     optimizer = make_optimizer(model, args, patch_head)
@@ -410,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         args.image_size,
         args.kinds,
         args.patch_size if patch_head is not None else None,
+        args.hard_negatives,
     )
     processor = image_processor(args.image_size)
     max_log_scale = math.log(100.0)
@@ -464,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
     train_seconds = time.perf_counter() - start
 
     model.eval()
-    save_folder(model, tokenizer_dir, out, args.image_size)
+    save_folder(model, out, args.image_size)
     loaded, tok, proc = load_model(out)
     evaluation = evaluate_all(loaded, tok, proc, n_images=args.eval_images)
     files = [f for f in out.iterdir() if f.is_file() and f.name not in ("README.md", "training_log.json")]
@@ -473,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python tools/train_demo_model.py "
         + " ".join(map(shlex.quote, sys.argv[1:] if argv is None else argv)),
         "parameters": count_parameters(model),
-        "logit_scale": float(model.logit_scale.exp()),
+        "logit_scale": model.logit_scale.detach().exp().item(),
         "train_seconds": round(train_seconds, 1),
         "data_seconds": round(data_seconds, 1),
         "machine": f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}",

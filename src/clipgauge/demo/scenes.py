@@ -9,7 +9,8 @@ Conventions used throughout:
   top-left corner and ``y`` grows downwards (so "above" means a smaller ``y``).
 * Colours are 8-bit sRGB triples with channels in ``[0, 255]``; noise levels are standard
   deviations in the same 8-bit units.
-* Angles are in degrees, counter-clockwise.
+* Object tilts are in degrees, counter-clockwise; background gradient directions in degrees with
+  0 = left to right and 90 = top to bottom.
 * Randomness always comes from an explicit ``numpy.random.Generator`` (or an ``int`` seed),
   so every function here is reproducible.
 
@@ -90,6 +91,7 @@ _REL_TOLERANCE = 0.5  # max |off-axis offset| / |on-axis offset| for a relation 
 _REL_TOLERANCE_SAMPLE = 0.35  # stricter tolerance used when drawing a relation on purpose
 _COLOUR_JITTER = 18  # uniform per-channel jitter of object colours (8-bit units)
 _BACKGROUND_JITTER = 12
+_SHADING = 20.0  # named backgrounds may shade by up to this much per channel at either end (8-bit units)
 _NOISE_MAX = 6.0  # per-pixel Gaussian noise std is drawn from [0, _NOISE_MAX] (8-bit units)
 _MAX_ANGLE = 12.0  # polygons are rotated by a uniform angle in [-_MAX_ANGLE, _MAX_ANGLE] degrees
 _OOD_MIN_COLOUR_DISTANCE = 90.0  # unnamed backgrounds keep this RGB distance from object colours
@@ -210,9 +212,10 @@ class Scene:
     """A complete, deterministic picture description.
 
     ``background`` is the palette name of a solid background or ``None`` for an unnamed one
-    (out-of-distribution colours or gradients); ``background_rgb`` holds the top-left and
-    bottom-right colours of a diagonal gradient (equal for a solid background); ``noise`` is the
-    per-pixel Gaussian noise std (8-bit units) and ``noise_seed`` seeds it.
+    (out-of-distribution colours or gradients); ``background_rgb`` holds the two end colours of a
+    linear gradient (equal for a uniform background) that runs along ``gradient_angle`` (degrees,
+    0: left to right, 90: top to bottom) from one corner of the image to the opposite one;
+    ``noise`` is the per-pixel Gaussian noise std (8-bit units) and ``noise_seed`` seeds it.
     """
 
     shapes: tuple[PlacedShape, ...]
@@ -220,6 +223,7 @@ class Scene:
     background_rgb: tuple[RGB, RGB]
     noise: float = 0.0
     noise_seed: int = 0
+    gradient_angle: float = 45.0
 
 
 # --------------------------------------------------------------------------- geometry & meaning
@@ -446,6 +450,11 @@ def mismatch_spec(spec: PromptSpec, rng: RngLike = None, *, change: str | None =
 # --------------------------------------------------------------------------- scenes
 
 
+def _to_rgb(values: np.ndarray) -> RGB:
+    v = np.clip(np.round(values), 0, 255).astype(int)
+    return (int(v[0]), int(v[1]), int(v[2]))
+
+
 def _jitter(rgb: RGB, amount: int, rng: np.random.Generator) -> RGB:
     values = np.clip(np.asarray(rgb) + rng.integers(-amount, amount + 1, size=3), 0, 255)
     return (int(values[0]), int(values[1]), int(values[2]))
@@ -556,22 +565,22 @@ def sample_scene(spec: PromptSpec, rng: RngLike = None, *, ood: Iterable[str] = 
     else:  # pragma: no cover - the ranges above always leave room
         raise RuntimeError(f"could not place the objects of {spec.caption!r}")
 
-    if spec.background is not None:
-        background: str | None = spec.background
-        bg = _jitter(BACKGROUND_COLOURS[spec.background], _BACKGROUND_JITTER, rng)
-        background_rgb = (bg, bg)
-    elif "background" in ood:
-        background = None
+    if "background" in ood and spec.background is None:
+        # Out of distribution: an unnamed colour, or a gradient between two of them.
+        background: str | None = None
         avoid = [COLOURS[t.colour] for t in things]
         first = _ood_colour(rng, avoid)
         second = _ood_colour(rng, avoid) if rng.random() < 0.5 else first
         background_rgb = (first, second)
     else:
-        background = str(rng.choice(_compatible_backgrounds(things)))
-        bg = _jitter(BACKGROUND_COLOURS[background], _BACKGROUND_JITTER, rng)
-        background_rgb = (bg, bg)
+        background = spec.background or str(rng.choice(_compatible_backgrounds(things)))
+        bg = np.asarray(_jitter(BACKGROUND_COLOURS[background], _BACKGROUND_JITTER, rng))
+        # Half of the named backgrounds get soft shading: +-_SHADING per channel between the ends.
+        shade = rng.uniform(-_SHADING, _SHADING, 3) if rng.random() < 0.5 else np.zeros(3)
+        background_rgb = (_to_rgb(bg - shade), _to_rgb(bg + shade))
+    angle = float(rng.uniform(0.0, 360.0))
     noise = float(rng.uniform(0.0, _NOISE_MAX))
-    scene = Scene(tuple(shapes), background, background_rgb, noise, int(rng.integers(2**31)))
+    scene = Scene(tuple(shapes), background, background_rgb, noise, int(rng.integers(2**31)), angle)
     assert satisfies(scene, spec), (spec, scene)
     return scene
 
@@ -601,14 +610,17 @@ def render(scene: Scene, size: int = 64, supersample: int = 4) -> Image.Image:
     picture at a higher resolution (CLIP preprocessing resizes it back to the model input size).
     """
     big = size * supersample
-    (r0, g0, b0), (r1, g1, b1) = scene.background_rgb
-    if scene.background_rgb[0] == scene.background_rgb[1]:
-        canvas = Image.new("RGB", (big, big), (r0, g0, b0))
-    else:
-        ramp = np.linspace(0.0, 1.0, big, dtype=np.float32)
-        w = (ramp[None, :, None] + ramp[:, None, None]) / 2.0
-        pixels = np.asarray([r0, g0, b0], np.float32) * (1 - w) + np.asarray([r1, g1, b1], np.float32) * w
-        canvas = Image.fromarray(np.round(pixels).astype(np.uint8), "RGB")
+    first, second = scene.background_rgb
+    if first == second:
+        canvas = Image.new("RGB", (big, big), first)
+    else:  # a smooth gradient: compute it at the output size and upsample
+        a = math.radians(scene.gradient_angle)
+        cos, sin = math.cos(a), math.sin(a)
+        ramp = (np.arange(size, dtype=np.float32) + 0.5) / size - 0.5
+        w = 0.5 + (ramp[None, :] * cos + ramp[:, None] * sin) / (abs(cos) + abs(sin))
+        ends = np.asarray([first, second], np.float32)
+        pixels = ends[0] + (ends[1] - ends[0]) * w[:, :, None]
+        canvas = Image.fromarray(np.round(pixels).astype(np.uint8), "RGB").resize((big, big), Image.Resampling.BILINEAR)
     draw = ImageDraw.Draw(canvas)
     for shape in scene.shapes:
         if shape.shape == "circle":
