@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from clipgauge.cli import main
-from clipgauge.demo import MODEL_DIR, scenes
+from clipgauge.demo import scenes
 from clipgauge.sinks import read_results, write_results
 from clipgauge.stats.select import select_best
 
@@ -109,14 +109,12 @@ def test_cli_usage_errors(tmp_path, capsys) -> None:
     assert "'model'" in err and "not found" in err and "Traceback" not in err
 
 
-demo = pytest.mark.skipif(not (MODEL_DIR / "config.json").is_file(), reason="demo model not built yet")
 
 PROMPTS = ["a red circle", "two yellow stars", "a blue square on a white background", "a green triangle",
            "a purple star", "an orange circle", "a white square on a black background", "two red triangles",
            "a yellow circle", "a blue star", "a black square", "a green circle on a gray background"]
 
 
-@demo
 def test_best_of_n_picks_the_image_that_follows_the_prompt(tmp_path, capsys) -> None:
     """One matching and three mismatching renders per prompt, scored by the demo CLIP: select keeps the match."""
     rng = np.random.default_rng(0)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from clipgauge.cli import main
-from clipgauge.demo import MODEL_DIR, scenes
+from clipgauge.demo import scenes
 from clipgauge.errors import UsageError
 from clipgauge.sinks import write_results
 from clipgauge.sinks.sweep_files import plot_sweep, write_sweep_csv
@@ -120,10 +120,8 @@ def test_cli(tmp_path, capsys) -> None:
     assert "Traceback" not in capsys.readouterr().err
 
 
-demo = pytest.mark.skipif(not (MODEL_DIR / "config.json").is_file(), reason="demo model not built yet")
 
 
-@demo
 def test_sweep_over_a_synthetic_adherence_curve_peaks_where_it_should(tmp_path, capsys) -> None:
     """A fake generator whose prompt adherence peaks at cfg = 6: of the 5 images it makes per prompt at a
     given cfg, ADHERENT[cfg] follow the prompt and the rest are deliberately mismatched renders (the same
