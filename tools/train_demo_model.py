@@ -293,6 +293,16 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _median_step_seconds(log: list[dict[str, Any]]) -> float | None:
+    """Median seconds per step between consecutive log entries that have no evaluation in between."""
+    rates = [
+        (b["elapsed_s"] - a["elapsed_s"]) / (b["step"] - a["step"])
+        for a, b in zip(log, log[1:])
+        if "top1" not in b and b["step"] > a["step"]
+    ]
+    return float(np.median(rates)) if rates else None
+
+
 def write_model_card(out: Path, info: dict[str, Any]) -> None:
     """Write ``README.md`` for the folder from the training/evaluation summary *info*."""
     ev = info["evaluation"]
@@ -329,6 +339,13 @@ def write_model_card(out: Path, info: dict[str, Any]) -> None:
     n = ev["n_images_per_set"]
     total = sum(a["kinds"].values())
     kinds = ", ".join(f"{k} {v / total:.2f}" for k, v in a["kinds"].items())
+    pace = ""
+    steps_s = _median_step_seconds(info["log"])
+    if steps_s is not None:
+        pace = (
+            f" (median {steps_s:.2f} s/step between log lines, i.e. {steps_s * a['steps'] / 60:.0f} min"
+            " when nothing else runs on the machine; evaluation excluded)"
+        )
     hard = ""
     if a.get("hard_negatives"):
         hard = """
@@ -400,7 +417,7 @@ Captions are exhaustive: `a red circle` means exactly one object, a red circle, 
   (lr {a["lr"]}, betas 0.9/0.98, weight decay {a["weight_decay"]} on matrices), {a["warmup"]}-step warm-up
   then cosine decay; seed {a["seed"]}; {a["threads"]} CPU threads.
 * Final logit scale: **{info["logit_scale"]:.1f}** (cosines are multiplied by this before the softmax).
-* Wall time: {info["train_seconds"] / 60:.1f} min of training on {info["machine"]}.
+* Wall time: {info["train_seconds"] / 60:.1f} min of training on {info["machine"]}{pace}.
 * Weights are stored as float16 and load as float32: {info["weights_bytes"] / 1e6:.1f} MB of weights,
   {info["folder_bytes"] / 1e6:.1f} MB with config, tokenizer and preprocessor files.
 
