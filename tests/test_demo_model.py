@@ -82,8 +82,16 @@ def test_cosines_rank_followed_above_mismatched_demo_images(demo_clip) -> None:
     from clipgauge.demo.evaluate import encode_images, encode_texts
 
     model, tokenizer, processor = demo_clip
-    prompts = ["a red circle", "a photo of a blue square", "two yellow stars", "a green triangle on a white background"]
-    examples = scenes.render_examples(prompts, per_prompt=6, follow_fraction=0.5, seed=3, size=256)
+    prompts = [
+        "a red circle",
+        "a photo of a blue square",
+        "two yellow stars",
+        "a green triangle on a white background",
+        "a purple star to the left of an orange circle",
+    ]
+    examples = scenes.render_examples(
+        prompts, per_prompt=6, follow_fraction=0.5, seed=3, size=256, change=scenes.DEMO_MODEL_CHANGES
+    )
     cos = (
         encode_images(model, processor, [e.image for e in examples])
         * encode_texts(model, tokenizer, [e.prompt for e in examples])

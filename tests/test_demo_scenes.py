@@ -128,6 +128,20 @@ def test_mismatch_changes_one_attribute(change: str) -> None:
         scenes.mismatch_spec(spec, 0, change="count")
 
 
+def test_mismatch_can_be_restricted_to_some_edits() -> None:
+    spec = scenes.parse_caption("a red circle to the left of a blue star")
+    rng = np.random.default_rng(0)
+    wrong = [scenes.mismatch_spec(spec, rng, change=scenes.DEMO_MODEL_CHANGES) for _ in range(200)]
+    assert all(w.relation == "left of" for w in wrong)  # never the relation edit
+    assert {w.key for w in wrong} > {scenes.mismatch_spec(spec, 0, change="swap").key}
+    # no listed edit applies to a single object: falls back to colour / shape
+    one = scenes.parse_caption("a red circle")
+    for w in (scenes.mismatch_spec(one, rng, change=["relation"]) for _ in range(50)):
+        assert w.kind == "one" and w.key != one.key
+    examples = scenes.render_examples([spec], per_prompt=6, seed=0, size=32, change=scenes.DEMO_MODEL_CHANGES)
+    assert [e.follows for e in examples] == [True] * 3 + [False] * 3
+
+
 def test_render_examples_mixes_followed_and_mismatched_images() -> None:
     prompts = ["a red circle", "two yellow stars", "a green triangle on a white background"]
     examples = scenes.render_examples(prompts, per_prompt=4, follow_fraction=0.5, seed=0, size=64)

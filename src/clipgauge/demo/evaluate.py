@@ -160,8 +160,9 @@ def caption_preference(
     mismatched caption made with :func:`scenes.mismatch_spec` ``change`` (e.g. ``"relation"``, ``"swap"``)."""
     rng = np.random.default_rng(seed)
     images, own, other = [], [], []
+    background_prob = 1.0 if change == "background" else 0.0
     while len(images) < n_images:
-        spec = scenes.sample_spec(rng, kind_weights={kind: 1.0}, background_prob=0.0, prefix_prob=0.0)
+        spec = scenes.sample_spec(rng, kind_weights={kind: 1.0}, background_prob=background_prob, prefix_prob=0.0)
         try:
             wrong = scenes.mismatch_spec(spec, rng, change=change)
         except ValueError:
@@ -207,6 +208,7 @@ def evaluate_all(model: Any, tokenizer: Any, processor: Any, *, n_images: int = 
             ("two", "count"),
             ("one", "count"),
             ("two", "colour"),
+            ("one", "background"),
         ]
     ):
         pairs[f"{kind}_vs_{change}"] = caption_preference(

@@ -38,12 +38,14 @@ class DemoResult:
 
 def render_demo_set(folder: Path, *, per_prompt: int = 4, seed: int = 0, size: int = 256) -> Path:
     """Render ``per_prompt`` images per demo prompt (half follow it, half deliberately don't) and a manifest."""
-    from .scenes import render_examples
+    from .scenes import DEMO_MODEL_CHANGES, render_examples
 
     images = folder / "images"
     images.mkdir(parents=True, exist_ok=True)
     rows = []
-    examples = render_examples(list(DEMO_PROMPTS), per_prompt=per_prompt, follow_fraction=0.5, seed=seed, size=size)
+    # mismatches the demo model can see (it cannot tell left from right: a flipped relation is not one)
+    examples = render_examples(list(DEMO_PROMPTS), per_prompt=per_prompt, follow_fraction=0.5, seed=seed, size=size,
+                               change=DEMO_MODEL_CHANGES)
     for k, ex in enumerate(examples):
         prompt_id, image_seed = divmod(k, per_prompt)
         name = f"images/p{prompt_id:02d}_s{image_seed}.png"

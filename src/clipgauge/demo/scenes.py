@@ -74,6 +74,12 @@ PREFIXES: tuple[str, ...] = ("", "a photo of ", "a picture of ", "an image of ",
 #: Factors that :func:`sample_scene` can move out of the training distribution.
 OOD_FACTORS: tuple[str, ...] = ("size", "position", "background")
 
+#: Edits :func:`mismatch_spec` can make to a caption.
+CHANGES: tuple[str, ...] = ("colour", "shape", "background", "relation", "swap", "count")
+#: The edits the bundled demo CLIP reliably detects (it cannot tell spatial relations apart: see its
+#: model card), for ``render_examples(..., change=DEMO_MODEL_CHANGES)``.
+DEMO_MODEL_CHANGES: tuple[str, ...] = ("colour", "shape", "background", "swap", "count")
+
 #: Default caption-kind probabilities used for training.
 DEFAULT_KIND_WEIGHTS: dict[str, float] = {"one": 0.5, "two": 0.15, "and": 0.1, "rel": 0.25}
 
@@ -395,14 +401,16 @@ def parse_caption(text: str) -> PromptSpec | None:
     return spec
 
 
-def mismatch_spec(spec: PromptSpec, rng: RngLike = None, *, change: str | None = None) -> PromptSpec:
+def mismatch_spec(spec: PromptSpec, rng: RngLike = None, *, change: str | Sequence[str] | None = None) -> PromptSpec:
     """A caption close to *spec* but with a different meaning (one attribute changed).
 
-    ``change`` is one of ``"colour"``, ``"shape"``, ``"background"`` (needs a named background),
-    ``"relation"`` (kind ``"rel"``: the opposite relation), ``"swap"`` (two objects that differ in
-    both colour and shape: exchange their colours), ``"count"`` (one object ↔ two copies), or
-    ``None`` for a random applicable one. Scenes drawn for the result never follow *spec*
-    (checked by :func:`render_prompt`).
+    ``change`` is one of :data:`CHANGES`: ``"colour"``, ``"shape"``, ``"background"`` (needs a named
+    background), ``"relation"`` (kind ``"rel"``: the opposite relation), ``"swap"`` (two objects
+    that differ in both colour and shape: exchange their colours), ``"count"`` (one object ↔ two
+    copies); a sequence of them to pick randomly among those that apply (``"colour"`` or
+    ``"shape"`` if none does); or ``None`` for any applicable one. A single ``change`` that does
+    not apply raises ``ValueError``. Scenes drawn for the result never follow *spec* (checked by
+    :func:`render_prompt`).
     """
     rng = _as_rng(rng)
     options = ["colour", "shape"]
@@ -418,6 +426,9 @@ def mismatch_spec(spec: PromptSpec, rng: RngLike = None, *, change: str | None =
         options.append("count")
     if change is None:
         change = str(rng.choice(options))
+    elif not isinstance(change, str):
+        allowed = [c for c in options if c in change] or ["colour", "shape"]
+        change = str(rng.choice(allowed))
     elif change not in options:
         raise ValueError(f"change {change!r} does not apply to {spec.caption!r} (options: {options})")
 
@@ -668,7 +679,7 @@ def render_prompt(
     rng: RngLike = None,
     size: int = 64,
     ood: Iterable[str] = (),
-    change: str | None = None,
+    change: str | Sequence[str] | None = None,
 ) -> tuple[Image.Image, Scene]:
     """Render an image for a caption of the demo grammar (string or :class:`PromptSpec`).
 
@@ -715,11 +726,13 @@ def render_examples(
     follow_fraction: float = 0.5,
     seed: int = 0,
     size: int = 256,
+    change: str | Sequence[str] | None = None,
 ) -> list[Example]:
     """Render ``per_prompt`` images for each prompt: the first ``round(per_prompt * follow_fraction)``
     follow it, the rest are deliberately mismatched. Deterministic for a given ``seed``.
 
-    ``follow_fraction`` is in ``[0, 1]``; ``size`` is the image side in pixels.
+    ``follow_fraction`` is in ``[0, 1]``; ``size`` is the image side in pixels; ``change`` restricts
+    the edits of mismatched images (see :func:`mismatch_spec`; e.g. :data:`DEMO_MODEL_CHANGES`).
     """
     if not 0.0 <= follow_fraction <= 1.0:
         raise ValueError("follow_fraction must be in [0, 1]")
@@ -730,6 +743,6 @@ def render_examples(
         text = prompt.caption if isinstance(prompt, PromptSpec) else prompt
         for i in range(per_prompt):
             follows = i < n_follow
-            image, scene = render_prompt(prompt, follow=follows, rng=rng, size=size)
+            image, scene = render_prompt(prompt, follow=follows, rng=rng, size=size, change=change)
             examples.append(Example(text, image, follows, scene, describe(scene)))
     return examples
