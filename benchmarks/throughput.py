@@ -5,19 +5,27 @@ PartiPrompts-shaped workload (N prompts × K images, 512×512 JPEG), and times t
 whole (interpreter start-up, imports and model load included):
 
 * ``clipgauge``   — ``clipgauge score MANIFEST --model hf:DIR --out ...`` (run in-process by the child);
-* ``torchmetrics`` — ``torchmetrics.multimodal.CLIPScore`` fed the same images as uint8 tensors and the
-  prompts, batch by batch, as its docs show. torchmetrics 1.9 cannot load a local folder under
-  transformers 5 (and its feature calls expect tensors, which transformers 5 no longer returns), so its
-  model is supplied through its documented ``model_name_or_path=callable`` hook, with the PIL image
-  processor (the original CLIP preprocessing, the same clipgauge uses) and ``get_*_features`` returning
-  ``.pooler_output``;
+* ``torchmetrics-docs`` (with ``--torchmetrics-python``, an interpreter with transformers 4.x) —
+  ``torchmetrics.multimodal.CLIPScore(model_name_or_path=MODEL_DIR)`` fed the same images as uint8 tensors
+  and the prompts, batch by batch, exactly as its docs show (torchmetrics 1.9 accepts only paths that
+  contain "openai", so it gets a symlink named ``openai-model-ARCH``);
+* ``torchmetrics`` — the same in this interpreter (transformers 5). torchmetrics 1.9 cannot load a local
+  folder under transformers 5 (and its feature calls expect tensors, which transformers 5 no longer
+  returns), so its model is supplied through its documented ``model_name_or_path=callable`` hook, with the
+  PIL image processor (the original CLIP preprocessing, the same clipgauge uses) and ``get_*_features``
+  returning ``.pooler_output``;
 * ``ceiling``      — start-up + model load + the model forward alone: every image once (pre-processed
-  tensors made outside the timed part) and each distinct prompt once.
+  tensors made outside the timed part) and each distinct prompt once; it skips the interpreter's
+  tear-down at exit (``os._exit``), as ``clipgauge score`` does once its outputs are written.
 
-It checks that per-pair cosines agree, and prints pairs/s, the ratios, the share of time in the model
-forward, and peak RSS. Usage::
+Each process runs ``--repeat`` times, interleaved, and the median is reported (a shared 2-core machine
+varies by ±5 % from run to run). torchmetrics has no precision option, so it runs in fp32 (as its users
+run it) and is the baseline of every precision's ratios. It checks that per-pair cosines agree, and prints
+pairs/s, the ratios, the share of time in the model forward, and peak RSS. Usage::
 
-    python benchmarks/throughput.py --arch vit-b-32 --prompts 96 --per-prompt 4 --precision fp32 bf16
+    python -m venv /tmp/tm4 && /tmp/tm4/bin/pip install torch==2.14.1 'transformers<5' 'torchmetrics==1.9.*'
+    python benchmarks/throughput.py --arch vit-b-32 --prompts 96 --per-prompt 4 --precision fp32 bf16 \
+        --torchmetrics-python /tmp/tm4/bin/python
 """
 
 from __future__ import annotations
@@ -114,6 +122,10 @@ def peak_rss_mb() -> float:
 
 # ----------------------------------------------------------------------------------- children
 def child_clipgauge(a: argparse.Namespace) -> dict:
+    """``clipgauge score`` in this process, set up and ended exactly as the console script does."""
+    from clipgauge.cli.process import exit_process, keep_freed_memory
+
+    keep_freed_memory()
     from clipgauge.cli import main
     from clipgauge.encoders.hf import HFEncoder
 
@@ -144,7 +156,8 @@ def child_clipgauge(a: argparse.Namespace) -> dict:
 
     with contextlib.redirect_stdout(io.StringIO()):
         code = main(args)
-    return {"exit": code, "forward_s": forward[0], "peak_rss_mb": peak_rss_mb()}
+    print(json.dumps({"exit": code, "forward_s": forward[0], "peak_rss_mb": peak_rss_mb()}))
+    exit_process(code)  # the console script's exit (fast once everything is written)
 
 
 def _torchmetrics_model(model_dir: str, device: str):
@@ -168,7 +181,13 @@ def child_torchmetrics(a: argparse.Namespace) -> dict:
 
     rows = read_jsonl(a.manifest)
     base = Path(a.manifest).parent
-    metric = CLIPScore(model_name_or_path=lambda: _torchmetrics_model(a.model_dir, a.device)).to(a.device)
+    if a.child == "torchmetrics-docs":  # transformers 4.x: a local folder loads, exactly as documented ...
+        named = Path(a.model_dir).with_name("openai-" + Path(a.model_dir).name)  # ... if its path says "openai"
+        if not named.exists():
+            named.symlink_to(Path(a.model_dir).resolve(), target_is_directory=True)
+        metric = CLIPScore(model_name_or_path=str(named)).to(a.device)
+    else:
+        metric = CLIPScore(model_name_or_path=lambda: _torchmetrics_model(a.model_dir, a.device)).to(a.device)
     forward = [0.0]
     per_pair: list[float] = []
     update = tm_module._clip_score_update
@@ -226,12 +245,13 @@ def child_ceiling(a: argparse.Namespace) -> dict:
 
 
 CHILDREN = {"clipgauge": child_clipgauge, "clipgauge-fast": child_clipgauge, "torchmetrics": child_torchmetrics,
-            "ceiling": child_ceiling}
+            "torchmetrics-docs": child_torchmetrics, "ceiling": child_ceiling}
 
 
 # ----------------------------------------------------------------------------------- parent
 def run_child(kind: str, a: argparse.Namespace, precision: str, manifest: Path, out: Path) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind, "--manifest", str(manifest),
+    python = a.torchmetrics_python if kind == "torchmetrics-docs" else sys.executable
+    cmd = [python, str(Path(__file__).resolve()), "--child", kind, "--manifest", str(manifest),
            "--model-dir", str(a.model_dir), "--out", str(out), "--batch-size", str(a.batch_size),
            "--device", a.device, "--precision", precision]
     if a.workers:
@@ -246,6 +266,14 @@ def run_child(kind: str, a: argparse.Namespace, precision: str, manifest: Path, 
         raise SystemExit(f"{kind} child exited {result['exit']}:\n{proc.stderr[-3000:]}")
     result["wall_s"] = wall
     return result
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median wall time, plus every run's wall time."""
+    ordered = sorted(runs, key=lambda r: r["wall_s"])
+    best = dict(ordered[(len(ordered) - 1) // 2])
+    best["walls_s"] = [round(r["wall_s"], 2) for r in runs]
+    return best
 
 
 def agreement(clipgauge_out: Path, tm_out: Path) -> dict:
@@ -265,6 +293,16 @@ def agreement(clipgauge_out: Path, tm_out: Path) -> dict:
     }
 
 
+def cpu_bf16_native() -> bool | None:
+    import torch
+
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    if probe is None:
+        return None
+    return bool(probe() or (amx is not None and amx()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--arch", choices=sorted(ARCHS), default="vit-b-32")
@@ -274,10 +312,14 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each process, interleaved; the median is shown")
     ap.add_argument("--workdir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "clipgauge-bench")
     ap.add_argument("--memory-scale", type=int, default=0, help="also run clipgauge on N× the pairs (RSS growth)")
     ap.add_argument("--skip", nargs="*", default=[], help="children to skip (e.g. torchmetrics)")
     ap.add_argument("--fast-decode", action="store_true", help="also time clipgauge --fast-decode (and its deviation)")
+    ap.add_argument("--torchmetrics-python", metavar="PYTHON",
+                    help="an interpreter with torchmetrics and transformers 4.x: also time torchmetrics loading "
+                         "the model folder itself, exactly as its docs show ('torchmetrics-docs')")
     # child mode
     ap.add_argument("--child", choices=sorted(CHILDREN))
     ap.add_argument("--manifest")
@@ -286,7 +328,9 @@ def main() -> None:
     a = ap.parse_args()
     if a.child:
         a.precision = a.precision[0]
-        print(json.dumps(CHILDREN[a.child](a)))
+        print(json.dumps(CHILDREN[a.child](a)), flush=True)
+        if a.child == "ceiling":  # start-up + load + forward, nothing else: no interpreter tear-down either
+            os._exit(0)
         return
 
     a.model_dir = build_model(a.arch, a.workdir / f"model-{a.arch}")
@@ -298,19 +342,31 @@ def main() -> None:
 
     print(f"# {a.arch}, {a.prompts} prompts x {a.per_prompt} images (512x512 JPEG) = {n_pairs} pairs, "
           f"device {a.device}, batch {a.batch_size}, torch {torch.__version__}, {os.cpu_count()} CPUs, "
-          f"{platform.processor() or platform.machine()}, {time.strftime('%Y-%m-%d')}")
+          f"{platform.processor() or platform.machine()}, native CPU bf16: {cpu_bf16_native()}, "
+          f"median of {a.repeat} runs, {time.strftime('%Y-%m-%d')}")
     report = {}
+    kinds = ["clipgauge", "torchmetrics", "torchmetrics-docs", "ceiling", "clipgauge-fast"]
     for precision in a.precision:
-        res = {}
-        for kind in ("clipgauge", "torchmetrics", "ceiling", "clipgauge-fast"):
-            if kind in a.skip or (kind == "clipgauge-fast" and not a.fast_decode):
-                continue
-            out = a.workdir / f"out_{kind}_{precision}.{'jsonl' if kind.startswith('clipgauge') else 'json'}"
-            res[kind] = run_child(kind, a, precision, manifest, out)
-            res[kind]["pairs_per_s"] = n_pairs / res[kind]["wall_s"]
+        todo = [k for k in kinds if k not in a.skip and (k != "clipgauge-fast" or a.fast_decode)
+                and (k != "torchmetrics-docs" or a.torchmetrics_python)
+                and (not k.startswith("torchmetrics") or precision == "fp32")]  # torchmetrics: fp32, as documented
+        runs: dict[str, list[dict]] = {k: [] for k in todo}
+        for _ in range(a.repeat):  # interleaved, so a slow spell of the machine hits every process alike
+            for kind in todo:
+                out = a.workdir / f"out_{kind}_{precision}.{'jsonl' if kind.startswith('clipgauge') else 'json'}"
+                runs[kind].append(run_child(kind, a, precision, manifest, out))
+        res = {kind: median_run(r) for kind, r in runs.items()}
+        for r in res.values():
+            r["pairs_per_s"] = n_pairs / r["wall_s"]
+        for tm_kind in ("torchmetrics", "torchmetrics-docs"):
+            if tm_kind not in res and tm_kind in report.get("fp32", {}):
+                res[tm_kind] = report["fp32"][tm_kind]  # the fp32 torchmetrics runs are the baseline
         reference = a.workdir / "out_torchmetrics_fp32.json"  # per-pair cosines are checked against fp32
         if "clipgauge" in res and reference.exists():
             res["agreement"] = agreement(a.workdir / f"out_clipgauge_{precision}.jsonl", reference)
+            docs = a.workdir / "out_torchmetrics-docs_fp32.json"
+            if docs.exists():
+                res["agreement_docs"] = agreement(a.workdir / f"out_clipgauge_{precision}.jsonl", docs)
         if "clipgauge-fast" in res:
             exact = [r["cosine"] for r in read_jsonl(a.workdir / f"out_clipgauge_{precision}.jsonl")]
             fast = [r["cosine"] for r in read_jsonl(a.workdir / f"out_clipgauge-fast_{precision}.jsonl")]
@@ -319,30 +375,34 @@ def main() -> None:
             big = make_workload(a.workdir / "workload", a.prompts * a.memory_scale, a.per_prompt)
             res["clipgauge_x"] = run_child("clipgauge", a, precision, big, a.workdir / "out_big.jsonl")
         report[precision] = res
-        print_summary(precision, res, n_pairs, a.memory_scale)
+        print_summary(precision, res, a.memory_scale)
     (a.workdir / "report.json").write_text(json.dumps(report, indent=2))
 
 
-def print_summary(precision: str, res: dict, n_pairs: int, scale: int) -> None:
-    cg, tm, ceil = res.get("clipgauge"), res.get("torchmetrics"), res.get("ceiling")
+def print_summary(precision: str, res: dict, scale: int) -> None:
+    cg, ceil = res.get("clipgauge"), res.get("ceiling")
     print(f"\n## {precision}")
     for kind, r in res.items():
-        if not isinstance(r, dict) or kind in ("agreement", "clipgauge_x"):
+        if not isinstance(r, dict) or "wall_s" not in r or kind == "clipgauge_x":
             continue
         fwd = r.get("forward_s", r.get("forward_and_preprocess_s", 0.0))
-        print(f"{kind:>12}: {r['wall_s']:7.2f} s whole process, {r['pairs_per_s']:6.2f} pairs/s, "
-              f"forward {fwd:6.2f} s ({100 * fwd / r['wall_s']:4.1f}% of wall), peak RSS {r['peak_rss_mb']:7.0f} MB")
-    if cg and tm:
-        print(f"clipgauge / torchmetrics pairs/s: {cg['pairs_per_s'] / tm['pairs_per_s']:.2f}x")
-    if tm and ceil:
-        print(f"ceiling   / torchmetrics pairs/s: {ceil['pairs_per_s'] / tm['pairs_per_s']:.2f}x")
+        print(f"{kind:>17}: {r['wall_s']:7.2f} s whole process (runs: {r.get('walls_s')}), {r['pairs_per_s']:6.2f} "
+              f"pairs/s, forward {fwd:6.2f} s ({100 * fwd / r['wall_s']:4.1f}% of wall), peak RSS "
+              f"{r['peak_rss_mb']:7.0f} MB")
+    for tm_kind in ("torchmetrics", "torchmetrics-docs"):
+        tm = res.get(tm_kind)
+        if cg and tm:
+            print(f"clipgauge / {tm_kind} (fp32) pairs/s: {cg['pairs_per_s'] / tm['pairs_per_s']:.2f}x")
+        if tm and ceil:
+            print(f"ceiling   / {tm_kind} (fp32) pairs/s: {ceil['pairs_per_s'] / tm['pairs_per_s']:.2f}x")
     if cg and ceil:
         print(f"clipgauge end-to-end = {100 * ceil['wall_s'] / cg['wall_s']:.1f}% of the model-only ceiling")
-    if "agreement" in res:
-        ag = res["agreement"]
-        print(f"per-pair |dcos| vs torchmetrics: max {ag['max_abs_dcos']:.2e} over untruncated pairs; "
-              f"{ag['truncated_prompts_pairs']} pairs with prompts > 77 tokens differ by up to "
-              f"{ag['max_abs_dcos_truncated'] or 0:.2e} (torchmetrics drops their end-of-text token)")
+    for key, who in (("agreement", "torchmetrics"), ("agreement_docs", "torchmetrics-docs")):
+        if key in res:
+            ag = res[key]
+            print(f"per-pair |dcos| vs {who} (fp32): max {ag['max_abs_dcos']:.2e} over untruncated pairs; "
+                  f"{ag['truncated_prompts_pairs']} pairs with prompts > 77 tokens differ by up to "
+                  f"{ag['max_abs_dcos_truncated'] or 0:.2e} (torchmetrics drops their end-of-text token)")
     if "fast_decode_max_abs_dcos" in res:
         print(f"--fast-decode vs exact decode: max |dcos| {res['fast_decode_max_abs_dcos']:.2e}")
     if "clipgauge_x" in res:

@@ -151,7 +151,7 @@ def test_bf16_close_to_fp32(hf_model_dir):
 def test_direct_preprocessing_equals_clip_image_processor_pil(hf_scorer, size):
     """The direct re-implementation gives bit-identical pixels to CLIPImageProcessorPil."""
     enc = hf_scorer.encoder
-    assert enc._plan is not None
+    assert enc.crop_plan is not None
     img = random_rgb(sum(size), size=size)
     expected = enc.processor(images=img, return_tensors="pt")["pixel_values"][0]
     assert torch.equal(enc.preprocess(img), expected)

@@ -30,3 +30,7 @@ class RowError(Exception):
 
 class DecodeError(RowError):
     """An image file is missing, empty, truncated, not an image, or too large to decode safely."""
+
+
+class PrecisionWarning(RuntimeWarning):
+    """The chosen precision is allowed but will be slow on this device (e.g. bf16 on a CPU without bf16)."""

@@ -35,6 +35,11 @@ class ScoreRun:
         return int(self.summary["errors"])
 
 
+def manifest_images(manifest: Manifest) -> list[Any]:
+    """The image of each row, in order (None for rows already broken while reading)."""
+    return [None if r.error else r.image for r in manifest.rows]
+
+
 def score_manifest(
     manifest: Manifest,
     scorer: Scorer,
@@ -66,7 +71,7 @@ def score_manifest(
             if r.error:
                 raise RowError(r.error, i)
     # rows already broken while reading are skipped by passing None image + their error as prompt check
-    images = [None if r.error else r.image for r in rows]
+    images = manifest_images(manifest)
     prompts = [r.prompt if not r.error else None for r in rows]
     result = scorer.score_pairs(images, prompts, strict=strict, progress=progress,
                                 keep_embeddings=reference_image is not None)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import sys
+import warnings
 
 import click
 
 from .._version import __version__
-from ..errors import UsageError
+from ..errors import PrecisionWarning, UsageError
 
 #: command name → "module:attribute" (modules relative to this package)
 COMMANDS = {
@@ -59,7 +59,9 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``clipgauge`` console script; returns the exit status."""
     try:
-        code = cli.main(args=argv, prog_name="clipgauge", standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            code = cli.main(args=argv, prog_name="clipgauge", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
         return 2
@@ -77,5 +79,19 @@ def main(argv: list[str] | None = None) -> int:
     return int(code or 0)
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """clipgauge's own warnings as one line on stderr; others as Python prints them."""
+    if issubclass(category, PrecisionWarning):
+        click.echo(f"clipgauge: warning: {message}", err=True)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
+
+
+_show_warning = warnings.showwarning
+
+
 def run() -> None:  # pragma: no cover - console-script wrapper
-    sys.exit(main())
+    from .process import exit_process, keep_freed_memory
+
+    keep_freed_memory()
+    exit_process(main())

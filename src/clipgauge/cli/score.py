@@ -10,7 +10,7 @@ import click
 from ..defaults import DEFAULT_MODEL
 from ..engines import ENGINES, EngineError, RayOptions, run_sharded
 from ..errors import RowError, UsageError
-from ..runs import score_manifest
+from ..runs import manifest_images, score_manifest
 from ..scoring.device import PRECISIONS
 from ..scoring.scales import SCALES
 from ..scoring.scorer import Scorer
@@ -21,6 +21,7 @@ from ..sinks.summary import json_safe
 from ..sources import read_manifest
 from ..sources.detect import is_manifest_input
 from .output import progress_bar, stderr, stdout, summary_table
+from .process import allow_fast_exit
 
 
 @click.command()
@@ -116,7 +117,7 @@ def score(manifest: Path, model: str, out: Path | None, batch_size: int, device:
     rows = read_manifest(manifest)
     scorer = Scorer(model, device=device, batch_size=batch_size, precision=precision,
                     num_workers=workers, prompt_prefix=prompt_prefix, trust_remote_code=trust_remote_code,
-                    cache_dir=embedding_cache, fast_decode=fast_decode)
+                    cache_dir=embedding_cache, fast_decode=fast_decode, prefetch=manifest_images(rows))
     try:
         with progress_bar(len(rows), "scoring") as update:
             run = score_manifest(rows, scorer, scale=scale, strict=strict, progress=update,
@@ -128,6 +129,9 @@ def score(manifest: Path, model: str, out: Path | None, batch_size: int, device:
     if out is not None:
         write_results(out, run.records, run.columns)
         write_summary(summary_path(out), run.summary)
+    if scorer.cache is not None:
+        scorer.cache.close()
+    allow_fast_exit()  # everything is written and closed: the process need not tear torch down
     first = next((r["error"] for r in run.records if r["error"]), None)
     _finish(run.summary, f"wrote {out} and {summary_path(out)}" if out is not None else None,
             run.n_errors, first, json_output)
@@ -168,6 +172,8 @@ def _score_sharded(manifest: Path, out: Path, scorer_kwargs: dict, *, engine: st
     finally:
         for bar in bars:
             bar.__exit__(None, None, None)
+    if engine == "local":
+        allow_fast_exit()  # Ray shuts its workers down at exit: only the local engine may skip that
     how = f"resumed: {result.shards_written} new parts" if result.resumed else f"{result.shards_written} parts"
     _finish(result.summary, f"wrote {result.folder} ({how}; summary in {SUMMARY_FILE})", result.n_errors,
             result.first_error, json_output)

@@ -1,6 +1,6 @@
 """Model families behind one interface (:class:`~clipgauge.encoders.base.Encoder`)."""
 
 from .base import Encoder, Tokens
-from .resolve import DEFAULT_MODEL, resolve_encoder
+from .resolve import DEFAULT_MODEL, early_crop_plan, resolve_encoder
 
-__all__ = ["DEFAULT_MODEL", "Encoder", "Tokens", "resolve_encoder"]
+__all__ = ["DEFAULT_MODEL", "Encoder", "Tokens", "early_crop_plan", "resolve_encoder"]

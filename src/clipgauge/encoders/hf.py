@@ -10,12 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 
 from ..errors import ModelLoadError
 from .base import Encoder, Tokens
+from .clip_pil import ClipPilPlan
 
 
 def _image_processor_class():
@@ -47,6 +47,7 @@ class HFEncoder(Encoder):
         try:
             extra = {"trust_remote_code": True} if trust_remote_code else {}
             self.module = CLIPModel.from_pretrained(source, **extra).eval()
+            self.start_weights_hash()  # overlaps loading the tokenizer and processor
             self.tokenizer = CLIPTokenizer.from_pretrained(source, **extra)
             self.processor = _image_processor_class().from_pretrained(source)
         except Exception as exc:  # noqa: BLE001 - every load failure becomes one clear line
@@ -55,41 +56,23 @@ class HFEncoder(Encoder):
             hf_logging.set_verbosity(verbosity)
         text_cfg = self.module.config.text_config
         self.context_length = int(text_cfg.max_position_embeddings)
-        self._plan = self._fast_plan()
+        self._plan = ClipPilPlan.from_processor(self.processor)
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         if self._plan is not None:
-            return _clip_pil_preprocess(image, *self._plan)
+            return self._plan.preprocess(image)
         out = self.processor(images=image, return_tensors="pt")
         return out["pixel_values"][0]
+
+    @property
+    def crop_plan(self) -> ClipPilPlan | None:
+        """The direct, bit-identical re-implementation of the processor (None for non-standard settings)."""
+        return self._plan
 
     @property
     def input_size(self) -> int | None:
         size = dict(self.processor.size or {})
         return int(size["shortest_edge"]) if "shortest_edge" in size else None
-
-    def _fast_plan(self) -> tuple | None:
-        """Parameters for the direct re-implementation of the processor, when its settings are the usual ones.
-
-        The direct path performs the very same operations as ``CLIPImageProcessorPil`` (PIL bicubic resize of
-        the shortest edge with int() rounding of the long edge, centre crop, float64 rescale cast to float32,
-        float32 normalise) without its per-call overhead; tests check it equals the processor's output.
-        """
-        p = self.processor
-        size = dict(p.size or {})
-        crop = dict(p.crop_size or {})
-        standard = (
-            p.do_resize and p.do_center_crop and p.do_rescale and p.do_normalize
-            and set(size) == {"shortest_edge"} and set(crop) == {"height", "width"}
-            and crop["height"] <= size["shortest_edge"] and crop["width"] <= size["shortest_edge"]
-            and not getattr(p, "do_pad", False)
-        )
-        if not standard:
-            return None
-        mean = np.asarray(list(p.image_mean), dtype=np.float32)
-        std = np.asarray(list(p.image_std), dtype=np.float32)
-        return int(size["shortest_edge"]), int(crop["height"]), int(crop["width"]), int(p.resample), \
-            float(p.rescale_factor), mean, std
 
     def tokenize(self, texts: list[str]) -> Tokens:
         n = self.context_length
@@ -115,24 +98,6 @@ class HFEncoder(Encoder):
             "std": list(p.image_std),
             "decode": "clipgauge.decode: EXIF transpose, alpha over white, 16-bit /257, first frame, RGB",
         }
-
-
-def _clip_pil_preprocess(
-    image: Image.Image, short: int, crop_h: int, crop_w: int, resample: int, scale: float,
-    mean: np.ndarray, std: np.ndarray,
-) -> torch.Tensor:
-    w, h = image.size
-    if w <= h:
-        new_w, new_h = short, int(short * h / w)
-    else:
-        new_w, new_h = int(short * w / h), short
-    image = image.resize((new_w, new_h), resample=resample, reducing_gap=None)
-    top, left = (new_h - crop_h) // 2, (new_w - crop_w) // 2
-    image = image.crop((left, top, left + crop_w, top + crop_h))
-    # numpy, like the processor: exactly its float64 rescale → float32 → float32 normalise
-    x = (np.asarray(image, dtype=np.uint8).astype(np.float64) * scale).astype(np.float32)
-    x = (x - mean) / std
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
 
 def _load_failure_message(source: str, exc: Exception) -> str:

@@ -16,8 +16,9 @@ from pathlib import Path
 from ..defaults import DEFAULT_MODEL
 from ..errors import ModelLoadError
 from .base import Encoder
+from .clip_pil import ClipPilPlan
 
-__all__ = ["DEFAULT_MODEL", "demo_model_dir", "resolve_encoder"]
+__all__ = ["DEFAULT_MODEL", "demo_model_dir", "early_crop_plan", "resolve_encoder"]
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -54,6 +55,35 @@ def resolve_encoder(spec: str, *, trust_remote_code: bool = False) -> Encoder:
         f"unknown model '{spec}': use a Hugging Face id (openai/clip-vit-large-patch14), hf:DIR, "
         "open_clip:ARCH:PRETRAINED, open_clip:hf-hub:ORG/NAME, or demo"
     )
+
+
+def early_crop_plan(spec: str) -> ClipPilPlan | None:
+    """The image preprocessing a transformers model spec will use, read from its ``preprocessor_config.json``
+    (local folder, the demo model, or the local hub cache) without importing transformers or loading weights.
+
+    Provisional: the scorer compares it with the loaded model's own plan before using anything made with
+    it. None when it cannot be known cheaply (OpenCLIP models, uncached hub ids, non-standard settings).
+    """
+    spec = spec.strip()
+    if spec.startswith("open_clip:") or not spec:
+        return None
+    if spec == "demo":
+        folder: Path | None = demo_model_dir()
+    else:
+        source = spec[3:] if spec.startswith("hf:") else spec
+        local = Path(source).expanduser()
+        folder = local if local.is_dir() else None
+        if folder is None and _HUB_ID.match(source):
+            try:
+                from huggingface_hub import try_to_load_from_cache
+
+                cached = try_to_load_from_cache(source, "preprocessor_config.json")
+            except Exception:  # noqa: BLE001 - a guess only; the real load reports problems
+                return None
+            return ClipPilPlan.from_config_file(cached) if isinstance(cached, str) else None
+    if folder is None:
+        return None
+    return ClipPilPlan.from_config_file(folder / "preprocessor_config.json")
 
 
 def _hf(source: str, spec: str, trust_remote_code: bool) -> Encoder:

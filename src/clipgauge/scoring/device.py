@@ -6,7 +6,10 @@ import contextlib
 
 import torch
 
-from ..errors import UsageError
+from ..errors import PrecisionWarning, UsageError
+
+__all__ = ["PRECISIONS", "PrecisionWarning", "autocast", "check_precision", "cpu_has_native_bf16",
+           "precision_warning", "resolve_device"]
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -33,6 +36,23 @@ def check_precision(precision: str, device: torch.device) -> str:
     if precision == "fp16" and device.type == "cpu":
         raise UsageError("fp16 is for GPUs; on CPU use --precision bf16 or fp32")
     return precision
+
+
+def cpu_has_native_bf16() -> bool | None:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); None when torch cannot tell."""
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    if probe is None:
+        return None
+    return bool(probe() or (amx is not None and amx()))
+
+
+def precision_warning(precision: str, device: torch.device) -> str | None:
+    """A one-line warning when the chosen precision will be slower than fp32 on this device."""
+    if precision == "bf16" and device.type == "cpu" and cpu_has_native_bf16() is False:
+        return ("this CPU has no native bf16 (AVX512-BF16 or AMX), so bf16 is emulated and runs about 4x slower "
+                "than fp32 here (benchmarks/RESULTS.md); fp32 is exact and faster on this machine")
+    return None
 
 
 def autocast(precision: str, device: torch.device):

@@ -6,9 +6,8 @@ All embeddings are L2-normalised in float32; a score is their dot product, the c
 from __future__ import annotations
 
 import os
-from collections import deque
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,12 +15,16 @@ import numpy as np
 import torch
 
 from ..decode import DEFAULT_MAX_PIXELS, load_image, read_file
-from ..encoders import DEFAULT_MODEL, Encoder, resolve_encoder
+from ..encoders import DEFAULT_MODEL, Encoder, early_crop_plan, resolve_encoder
 from ..errors import RowError
 from .cache import EmbeddingCache
-from .device import autocast, check_precision, resolve_device
+from .device import PrecisionWarning, autocast, check_precision, precision_warning, resolve_device
+from .pipeline import Item, Prefetch, Skip, ordered, prepare_image
+from .text_batches import length_batches
 
 ProgressFn = Callable[[int], None]
+#: distinct prompts tokenised at a time (bounds the token tensors' memory)
+_TEXT_BLOCK = 4096
 
 
 @dataclass
@@ -60,6 +63,9 @@ class Scorer:
             captions cannot exhaust memory; a prompt seen again is simply re-encoded).
         fast_decode: decode JPEGs at a reduced DCT scale (>= the model's input size). Faster, NOT exact:
             the deviation from the exact path is measured in ``benchmarks/RESULTS.md``. Off by default.
+        prefetch: the image paths the first scoring call will start with: they are decoded while the model
+            loads (seconds of imports and weight loading that leave the other cores idle). Used only where
+            the loaded model preprocesses exactly as its config file said, so it never changes a score.
     """
 
     def __init__(
@@ -76,23 +82,36 @@ class Scorer:
         cache_dir: str | os.PathLike | None = None,
         fast_decode: bool = False,
         max_cached_prompts: int = 100_000,
+        prefetch: Sequence[Any] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.device = resolve_device(device)
         self.precision = check_precision(precision, self.device)
+        slow = precision_warning(self.precision, self.device)
+        if slow:
+            warnings.warn(slow, PrecisionWarning, stacklevel=2)
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers) if num_workers else max(1, min(8, os.cpu_count() or 1))
+        self.max_image_pixels = int(max_image_pixels)
+        self.fast_decode = bool(fast_decode)
+        self._prefetch: Prefetch | None = None
+        if prefetch and cache_dir is None and not isinstance(model, Encoder):
+            plan = early_crop_plan(model)
+            if plan is not None:  # the main thread is busy loading: leave it a core
+                workers = max(1, min(self.num_workers, (os.cpu_count() or 2) - 1))
+                self._prefetch = Prefetch(prefetch, plan, workers=workers, max_pixels=self.max_image_pixels,
+                                          draft=plan.short if self.fast_decode else None)
         if isinstance(model, Encoder):
             self.encoder = model
         else:
             self.encoder = resolve_encoder(model, trust_remote_code=trust_remote_code)
+        self.encoder.start_weights_hash()  # for provenance; overlaps the first batches
         self.encoder.to(self.device)
-        self.batch_size = int(batch_size)
-        self.num_workers = int(num_workers) if num_workers else max(1, min(8, os.cpu_count() or 1))
         self.prompt_prefix = prompt_prefix
-        self.max_image_pixels = int(max_image_pixels)
         self._text_cache: dict[str, tuple[np.ndarray, bool]] = {}
+        self._tables: dict[str, torch.Tensor] = {}
         self.max_cached_prompts = int(max_cached_prompts)
-        self.fast_decode = bool(fast_decode)
         self._draft = self.encoder.input_size if self.fast_decode else None
         self.cache: EmbeddingCache | None = None
         if cache_dir is not None:
@@ -202,7 +221,7 @@ class Scorer:
 
         def row_images() -> Iterator[Any]:
             for i, src in enumerate(images):
-                yield _Skip(errors[i]) if errors[i] else (src if src is not None else _Skip("missing image"))
+                yield Skip(errors[i]) if errors[i] else (src if src is not None else Skip("missing image"))
 
         kept: np.ndarray | None = None
         for i, emb, error in self._image_embeddings(row_images()):
@@ -250,16 +269,17 @@ class Scorer:
                 else:
                     self._text_cache[text] = hit
             missing = still
-        # batches of similar length pad less (padding never changes an embedding: it is masked out)
-        missing.sort(key=lambda t: (len(t), t))
-        for start in range(0, len(missing), self.batch_size):
-            chunk = missing[start : start + self.batch_size]
-            emb, trunc = self._encode_text_batch(chunk)
-            for text, e, t in zip(chunk, emb, trunc):
-                self._text_cache[text] = (e, t)
-            if self.cache is not None:
-                self.cache.put_many([(self.cache.key("text", x.encode("utf-8")), e, t)
-                                     for x, e, t in zip(chunk, emb, trunc)])
+        # prompts tokenised in blocks (bounded memory), encoded in batches of similar token length
+        for block in range(0, len(missing), _TEXT_BLOCK):
+            texts = missing[block : block + _TEXT_BLOCK]
+            tokens = self.encoder.tokenize(texts)
+            for idx, inputs in length_batches(tokens, self.batch_size):
+                emb = self._encode_tokens(inputs)
+                chunk = [(texts[i], e, tokens.truncated[i]) for i, e in zip(idx, emb)]
+                for text, e, t in chunk:
+                    self._text_cache[text] = (e, t)
+                if self.cache is not None:
+                    self.cache.put_many([(self.cache.key("text", x.encode("utf-8")), e, t) for x, e, t in chunk])
         return {p: self._text_cache[t] for p, t in full.items()}
 
     def _embed_prompts(self, prompts: list[str]) -> tuple[np.ndarray, list[bool]]:
@@ -268,59 +288,57 @@ class Scorer:
             return np.zeros((0, 0), dtype=np.float32), []
         return np.stack([table[p][0] for p in prompts]), [table[p][1] for p in prompts]
 
-    def _encode_text_batch(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
-        tokens = self.encoder.tokenize(texts)
-        inputs = {k: v.to(self.device) for k, v in tokens.inputs.items()}
+    def _encode_tokens(self, tokens: dict[str, torch.Tensor]) -> np.ndarray:
+        inputs = {k: v.to(self.device) for k, v in tokens.items()}
         with torch.inference_mode(), autocast(self.precision, self.device):
             feats = self.encoder.encode_texts(inputs)
-        return _normalise(feats), tokens.truncated
+        return _normalise(feats)
 
     # ----------------------------------------------------------------- images
-    def _prepare(self, src: Any) -> _Item:
-        """Worker thread: cache look-up, else decode + preprocess. Never raises."""
-        if isinstance(src, _Skip):
-            return _Item(skip=src.reason)
-        try:
-            key = None
-            if self.cache is not None:
+    def _prepare(self, src: Any) -> Item:
+        """Worker thread: cache look-up, else decode + preprocess (a uint8 crop when the encoder splits its
+        preprocessing, else the float tensor). Never raises."""
+        key = None
+        if self.cache is not None and not isinstance(src, Skip):
+            try:
                 if isinstance(src, (str, os.PathLike)):
                     src = read_file(src)
                 key = self.cache.key("image", _image_content(src))
-                hit = self.cache.get(key)
-                if hit is not None:
-                    return _Item(embedding=hit[0])
-            image = load_image(src, max_pixels=self.max_image_pixels, draft=self._draft)
-            return _Item(tensor=self.encoder.preprocess(image), key=key)
-        except RowError as exc:
-            return _Item(skip=exc.reason)
-        except Exception as exc:  # noqa: BLE001 - a preprocessing failure is that row's error
-            return _Item(skip=f"preprocessing failed: {type(exc).__name__}: {exc}")
+            except RowError as exc:
+                return Item(skip=exc.reason)
+            except Exception as exc:  # noqa: BLE001 - that row's error
+                return Item(skip=f"preprocessing failed: {type(exc).__name__}: {exc}")
+            hit = self.cache.get(key)
+            if hit is not None:
+                return Item(embedding=hit[0])
+        plan = self.encoder.crop_plan
+        item = prepare_image(src, plan.crop if plan is not None else self.encoder.preprocess,
+                             max_pixels=self.max_image_pixels, draft=self._draft)
+        item.key = key
+        return item
 
-    def _prepared(self, images: Iterable[Any]) -> Iterator[tuple[int, _Item]]:
-        """Decode + preprocess in worker threads, in order, with a bounded look-ahead."""
-        window: deque = deque()
-        limit = max(2 * self.batch_size, 4 * self.num_workers)
-        with ThreadPoolExecutor(self.num_workers, thread_name_prefix="clipgauge-decode") as pool:
-            for i, src in enumerate(images):
-                window.append((i, pool.submit(self._prepare, src)))
-                if len(window) >= limit:
-                    j, fut = window.popleft()
-                    yield j, fut.result()
-            while window:
-                j, fut = window.popleft()
-                yield j, fut.result()
+    def _prepared(self, images: Iterable[Any]) -> Iterator[tuple[int, Item]]:
+        """Decode + preprocess in worker threads, in order, with a bounded look-ahead; the first images
+        may already have been decoded while the model loaded (``prefetch``)."""
+        prefetch, self._prefetch = self._prefetch, None
+        ready = None
+        if prefetch is not None:
+            ready = prefetch.take(self.encoder.crop_plan, self.max_image_pixels, self._draft)
+        window = max(2 * self.batch_size, 4 * self.num_workers)
+        kwargs = {"ready": ready} if ready is not None else {}
+        return ordered(images, self._prepare, workers=self.num_workers, window=window, **kwargs)
 
     def _image_embeddings(self, images: Iterable[Any]) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
         """Yield ``(index, normalised embedding or None, error or None)`` in input order."""
-        pending: list[tuple[int, _Item]] = []
-        n_tensors = 0
+        pending: list[tuple[int, Item]] = []
+        n_pixels = 0
 
         def flush() -> Iterator[tuple[int, np.ndarray | None, str | None]]:
-            todo = [item for _, item in pending if item.tensor is not None]
+            todo = [item for _, item in pending if item.pixels is not None]
             if todo:
-                emb = self._encode_image_batch([item.tensor for item in todo])
+                emb = self._encode_image_batch([item.pixels for item in todo])
                 for item, e in zip(todo, emb):
-                    item.embedding, item.tensor = e, None
+                    item.embedding, item.pixels = e, None
                 if self.cache is not None:
                     self.cache.put_many([(item.key, item.embedding, False) for item in todo if item.key])
             for i, item in pending:
@@ -329,21 +347,31 @@ class Scorer:
 
         for i, item in self._prepared(images):
             pending.append((i, item))
-            n_tensors += item.tensor is not None
-            if n_tensors >= self.batch_size:
+            n_pixels += item.pixels is not None
+            if n_pixels >= self.batch_size:
                 yield from flush()
-                n_tensors = 0
+                n_pixels = 0
         if pending:
             yield from flush()
 
-    def _encode_image_batch(self, tensors: list[torch.Tensor]) -> np.ndarray:
-        batch = torch.stack(tensors)
+    def _encode_image_batch(self, pixels: list[torch.Tensor | np.ndarray]) -> np.ndarray:
+        crops = isinstance(pixels[0], np.ndarray)
+        batch = torch.from_numpy(np.stack(pixels)) if crops else torch.stack(pixels)
         if self.device.type == "cuda":
             batch = batch.pin_memory()
-        pixels = batch.to(self.device, non_blocking=True)
+        batch = batch.to(self.device, non_blocking=True)  # crops cross as uint8: a quarter of the bytes
+        if crops:
+            batch = self.encoder.crop_plan.normalize(batch, self._table())
         with torch.inference_mode(), autocast(self.precision, self.device):
-            feats = self.encoder.encode_images(pixels)
+            feats = self.encoder.encode_images(batch)
         return _normalise(feats)
+
+    def _table(self) -> torch.Tensor:
+        """The crop plan's normalisation table on the current device (kept per device)."""
+        key = str(self.device)
+        if key not in self._tables:
+            self._tables[key] = torch.from_numpy(self.encoder.crop_plan.table().reshape(-1)).to(self.device)
+        return self._tables[key]
 
     # ----------------------------------------------------------------- provenance
     def provenance(self) -> dict[str, Any]:
@@ -351,25 +379,6 @@ class Scorer:
         from ..provenance import scorer_provenance
 
         return scorer_provenance(self)
-
-
-class _Skip:
-    """Placeholder for a row that cannot be scored, carrying the reason."""
-
-    __slots__ = ("reason",)
-
-    def __init__(self, reason: str | None) -> None:
-        self.reason = reason or "cannot be scored"
-
-
-@dataclass
-class _Item:
-    """One image on its way through the pipeline: a tensor to encode, a cached embedding, or a skip reason."""
-
-    tensor: torch.Tensor | None = None
-    embedding: np.ndarray | None = None
-    key: str | None = None
-    skip: str | None = None
 
 
 def _image_content(src: Any) -> bytes:

@@ -1,0 +1,124 @@
+"""The image side of scoring before the model: decode and preprocess in worker threads, in input order.
+
+* :func:`prepare_image` — one image: decode (``clipgauge.decode``) then the encoder's preprocessing, either
+  whole (a float tensor) or its first stage (a uint8 crop, see ``Encoder.crop_plan``). Never raises: a
+  failure becomes the row's reason.
+* :func:`ordered` — a bounded look-ahead window of worker-thread jobs, yielded in input order, so memory
+  stays flat however many images there are.
+* :class:`Prefetch` — images decoded while the model is still loading (imports and weights take seconds
+  on one core; the other cores would idle). It uses a plan read from the model's config file, and the
+  scorer uses its work only when the loaded model's plan is the same.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..decode import load_image
+from ..errors import RowError
+
+#: Memory the start-up prefetch may fill with uint8 crops (≈ 660 images at 224 px, 290 at 336 px).
+PREFETCH_BYTES = 96 << 20
+PREFETCH_MAX_IMAGES = 1024
+
+
+class Skip:
+    """Placeholder for a row that cannot be scored, carrying the reason."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str | None) -> None:
+        self.reason = reason or "cannot be scored"
+
+
+@dataclass
+class Item:
+    """One image on its way to the model: pixels to encode (float tensor or uint8 crop), a cached
+    embedding, or the reason it is skipped."""
+
+    pixels: torch.Tensor | np.ndarray | None = None
+    embedding: np.ndarray | None = None
+    key: str | None = None
+    skip: str | None = None
+
+
+def prepare_image(src: Any, preprocess: Callable[[Any], Any], *, max_pixels: int, draft: int | None) -> Item:
+    """Decode *src* and apply *preprocess*; a failure becomes the item's ``skip`` reason."""
+    if isinstance(src, Skip):
+        return Item(skip=src.reason)
+    try:
+        image = load_image(src, max_pixels=max_pixels, draft=draft)
+        return Item(pixels=preprocess(image))
+    except RowError as exc:
+        return Item(skip=exc.reason)
+    except Exception as exc:  # noqa: BLE001 - a preprocessing failure is that row's error
+        return Item(skip=f"preprocessing failed: {type(exc).__name__}: {exc}")
+
+
+def ordered(
+    sources: Iterable[Any], job: Callable[[Any], Item], *, workers: int, window: int,
+    ready: Callable[[int, Any], Future | None] = lambda i, src: None,
+) -> Iterator[tuple[int, Item]]:
+    """Run *job* on every source in *workers* threads, at most *window* ahead, yielding ``(index, item)``
+    in input order. *ready* may return an already-started job for a source (the prefetch)."""
+    pending: deque[tuple[int, Future]] = deque()
+    with ThreadPoolExecutor(workers, thread_name_prefix="clipgauge-decode") as pool:
+        for i, src in enumerate(sources):
+            pending.append((i, ready(i, src) or pool.submit(job, src)))
+            if len(pending) >= window:
+                j, fut = pending.popleft()
+                yield j, fut.result()
+        while pending:
+            j, fut = pending.popleft()
+            yield j, fut.result()
+
+
+class Prefetch:
+    """Decode and crop the first images of a run in background threads while the model loads.
+
+    Only file paths are prefetched (their identity is their path), at most :data:`PREFETCH_MAX_IMAGES`
+    and :data:`PREFETCH_BYTES` of crops. *plan* is a provisional ``crop_plan`` (from the model's config
+    file); :meth:`take` hands the work over only to a scorer whose loaded plan equals it.
+    """
+
+    def __init__(self, sources: Sequence[Any], plan: Any, *, workers: int, max_pixels: int,
+                 draft: int | None) -> None:
+        self.plan, self.max_pixels, self.draft = plan, max_pixels, draft
+        per_image = 3 * plan.crop_h * plan.crop_w
+        n = min(len(sources), PREFETCH_MAX_IMAGES, max(1, PREFETCH_BYTES // per_image))
+        self.jobs: list[tuple[str | None, Future | None]] = []
+        pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="clipgauge-prefetch")
+        for src in sources[:n]:
+            if isinstance(src, (str, os.PathLike)):
+                fut = pool.submit(prepare_image, src, plan.crop, max_pixels=max_pixels, draft=draft)
+                self.jobs.append((os.fspath(src), fut))
+            else:
+                self.jobs.append((None, None))
+        pool.shutdown(wait=False)  # queued jobs still run; the threads end when they are done
+
+    def take(self, plan: Any, max_pixels: int, draft: int | None) -> Callable[[int, Any], Future | None] | None:
+        """The prefetched jobs as an ``ordered(ready=...)`` look-up, if they were made the way the scorer
+        would make them now; else None (and they are dropped)."""
+        jobs, self.jobs = self.jobs, []
+        if plan != self.plan or max_pixels != self.max_pixels or draft != self.draft:
+            for _, fut in jobs:
+                if fut is not None:
+                    fut.cancel()
+            return None
+
+        def ready(i: int, src: Any) -> Future | None:
+            if i < len(jobs) and isinstance(src, (str, os.PathLike)) and jobs[i][0] == os.fspath(src):
+                fut = jobs[i][1]
+                jobs[i] = (None, None)  # hand each over once, and free it once used
+                return fut
+            return None
+
+        return ready
