@@ -293,16 +293,6 @@ def agreement(clipgauge_out: Path, tm_out: Path) -> dict:
     }
 
 
-def cpu_bf16_native() -> bool | None:
-    import torch
-
-    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    if probe is None:
-        return None
-    return bool(probe() or (amx is not None and amx()))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--arch", choices=sorted(ARCHS), default="vit-b-32")
@@ -340,9 +330,11 @@ def main() -> None:
 
     import torch
 
+    from clipgauge.scoring.device import cpu_has_native_bf16
+
     print(f"# {a.arch}, {a.prompts} prompts x {a.per_prompt} images (512x512 JPEG) = {n_pairs} pairs, "
           f"device {a.device}, batch {a.batch_size}, torch {torch.__version__}, {os.cpu_count()} CPUs, "
-          f"{platform.processor() or platform.machine()}, native CPU bf16: {cpu_bf16_native()}, "
+          f"{platform.processor() or platform.machine()}, native CPU bf16: {cpu_has_native_bf16()}, "
           f"median of {a.repeat} runs, {time.strftime('%Y-%m-%d')}")
     report = {}
     kinds = ["clipgauge", "torchmetrics", "torchmetrics-docs", "ceiling", "clipgauge-fast"]

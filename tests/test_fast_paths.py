@@ -123,7 +123,9 @@ def test_console_score_prefetches_and_matches_reference(tmp_path, hf_model_dir, 
     expected = reference_hf_cosines(hf_model_dir, jpeg_paths, [r["prompt"] for r in rows[:-1]])
     np.testing.assert_allclose([r["cosine"] for r in got[:-1]], expected, atol=1e-4)
     assert got[-1]["error"] and got[-1]["cosine"] is None
-    assert json.loads((tmp_path / "r.jsonl.summary.json").read_text())["rows"] == len(rows)
+    summary = json.loads((tmp_path / "r.jsonl.summary.json").read_text())
+    assert summary["rows"] == len(rows)
+    assert summary["provenance"]["precision_effect"].startswith("exact")  # what fp32 does to a score, in writing
 
 
 # ------------------------------------------------------------------ text batches by token length
@@ -175,8 +177,10 @@ def test_bf16_without_native_support_warns_in_one_line(capsys, monkeypatch, hf_m
     (tmp_path / "m.jsonl").write_text(json.dumps({"image": "a.png", "prompt": "a cat"}) + "\n")
     code = main(["score", str(tmp_path / "m.jsonl"), "--model", f"hf:{hf_model_dir}", "--device", "cpu",
                  "--precision", "bf16", "--json"])
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
     assert code == 0
     warned = [line for line in err.splitlines() if line.startswith("clipgauge: warning:")]
     assert len(warned) == (0 if native else 1)
     assert native or "no native bf16" in warned[0]
+    assert json.loads(captured.out)["provenance"]["precision_effect"].startswith("autocast bf16 vs fp32: measured")

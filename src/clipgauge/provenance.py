@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
+from .scoring.precision import PRECISION_EFFECTS
 from .scoring.scales import SCALE_DEFINITIONS
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ def scorer_provenance(scorer: Scorer) -> dict[str, Any]:
             "truncation": f"model tokenizer, max {enc.context_length} tokens, end-of-text token kept",
         },
         "precision": scorer.precision,
+        "precision_effect": PRECISION_EFFECTS[scorer.precision],
         "device": str(scorer.device),
         "batch_size": scorer.batch_size,
         "embedding_cache": scorer.cache.stats() if scorer.cache is not None else None,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..scoring.precision import PRECISION_EFFECTS
 from ..scoring.scales import check_scale
 from ..sinks.sharded import ShardedRun, list_parts, read_column
 from ..sources.detect import open_source
@@ -92,7 +93,8 @@ def run_sharded(
         scorer = Scorer(**{**scorer_kwargs, "device": "cpu", "precision": "fp32", "cache_dir": None})
     provenance = scorer.provenance()
     if engine == "ray":
-        provenance.update(precision=scorer_kwargs.get("precision", "fp32"), device="ray actors",
+        precision = scorer_kwargs.get("precision", "fp32")
+        provenance.update(precision=precision, precision_effect=PRECISION_EFFECTS[precision], device="ray actors",
                           embedding_cache=None)
     from .batch import embedding_dim
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,6 +20,7 @@ import jinja2
 from markupsafe import Markup
 
 from .._version import __version__
+from ..atomic import write_atomic
 from ..errors import UsageError
 from ..scoring.scales import SCALE_DEFINITIONS, SCALES
 from . import sections
@@ -184,17 +183,7 @@ def build_report(paths: Sequence[str | Path], out: str | Path, options: ReportOp
     out = Path(out)
     if out.is_dir():
         raise UsageError(f"--out {out} is a folder; give a file name such as report.html")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # a temporary name beside it, then a rename: no half-written page; open() keeps the usual permissions
-    # (the umask's), where mkstemp would make the file readable by its owner only
-    tmp = out.parent / f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        with open(tmp, "x", encoding="utf-8") as fh:
-            fh.write(html)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(out, html)  # no half-written page, ordinary permissions
     return ReportResult(out=out, bytes=out.stat().st_size, title=opts.title, scale=info["scale"],
                         runs=info["runs"], sections=info["sections"], warnings=info["warnings"],
                         comparison=info["comparison"], sweep=info["sweep"])

@@ -7,11 +7,11 @@ import contextlib
 import torch
 
 from ..errors import PrecisionWarning, UsageError
+from .precision import PRECISION_EFFECTS, PRECISIONS
 
-__all__ = ["PRECISIONS", "PrecisionWarning", "autocast", "check_precision", "cpu_has_native_bf16",
+__all__ = ["PRECISIONS", "PRECISION_EFFECTS", "PrecisionWarning", "autocast", "check_precision", "cpu_has_native_bf16",
            "precision_warning", "resolve_device"]
 
-PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

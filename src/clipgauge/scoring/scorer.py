@@ -105,7 +105,12 @@ class Scorer:
         if isinstance(model, Encoder):
             self.encoder = model
         else:
-            self.encoder = resolve_encoder(model, trust_remote_code=trust_remote_code)
+            try:
+                self.encoder = resolve_encoder(model, trust_remote_code=trust_remote_code)
+            except BaseException:
+                if self._prefetch is not None:
+                    self._prefetch.cancel()  # no decoding for a model that will not load
+                raise
         self.encoder.start_weights_hash()  # for provenance; overlaps the first batches
         self.encoder.to(self.device)
         self.prompt_prefix = prompt_prefix

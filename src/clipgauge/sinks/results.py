@@ -10,12 +10,11 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..atomic import AtomicFile
 from ..errors import UsageError
 
 RESULT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
@@ -41,29 +40,19 @@ def write_results(path: str | Path, records: Iterable[dict[str, Any]], columns: 
     """Write *records* (dicts) with *columns* in that order to *path*, atomically."""
     path = Path(path)
     fmt = results_format(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes owner-only files; results are ordinary files
-    try:
-        rows = [{c: _clean(r.get(c)) for c in columns} for r in records]
+    rows = [{c: _clean(r.get(c)) for c in columns} for r in records]
+    with AtomicFile(path) as target:
         if fmt == "jsonl":
-            with open(tmp, "w", encoding="utf-8") as fh:
+            with open(target.tmp, "w", encoding="utf-8") as fh:
                 for r in rows:
                     fh.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
         elif fmt in ("csv", "tsv"):
-            with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            with open(target.tmp, "w", encoding="utf-8", newline="") as fh:
                 writer = csv.DictWriter(fh, fieldnames=columns, delimiter="," if fmt == "csv" else "\t")
                 writer.writeheader()
                 writer.writerows(rows)
         else:
-            _write_parquet(tmp, rows, columns)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+            _write_parquet(target.tmp, rows, columns)
     return path
 
 

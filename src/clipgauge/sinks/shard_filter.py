@@ -26,15 +26,14 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..atomic import AtomicFile
 from ..errors import UsageError
 from ..scoring.scales import check_scale, to_scale
 from ..stats.filtering import FilterResult
@@ -158,22 +157,15 @@ def _writer(out: Path, doc: dict[str, Any], parts: dict[int, Path]):
                      f"%-pattern like kept/%05d.tar)")
 
 
-def _tmp(final: Path) -> str:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
-    return tmp
-
-
 class _ParquetFileWriter:
     def __init__(self, out: Path) -> None:
-        self.out, self.tmp, self.writer = out, _tmp(out), None
+        self.target, self.writer = AtomicFile(out), None
 
     def write(self, shard: int, table) -> None:
         import pyarrow.parquet as pq
 
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.tmp, table.schema)
+            self.writer = pq.ParquetWriter(self.target.tmp, table.schema)
         self.writer.write_table(table)
 
     def close(self) -> None:
@@ -181,13 +173,12 @@ class _ParquetFileWriter:
             raise UsageError("the results folder has no parts")
         self.writer.close()
         self.writer = None
-        os.replace(self.tmp, self.out)
+        self.target.commit()
 
     def abort(self) -> None:
         if self.writer is not None:
             self.writer.close()
-        if os.path.exists(self.tmp):
-            os.unlink(self.tmp)
+        self.target.abort()
 
 
 class _ParquetFolderWriter:
@@ -200,10 +191,8 @@ class _ParquetFolderWriter:
     def write(self, shard: int, table) -> None:
         import pyarrow.parquet as pq
 
-        final = self.out / part_name(shard)
-        tmp = _tmp(final)
-        pq.write_table(table, tmp)
-        os.replace(tmp, final)
+        with AtomicFile(self.out / part_name(shard)) as target:
+            pq.write_table(table, target.tmp)
 
     def close(self) -> None:
         (self.out / SUCCESS_FILE).write_text("")
@@ -221,18 +210,17 @@ class _TarWriter:
         self.out, self.doc, self.per_part = out, doc, per_part
         self.source = open_run_source(doc)
         self.tar: tarfile.TarFile | None = None
-        self.path: Path | None = None
-        self.tmp: str | None = None
+        self.target: AtomicFile | None = None
 
     def _open(self, path: Path) -> None:
         self._finish()
-        self.path, self.tmp = path, _tmp(path)
-        self.tar = tarfile.open(self.tmp, "w")  # noqa: SIM115 - closed in _finish()/abort()
+        self.target = AtomicFile(path)
+        self.tar = tarfile.open(self.target.tmp, "w")  # noqa: SIM115 - closed in _finish()/abort()
 
     def _finish(self) -> None:
         if self.tar is not None:
             self.tar.close()
-            os.replace(self.tmp, self.path)
+            self.target.commit()
             self.tar = None
 
     def write(self, shard: int, table) -> None:
@@ -279,8 +267,8 @@ class _TarWriter:
         if self.tar is not None:
             self.tar.close()
             self.tar = None
-        if self.tmp and os.path.exists(self.tmp):
-            os.unlink(self.tmp)
+        if self.target is not None:
+            self.target.abort()
 
 
 _MAGIC = ((b"\xff\xd8\xff", "jpg"), (b"\x89PNG", "png"), (b"GIF8", "gif"), (b"BM", "bmp"), (b"II*\x00", "tif"),

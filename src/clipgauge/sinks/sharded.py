@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import AtomicFile, write_atomic
 from ..errors import UsageError
 from ..sources.shards import ID_COLUMNS
 from .summary import json_safe
@@ -45,14 +45,6 @@ PART_RE = re.compile(r"^part-(\d+)\.parquet$")
 RESULT_COLUMNS = ("score", "cosine", "truncated", "error")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-#: mode of written files: as an ordinary open() would create them (mkstemp's own 0600 is too private)
-_FILE_MODE = 0o666 & ~_umask()
 EMBEDDING_COLUMNS = ("image_embedding", "text_embedding")
 
 
@@ -276,18 +268,8 @@ class ShardedRun:
         if shard in self.committed:
             raise RuntimeError(f"shard {shard} is already committed")
         final = self.folder / part_name(shard)
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=".tmp", dir=self.folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                pq.write_table(table, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, _FILE_MODE)
-            os.replace(tmp, final)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        _fsync_dir(self.folder)
+        with AtomicFile(final, durable=True) as target:
+            pq.write_table(table, target.tmp)
         self.committed.add(shard)
         self._save()
         return final
@@ -372,30 +354,7 @@ def _now() -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    write_atomic(path, text, durable=True)
 
 
 def _lock(folder: Path) -> int | None:

@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_atomic
+
 
 def summary_path(results_path: str | Path) -> Path:
     """``results.jsonl`` → ``results.jsonl.summary.json`` (beside it)."""
@@ -25,7 +27,5 @@ def json_safe(value: Any) -> Any:
 
 
 def write_summary(path: str | Path, summary: dict[str, Any]) -> Path:
-    """Write *summary* as pretty JSON (NaN → null)."""
-    path = Path(path)
-    path.write_text(json.dumps(json_safe(summary), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
+    """Write *summary* as pretty JSON (NaN → null), atomically."""
+    return write_atomic(path, json.dumps(json_safe(summary), indent=2, ensure_ascii=False) + "\n")

@@ -24,7 +24,6 @@ import csv
 import hashlib
 import io
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Sequence
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ..atomic import write_atomic
 from ..errors import UsageError
 
 
@@ -148,15 +148,7 @@ def _download(source: PromptSetSource, timeout: float) -> bytes:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, data)
 
 
 def _pin_path(path: Path) -> Path:
