@@ -126,6 +126,7 @@ def test_console_score_prefetches_and_matches_reference(tmp_path, hf_model_dir, 
     summary = json.loads((tmp_path / "r.jsonl.summary.json").read_text())
     assert summary["rows"] == len(rows)
     assert summary["provenance"]["precision_effect"].startswith("exact")  # what fp32 does to a score, in writing
+    assert summary["provenance"]["model"]["attention"] == "sdpa"  # PyTorch's fused attention
 
 
 # ------------------------------------------------------------------ text batches by token length

@@ -39,6 +39,12 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def _attention(encoder: Any) -> str | None:
+    """The attention implementation a transformers model runs with (``sdpa``, ``eager``, …)."""
+    config = getattr(getattr(encoder, "module", None), "config", None)
+    return getattr(config, "_attn_implementation", None)
+
+
 def scorer_provenance(scorer: Scorer) -> dict[str, Any]:
     enc = scorer.encoder
     return {
@@ -50,6 +56,7 @@ def scorer_provenance(scorer: Scorer) -> dict[str, Any]:
             "weights_sha256": enc.weights_sha256(),
             "weights_hash_definition": "sha256 over the state dict: name|dtype|shape|bytes, sorted by name",
             "context_length": enc.context_length,
+            "attention": _attention(enc),
         },
         "preprocessing": {**enc.preprocessing(), "fast_decode": scorer.fast_decode},
         "text": {
