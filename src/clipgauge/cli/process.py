@@ -2,7 +2,7 @@
 
 * :func:`keep_freed_memory` — glibc returns large freed blocks to the OS at once and faults them back in
   on the next forward pass (~30k page faults per ViT-B/32 batch of 32); keeping them saves that work.
-* :func:`exit_fast` — a process that imported torch and transformers spends ~0.9 s tearing its modules
+* :func:`exit_process` — a process that imported torch and transformers spends ~0.9 s tearing its modules
   down at exit. Commands whose outputs are all written and closed may skip that (``allow_fast_exit``);
   those that rely on exit hooks (Ray, W&B, TensorBoard writers) never call it.
 """
