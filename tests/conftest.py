@@ -96,3 +96,16 @@ def reference_hf_cosines(model_dir, images, prompts) -> np.ndarray:
     fi = torch.nn.functional.normalize(fi, dim=-1)
     ft = torch.nn.functional.normalize(ft, dim=-1)
     return (fi * ft).sum(-1).numpy()
+
+
+def score_rows_with_demo(folder: Path, rows: list[dict]) -> Path:
+    """Write *rows* as ``folder/manifest.jsonl``, score it with ``clipgauge score --model demo`` and return
+    the results file."""
+    from clipgauge.cli import main
+
+    with open(folder / "manifest.jsonl", "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in rows)
+    results = folder / "results.jsonl"
+    assert main(["score", str(folder / "manifest.jsonl"), "--model", "demo", "--device", "cpu",
+                 "--out", str(results)]) == 0
+    return results

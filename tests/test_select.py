@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import score_rows_with_demo
 from PIL import Image
 
 from clipgauge.cli import main
@@ -127,11 +128,7 @@ def test_best_of_n_picks_the_image_that_follows_the_prompt(tmp_path, capsys) -> 
             name = f"p{p}_s{seed}.png"
             image.save(tmp_path / name)
             rows.append({"prompt_id": f"p{p}", "seed": seed, "image": name, "prompt": prompt, "follows": follow})
-    with open(tmp_path / "manifest.jsonl", "w") as fh:
-        fh.writelines(json.dumps(r) + "\n" for r in rows)
-    results = tmp_path / "results.jsonl"
-    assert main(["score", str(tmp_path / "manifest.jsonl"), "--model", "demo", "--device", "cpu",
-                 "--out", str(results)]) == 0
+    results = score_rows_with_demo(tmp_path, rows)
     capsys.readouterr()
     chosen = tmp_path / "chosen.jsonl"
     assert main(["select", str(results), "--group-by", "prompt_id", "--out", str(chosen), "--json"]) == 0

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import score_rows_with_demo
 from PIL import Image
 
 from clipgauge.cli import main
@@ -141,11 +142,7 @@ def test_sweep_over_a_synthetic_adherence_curve_peaks_where_it_should(tmp_path, 
                 kind = "follow" if k < n_follow else "mismatch"
                 rows.append({"prompt_id": f"p{p}", "seed": k, "cfg": cfg, "image": f"p{p}_k{k}_{kind}.png",
                              "prompt": prompt})
-    with open(tmp_path / "manifest.jsonl", "w") as fh:
-        fh.writelines(json.dumps(r) + "\n" for r in rows)
-    results = tmp_path / "results.jsonl"
-    assert main(["score", str(tmp_path / "manifest.jsonl"), "--model", "demo", "--device", "cpu",
-                 "--out", str(results)]) == 0
+    results = score_rows_with_demo(tmp_path, rows)
     capsys.readouterr()
     assert main(["sweep", str(results), "--param", "cfg", "--group-by", "prompt_id", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
