@@ -72,11 +72,21 @@ def _write_parquet(path: str, rows: list[dict[str, Any]], columns: list[str]) ->
 
 
 def read_results(path: str | Path) -> list[dict[str, Any]]:
-    """Read a results file written by :func:`write_results` back into a list of dicts.
+    """Read a results file written by :func:`write_results` back into a list of dicts; a results folder
+    (``score --out DIR``) gives all its rows in input order.
 
     Raises :class:`UsageError` (one line) when the file is missing, unreadable or malformed.
     """
     path = Path(path)
+    if path.is_dir():
+        from .sharded import read_records
+
+        try:
+            return read_records(path)
+        except UsageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a corrupt part: one line
+            raise UsageError(f"cannot read results folder {path}: {' '.join(str(exc).split())[:200]}") from None
     fmt = results_format(path)
     if not path.is_file():
         raise UsageError(f"results file not found: {path}")

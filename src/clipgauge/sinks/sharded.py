@@ -33,10 +33,9 @@ import numpy as np
 from ..atomic import AtomicFile, write_atomic
 from ..errors import UsageError
 from ..sources.shards import ID_COLUMNS
-from .summary import json_safe
+from .summary import SUMMARY_FILE, json_safe
 
 RUN_FILE = "_run.json"
-SUMMARY_FILE = "_summary.json"
 SUCCESS_FILE = "_SUCCESS"
 LOCK_FILE = "_run.lock"
 FORMAT = "clipgauge-sharded-results"
@@ -148,6 +147,22 @@ def read_parts(folder: str | Path, columns: Sequence[str] | None = None):
 
     for shard, path in list_parts(folder).items():
         yield shard, pq.read_table(path, columns=list(columns) if columns else None)
+
+
+def read_records(folder: str | Path) -> list[dict[str, Any]]:
+    """Every row of a *complete* results folder, in input order, as dicts (without the embedding columns).
+
+    :class:`UsageError` (one line) for a folder that is not a results folder or whose run is unfinished.
+    """
+    doc = read_run(folder)
+    if not doc.get("complete"):
+        raise UsageError(f"the run in {folder} is not finished ({len(list_parts(folder))} parts so far): run the "
+                         "same 'clipgauge score' command again to complete it")
+    records: list[dict[str, Any]] = []
+    for _, table in read_parts(folder):
+        keep = [c for c in table.column_names if c not in EMBEDDING_COLUMNS]
+        records.extend(table.select(keep).to_pylist())
+    return records
 
 
 def read_column(folder: str | Path, column: str, dtype=np.float64) -> np.ndarray:

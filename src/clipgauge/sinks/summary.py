@@ -9,10 +9,15 @@ from typing import Any
 
 from ..atomic import write_atomic
 
+#: the summary file inside a sharded results folder (``score --out DIR``)
+SUMMARY_FILE = "_summary.json"
+
 
 def summary_path(results_path: str | Path) -> Path:
-    """``results.jsonl`` → ``results.jsonl.summary.json`` (beside it)."""
+    """``results.jsonl`` → ``results.jsonl.summary.json`` (beside it); a results folder → ``DIR/_summary.json``."""
     p = Path(results_path)
+    if p.is_dir():
+        return p / SUMMARY_FILE
     return p.with_name(p.name + ".summary.json")
 
 
