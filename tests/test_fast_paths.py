@@ -55,6 +55,9 @@ def test_plan_from_config_file_equals_the_loaded_processors(hf_model_dir, tmp_pa
     (folder / "preprocessor_config.json").write_text(json.dumps(cfg))
     assert ClipPilPlan.from_config_file(folder / "preprocessor_config.json") is None  # not the standard recipe
     assert ClipPilPlan.from_config_file(folder / "missing.json") is None
+    for broken in ({"size": [1, 2]}, {"image_mean": "x"}, [1, 2], {"crop_size": "abc"}, {"resample": None}):
+        (folder / "broken.json").write_text(json.dumps(broken))
+        assert ClipPilPlan.from_config_file(folder / "broken.json") is None  # a guess only: never raises
 
 
 def test_batch_normalisation_table_is_bit_identical_to_the_processor(hf_scorer):

@@ -68,8 +68,8 @@ class ClipPilPlan:
 
     @classmethod
     def _from_settings(cls, s: dict[str, Any]) -> ClipPilPlan | None:
-        size, crop = dict(s["size"] or {}), dict(s["crop_size"] or {})
         try:
+            size, crop = dict(s["size"] or {}), dict(s["crop_size"] or {})
             standard = (
                 s["do_resize"] and s["do_center_crop"] and s["do_rescale"] and s["do_normalize"]
                 and set(size) == {"shortest_edge"} and set(crop) == {"height", "width"}
