@@ -164,6 +164,8 @@ def test_text_batching_never_changes_an_embedding(hf_model_dir):
 # ------------------------------------------------------------------ provenance hash in the background
 def test_background_weights_hash_is_the_state_dict_hash(hf_model_dir):
     scorer = Scorer(f"hf:{hf_model_dir}", device="cpu")
+    scorer.encoder.start_weights_hash()  # what score_manifest does: the hash runs while rows are scored
+    assert scorer.encoder._hash_job[0] is not None
     h = hashlib.sha256()
     for name, t in sorted(scorer.encoder.module.state_dict().items()):
         t = t.detach().contiguous()

@@ -65,6 +65,7 @@ def score_manifest(
         check_scale(scale)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    scorer.encoder.start_weights_hash()  # the provenance at the end needs it: hash while the rows are scored
     rows = manifest.rows
     if strict:
         for i, r in enumerate(rows):

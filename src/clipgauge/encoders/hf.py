@@ -47,7 +47,6 @@ class HFEncoder(Encoder):
         try:
             extra = {"trust_remote_code": True} if trust_remote_code else {}
             self.module = CLIPModel.from_pretrained(source, **extra).eval()
-            self.start_weights_hash()  # overlaps loading the tokenizer and processor
             self.tokenizer = CLIPTokenizer.from_pretrained(source, **extra)
             self.processor = _image_processor_class().from_pretrained(source)
         except Exception as exc:  # noqa: BLE001 - every load failure becomes one clear line

@@ -50,6 +50,13 @@ class Item:
     skip: str | None = None
 
 
+def failed(exc: Exception) -> Item:
+    """The item of a row whose image could not be read or preprocessed, with the reason."""
+    if isinstance(exc, RowError):
+        return Item(skip=exc.reason)
+    return Item(skip=f"preprocessing failed: {type(exc).__name__}: {exc}")
+
+
 def prepare_image(src: Any, preprocess: Callable[[Any], Any], *, max_pixels: int, draft: int | None) -> Item:
     """Decode *src* and apply *preprocess*; a failure becomes the item's ``skip`` reason."""
     if isinstance(src, Skip):
@@ -57,22 +64,21 @@ def prepare_image(src: Any, preprocess: Callable[[Any], Any], *, max_pixels: int
     try:
         image = load_image(src, max_pixels=max_pixels, draft=draft)
         return Item(pixels=preprocess(image))
-    except RowError as exc:
-        return Item(skip=exc.reason)
-    except Exception as exc:  # noqa: BLE001 - a preprocessing failure is that row's error
-        return Item(skip=f"preprocessing failed: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a decode or preprocessing failure is that row's error
+        return failed(exc)
 
 
 def ordered(
     sources: Iterable[Any], job: Callable[[Any], Item], *, workers: int, window: int,
-    ready: Callable[[int, Any], Future | None] = lambda i, src: None,
+    ready: Callable[[int, Any], Future | None] | None = None,
 ) -> Iterator[tuple[int, Item]]:
     """Run *job* on every source in *workers* threads, at most *window* ahead, yielding ``(index, item)``
     in input order. *ready* may return an already-started job for a source (the prefetch)."""
     pending: deque[tuple[int, Future]] = deque()
     with ThreadPoolExecutor(workers, thread_name_prefix="clipgauge-decode") as pool:
         for i, src in enumerate(sources):
-            pending.append((i, ready(i, src) or pool.submit(job, src)))
+            started = ready(i, src) if ready is not None else None
+            pending.append((i, started or pool.submit(job, src)))
             if len(pending) >= window:
                 j, fut = pending.popleft()
                 yield j, fut.result()

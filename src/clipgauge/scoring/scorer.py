@@ -19,7 +19,7 @@ from ..encoders import DEFAULT_MODEL, Encoder, early_crop_plan, resolve_encoder
 from ..errors import RowError
 from .cache import EmbeddingCache
 from .device import PrecisionWarning, autocast, check_precision, precision_warning, resolve_device
-from .pipeline import Item, Prefetch, Skip, ordered, prepare_image
+from .pipeline import Item, Prefetch, Skip, failed, ordered, prepare_image
 from .text_batches import length_batches
 
 ProgressFn = Callable[[int], None]
@@ -111,7 +111,6 @@ class Scorer:
                 if self._prefetch is not None:
                     self._prefetch.cancel()  # no decoding for a model that will not load
                 raise
-        self.encoder.start_weights_hash()  # for provenance; overlaps the first batches
         self.encoder.to(self.device)
         self.prompt_prefix = prompt_prefix
         self._text_cache: dict[str, tuple[np.ndarray, bool]] = {}
@@ -309,10 +308,8 @@ class Scorer:
                 if isinstance(src, (str, os.PathLike)):
                     src = read_file(src)
                 key = self.cache.key("image", _image_content(src))
-            except RowError as exc:
-                return Item(skip=exc.reason)
             except Exception as exc:  # noqa: BLE001 - that row's error
-                return Item(skip=f"preprocessing failed: {type(exc).__name__}: {exc}")
+                return failed(exc)
             hit = self.cache.get(key)
             if hit is not None:
                 return Item(embedding=hit[0])
@@ -326,12 +323,9 @@ class Scorer:
         """Decode + preprocess in worker threads, in order, with a bounded look-ahead; the first images
         may already have been decoded while the model loaded (``prefetch``)."""
         prefetch, self._prefetch = self._prefetch, None
-        ready = None
-        if prefetch is not None:
-            ready = prefetch.take(self.encoder.crop_plan, self.max_image_pixels, self._draft)
+        ready = prefetch.take(self.encoder.crop_plan, self.max_image_pixels, self._draft) if prefetch else None
         window = max(2 * self.batch_size, 4 * self.num_workers)
-        kwargs = {"ready": ready} if ready is not None else {}
-        return ordered(images, self._prepare, workers=self.num_workers, window=window, **kwargs)
+        return ordered(images, self._prepare, workers=self.num_workers, window=window, ready=ready)
 
     def _image_embeddings(self, images: Iterable[Any]) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
         """Yield ``(index, normalised embedding or None, error or None)`` in input order."""
