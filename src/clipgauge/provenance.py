@@ -1,21 +1,16 @@
-"""Provenance: what a reader needs to reproduce a number (model, weights, preprocessing, versions)."""
+"""Provenance helpers that need no model: library versions and file hashes.
+
+A leaf module (it imports only ``clipgauge._version`` and ``clipgauge.hashing``). What a scorer records about
+its model, preprocessing and precision is :func:`clipgauge.scoring.provenance.scorer_provenance`.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import platform
 import sys
-from datetime import datetime, timezone
 from importlib import metadata
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .scoring.precision import PRECISION_EFFECTS
-from .scoring.scales import SCALE_DEFINITIONS
-
-if TYPE_CHECKING:
-    from .scoring.scorer import Scorer
+from .hashing import file_sha256
 
 _PACKAGES = ("torch", "transformers", "open_clip_torch", "pillow", "numpy", "scipy", "pyarrow", "tokenizers")
 
@@ -31,44 +26,4 @@ def library_versions() -> dict[str, str | None]:
     return out
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _attention(encoder: Any) -> str | None:
-    """The attention implementation a transformers model runs with (``sdpa``, ``eager``, …)."""
-    config = getattr(getattr(encoder, "module", None), "config", None)
-    return getattr(config, "_attn_implementation", None)
-
-
-def scorer_provenance(scorer: Scorer) -> dict[str, Any]:
-    enc = scorer.encoder
-    return {
-        "clipgauge_version": __version__,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": {
-            "spec": enc.spec,
-            "family": enc.family,
-            "weights_sha256": enc.weights_sha256(),
-            "weights_hash_definition": "sha256 over the state dict: name|dtype|shape|bytes, sorted by name",
-            "context_length": enc.context_length,
-            "attention": _attention(enc),
-        },
-        "preprocessing": {**enc.preprocessing(), "fast_decode": scorer.fast_decode},
-        "text": {
-            "prompt_prefix": scorer.prompt_prefix,
-            "truncation": f"model tokenizer, max {enc.context_length} tokens, end-of-text token kept",
-        },
-        "precision": scorer.precision,
-        "precision_effect": PRECISION_EFFECTS[scorer.precision],
-        "device": str(scorer.device),
-        "batch_size": scorer.batch_size,
-        "embedding_cache": scorer.cache.stats() if scorer.cache is not None else None,
-        "scales": SCALE_DEFINITIONS,
-        "libraries": library_versions(),
-        "platform": platform.platform(),
-    }
+__all__ = ["file_sha256", "library_versions"]

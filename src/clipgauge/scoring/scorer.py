@@ -375,7 +375,7 @@ class Scorer:
     # ----------------------------------------------------------------- provenance
     def provenance(self) -> dict[str, Any]:
         """Everything needed to reproduce a number produced by this scorer."""
-        from ..provenance import scorer_provenance
+        from .provenance import scorer_provenance
 
         return scorer_provenance(self)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..provenance import file_sha256
+from ..hashing import file_sha256
 from .manifest import Manifest, read_manifest
 from .shards import RowSource, Selection, SourceRow, expand_input, has_pattern
 from .webdataset import is_tar_path
