@@ -19,11 +19,13 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+# a sibling module by its full name, so this module does not import its package's __init__ back
+import clipgauge.report.sections as sections
+
 from .._version import __version__
 from ..atomic import write_atomic
 from ..errors import UsageError
 from ..scoring.scales import SCALE_DEFINITIONS, SCALES
-from . import sections
 from .inputs import ReportRun, load_runs
 
 

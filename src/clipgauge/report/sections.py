@@ -14,13 +14,15 @@ from typing import Any
 
 import numpy as np
 
+# a sibling module by its full name, so this module does not import its package's __init__ back
+import clipgauge.report.plots as plots
+
 from ..errors import UsageError
 from ..scoring.scales import to_scale
 from ..stats.compare import Comparison, compare_runs, format_p, run_stats
 from ..stats.records import key_value, record_key
 from ..stats.summary import summarize_scores
 from ..stats.sweep import Sweep, display_value, sweep_table
-from . import plots
 from .inputs import ReportRun
 from .thumbnails import thumbnails
 

@@ -20,13 +20,15 @@ import numpy as np
 import torch
 from PIL import Image
 
+# a sibling module by its full name, so this module does not import its package's __init__ back
+import clipgauge.track.distributed as dist
+
 from ..decode import load_image
 from ..encoders import DEFAULT_MODEL, Encoder
 from ..errors import UsageError
 from ..scoring.device import check_precision, resolve_device
 from ..scoring.scales import check_scale, to_scale
 from ..scoring.scorer import Scorer
-from . import distributed as dist
 from .alerts import Alert, AlertMonitor, Rule, as_rules
 from .prompts import PromptLibrary, load_prompt_library
 from .result import Extreme, PromptScores, TrackResult, summary_stats
