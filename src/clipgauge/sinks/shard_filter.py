@@ -205,10 +205,8 @@ class _TarWriter:
     """WebDataset output; images are re-read from the run's input (each part's rows, streamed)."""
 
     def __init__(self, out: Path, doc: dict[str, Any], *, per_part: bool) -> None:
-        from ..engines import open_run_source
-
         self.out, self.doc, self.per_part = out, doc, per_part
-        self.source = open_run_source(doc)
+        self.source = _open_run_input(doc)
         self.tar: tarfile.TarFile | None = None
         self.target: AtomicFile | None = None
 
@@ -269,6 +267,16 @@ class _TarWriter:
             self.tar = None
         if self.target is not None:
             self.target.abort()
+
+
+def _open_run_input(doc: dict[str, Any]):
+    """Reopen the input of a run from its ``_run.json`` document (to copy the kept rows' images)."""
+    from ..sources.detect import open_source
+
+    where = doc.get("input") or {}
+    if not where.get("spec"):
+        raise UsageError("the run manifest does not say where its input is")
+    return open_source(where["spec"], image_column=where.get("image_column"), prompt_column=where.get("prompt_column"))
 
 
 _MAGIC = ((b"\xff\xd8\xff", "jpg"), (b"\x89PNG", "png"), (b"GIF8", "gif"), (b"BM", "bmp"), (b"II*\x00", "tif"),
