@@ -109,3 +109,45 @@ def score_rows_with_demo(folder: Path, rows: list[dict]) -> Path:
     assert main(["score", str(folder / "manifest.jsonl"), "--model", "demo", "--device", "cpu",
                  "--out", str(results)]) == 0
     return results
+
+
+def assert_rows_close(actual: list[dict], expected: list[dict], atol: float = 1e-6, *,
+                      atol_for: dict[str, float] | None = None) -> None:
+    """Result rows equal up to float rounding: the same rows, the same columns in the same order, equal
+    non-float values, floats (also inside lists, e.g. embeddings) within *atol*, None where None, NaN where NaN.
+
+    For results that went through different batch splits (resumed vs clean, file vs folder, Ray vs local,
+    other worker counts): the float sums of a forward pass depend on the batch's shape, so such scores are
+    only promised within 1e-6 (README). A column may have its own tolerance in *atol_for* (float16 embeddings).
+    """
+    assert len(actual) == len(expected), f"{len(actual)} rows, expected {len(expected)}"
+    for i, (a, e) in enumerate(zip(actual, expected)):
+        assert list(a) == list(e), f"row {i}: columns {list(a)}, expected {list(e)}"
+        for key in e:
+            tol = (atol_for or {}).get(key, atol)
+            _assert_value_close(a[key], e[key], tol, f"row {i}, column {key!r}")
+
+
+def _is_float(x) -> bool:
+    return isinstance(x, (float, np.floating))
+
+
+def _assert_value_close(a, e, atol: float, where: str) -> None:
+    if a is None or e is None:
+        assert a is None and e is None, f"{where}: {a!r}, expected {e!r}"
+    elif _is_float(a) or _is_float(e):
+        assert _is_float(a) and _is_float(e), f"{where}: {a!r}, expected {e!r} (both floats)"
+        if np.isnan(a) or np.isnan(e):
+            assert np.isnan(a) and np.isnan(e), f"{where}: {a!r}, expected {e!r}"
+        else:
+            assert abs(float(a) - float(e)) <= atol, f"{where}: {a!r}, expected {e!r} (|Δ| > {atol})"
+    elif isinstance(e, (list, tuple, np.ndarray)):
+        assert isinstance(a, (list, tuple, np.ndarray)) and len(a) == len(e), f"{where}: {a!r}, expected {e!r}"
+        for j, (x, y) in enumerate(zip(a, e)):
+            _assert_value_close(x, y, atol, f"{where}[{j}]")
+    elif isinstance(e, dict):
+        assert isinstance(a, dict) and list(a) == list(e), f"{where}: {a!r}, expected {e!r}"
+        for k in e:
+            _assert_value_close(a[k], e[k], atol, f"{where}[{k!r}]")
+    else:
+        assert isinstance(a, bool) == isinstance(e, bool) and a == e, f"{where}: {a!r}, expected {e!r}"

@@ -34,7 +34,7 @@ def test_score_jsonl_end_to_end(capsys, hf_model_dir, image_set):
     assert list(got[0]) == ["id", "image", "prompt", "seed", "cfg", "score", "cosine", "truncated", "error"]
     expected = reference_hf_cosines(hf_model_dir, [folder / r["image"] for r in rows], [r["prompt"] for r in rows])
     np.testing.assert_allclose([g["cosine"] for g in got], expected, atol=1e-4)
-    assert [g["score"] for g in got] == [g["cosine"] for g in got]
+    assert [g["score"] for g in got] == [g["cosine"] for g in got]  # exact: the cosine scale is the cosine itself
     assert [g["truncated"] for g in got] == [len(r["prompt"]) > 300 for r in rows]
     summary = json.loads((folder / "results.jsonl.summary.json").read_text())
     assert summary["rows"] == 8 and summary["scored"] == 8 and summary["truncated"] == 1

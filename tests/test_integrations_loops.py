@@ -32,7 +32,8 @@ def test_track_every_in_a_loop(hf_scorer):
         torch.rand(10)  # "training" draws random numbers too
     assert sorted(results) == [0, 5, 10]
     assert calls == [(PROMPTS, False)] * 3
-    # seed 0 at every evaluation: identical validation noise, identical scores
+    # seed 0 at every evaluation: identical validation noise, identical scores (exact: the same images in the
+    # same batches through the same scorer, the prompts' embeddings cached once)
     assert results[0].metrics == results[5].metrics == results[10].metrics
     assert results[10]["clip/n"] == 4 and track.last is results[10] and not track.should_stop
     # the loop's random stream is exactly what it would have been without the tracker

@@ -11,7 +11,7 @@ import tarfile
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import reference_hf_cosines
+from conftest import assert_rows_close, reference_hf_cosines
 
 from clipgauge.cli import main
 from clipgauge.sinks.sharded import list_parts
@@ -36,14 +36,10 @@ def run(capsys, *argv):
 
 
 def assert_same_results(local: list[dict], distributed: list[dict]) -> None:
+    """Every row once, in order, with the same values; the actors batch rows differently from the local
+    engine, so floats agree within 1e-6 (float16 embeddings within their own precision)."""
     assert [r["row_id"] for r in distributed] == [r["row_id"] for r in local] == list(range(len(local)))
-    for a, b in zip(local, distributed):
-        assert {k: v for k, v in a.items() if k not in ("score", "cosine") and "embedding" not in k} == \
-            {k: v for k, v in b.items() if k not in ("score", "cosine") and "embedding" not in k}
-        if a["cosine"] is None:
-            assert b["cosine"] is None
-        else:
-            assert abs(a["cosine"] - b["cosine"]) <= 1e-6 and abs(a["score"] - b["score"]) <= 1e-6
+    assert_rows_close(distributed, local, atol_for={"image_embedding": 1e-3, "text_embedding": 1e-3})
 
 
 def test_ray_webdataset_equals_local(capsys, hf_model_dir, tmp_path):
