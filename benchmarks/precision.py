@@ -11,9 +11,13 @@ best-of-N picks a different image. Usage::
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"  # demo_sampling: random demo captions
 
 
 def main() -> None:
@@ -26,8 +30,11 @@ def main() -> None:
 
     import warnings
 
+    sys.path.insert(0, str(TOOLS))
+    from demo_sampling import sample_spec
+
     from clipgauge import Scorer
-    from clipgauge.demo.scenes import DEMO_MODEL_CHANGES, render_examples, sample_spec
+    from clipgauge.demo.scenes import DEMO_MODEL_CHANGES, render_examples
 
     rng = np.random.default_rng(0)
     prompts = [sample_spec(rng).caption for _ in range(a.prompts)]

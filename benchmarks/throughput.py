@@ -57,7 +57,8 @@ def build_model(arch: str, folder: Path) -> Path:
     import torch
     from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel
 
-    from clipgauge.testing import save_clip_tokenizer
+    sys.path.insert(0, str(HERE.parent / "tools"))  # tiny_clip builds the real CLIP tokenizer offline
+    from tiny_clip import save_clip_tokenizer
 
     tw, tl, th, vw, vl, vh, patch, proj = ARCHS[arch]
     tok = save_clip_tokenizer(folder)

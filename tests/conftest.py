@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,13 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-from clipgauge.testing import save_tiny_hf_clip, save_tiny_openclip  # noqa: E402
+# Helpers that are not part of the package (tiny CLIP builders, the demo trainer's sampling and evaluation)
+# live in tools/; tests import them as top-level modules.
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+if str(TOOLS) not in sys.path:
+    sys.path.insert(0, str(TOOLS))
+
+from tiny_clip import save_tiny_hf_clip, save_tiny_openclip  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from demo_evaluate import EVAL_SEED, evaluate_single_objects, render_single_objects
 from transformers import CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
 
 from clipgauge.demo import MODEL_DIR, scenes
-from clipgauge.demo.evaluate import EVAL_SEED, evaluate_single_objects, render_single_objects
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINER = ROOT / "tools" / "train_demo_model.py"
@@ -79,7 +79,7 @@ def test_quality_bar_on_fresh_held_out_renders(demo_clip) -> None:
 
 def test_cosines_rank_followed_above_mismatched_demo_images(demo_clip) -> None:
     """What ``clipgauge demo`` shows: images drawn for a prompt beat deliberately wrong ones."""
-    from clipgauge.demo.evaluate import encode_images, encode_texts
+    from demo_evaluate import encode_images, encode_texts
 
     model, tokenizer, processor = demo_clip
     prompts = [

@@ -1,7 +1,9 @@
-"""The procedural scene renderer behind the demo model and ``clipgauge demo``."""
+"""The procedural scene renderer behind the demo model and ``clipgauge demo`` (random captions for training:
+``tools/demo_sampling.py``)."""
 
 from __future__ import annotations
 
+import demo_sampling
 import numpy as np
 import pytest
 
@@ -22,17 +24,17 @@ def _pixel(image, x: float, y: float) -> np.ndarray:
 
 
 def test_sampling_and_rendering_are_deterministic() -> None:
-    first = [scenes.sample_example(7) for _ in range(3)]
-    again = [scenes.sample_example(7) for _ in range(3)]
+    first = [demo_sampling.sample_example(7) for _ in range(3)]
+    again = [demo_sampling.sample_example(7) for _ in range(3)]
     for (img_a, spec_a), (img_b, spec_b) in zip(first, again):
         assert spec_a == spec_b
         assert img_a.tobytes() == img_b.tobytes()
     rng_a, rng_b = np.random.default_rng(3), np.random.default_rng(3)
-    seq_a = [scenes.sample_example(rng_a)[0].tobytes() for _ in range(5)]
-    seq_b = [scenes.sample_example(rng_b)[0].tobytes() for _ in range(5)]
+    seq_a = [demo_sampling.sample_example(rng_a)[0].tobytes() for _ in range(5)]
+    seq_b = [demo_sampling.sample_example(rng_b)[0].tobytes() for _ in range(5)]
     assert seq_a == seq_b
     assert len(set(seq_a)) == 5
-    assert scenes.sample_example(8)[0].tobytes() != first[0][0].tobytes()
+    assert demo_sampling.sample_example(8)[0].tobytes() != first[0][0].tobytes()
     a = scenes.render_examples(["a red circle", "two blue stars"], per_prompt=2, seed=1, size=32)
     b = scenes.render_examples(["a red circle", "two blue stars"], per_prompt=2, seed=1, size=32)
     assert [x.image.tobytes() for x in a] == [x.image.tobytes() for x in b]
@@ -48,7 +50,7 @@ def test_image_size_and_mode() -> None:
 @pytest.mark.parametrize("seed", range(4))
 def test_object_and_background_colours_match_the_caption(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    for spec in scenes.single_object_specs():
+    for spec in demo_sampling.single_object_specs():
         scene = scenes.sample_scene(spec, rng)
         image = scenes.render(scene, 64)
         (shape,) = scene.shapes
@@ -63,7 +65,7 @@ def test_object_and_background_colours_match_the_caption(seed: int) -> None:
 def test_two_object_captions_match_the_picture() -> None:
     rng = np.random.default_rng(11)
     for _ in range(200):
-        spec = scenes.sample_spec(rng, kind_weights={"rel": 1, "and": 1, "two": 1}, background_prob=0.5)
+        spec = demo_sampling.sample_spec(rng, kind_weights={"rel": 1, "and": 1, "two": 1}, background_prob=0.5)
         scene = scenes.sample_scene(spec, rng)
         image = scenes.render(scene, 64)
         assert len(scene.shapes) == 2
@@ -93,7 +95,7 @@ def test_shapes_have_their_geometry(shape: str, fill: float) -> None:
 def test_captions_round_trip_through_the_parser() -> None:
     rng = np.random.default_rng(0)
     for _ in range(500):
-        spec = scenes.sample_spec(rng)
+        spec = demo_sampling.sample_spec(rng)
         assert scenes.parse_caption(spec.caption) == spec
         assert scenes.parse_caption(spec.caption.upper() + ".") == spec
     assert scenes.parse_caption("a red circle to the left of a blue star").relation == "left of"
@@ -107,7 +109,7 @@ def test_captions_round_trip_through_the_parser() -> None:
 def test_followed_and_mismatched_renders() -> None:
     rng = np.random.default_rng(5)
     for _ in range(300):
-        spec = scenes.sample_spec(rng)
+        spec = demo_sampling.sample_spec(rng)
         _, scene = scenes.render_prompt(spec, follow=True, rng=rng, size=32)
         assert scenes.satisfies(scene, spec)
         assert scenes.parse_caption(scenes.describe(scene)).key in scenes.scene_keys(scene)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import PROMPTS, random_rgb
+from tiny_clip import TINY_OPENCLIP_ARCH
 
 from clipgauge import Scorer
-from clipgauge.testing import TINY_OPENCLIP_ARCH
 
 open_clip = pytest.importorskip("open_clip")
 TOL = 1e-4
@@ -55,7 +55,7 @@ def test_truncation_flag_and_end_of_text(openclip_checkpoint, reference):
 
 
 def test_pickle_checkpoint_loads_with_same_weights_hash(tmp_path, openclip_checkpoint):
-    from clipgauge.testing import save_tiny_openclip
+    from tiny_clip import save_tiny_openclip
 
     pt = save_tiny_openclip(tmp_path, seed=0, fmt="pt")
     a = Scorer(f"open_clip:{TINY_OPENCLIP_ARCH}:{openclip_checkpoint}", device="cpu")

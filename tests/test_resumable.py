@@ -176,7 +176,7 @@ def test_resume_fills_lost_parts_and_skips_the_rest(capsys, hf_model_dir, wds, t
 
 
 def test_incompatible_runs_are_refused(capsys, hf_model_dir, wds, tmp_path):
-    from clipgauge.testing import save_tiny_hf_clip
+    from tiny_clip import save_tiny_hf_clip
 
     folder, _ = wds
     out = tmp_path / "out"

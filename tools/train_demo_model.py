@@ -13,7 +13,7 @@ shape/colour classification head (``--patch-loss``; discarded, the saved model i
 
 The result is a standard Hugging Face CLIP folder (``CLIPModel`` / ``CLIPTokenizer`` /
 ``CLIPImageProcessorPil``) with float16 weights, a model card (``README.md``) holding the
-evaluation numbers of :mod:`clipgauge.demo.evaluate`, and ``training_log.json``.
+evaluation numbers of ``tools/demo_evaluate.py``, and ``training_log.json``.
 
 Usage (the shipped model; the defaults are its recipe)::
 
@@ -42,12 +42,15 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT / "src") not in sys.path:
-    sys.path.insert(0, str(ROOT / "src"))
+for _path in (ROOT / "src", ROOT / "tools"):  # the package, and this folder's helpers when loaded by path
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+import demo_sampling  # noqa: E402
+from demo_evaluate import evaluate_all, evaluate_single_objects, load_model  # noqa: E402
+from tiny_clip import CLIP_VOCAB_SIZE, save_clip_tokenizer  # noqa: E402
 
 from clipgauge.demo import scenes  # noqa: E402
-from clipgauge.demo.evaluate import evaluate_all, evaluate_single_objects, load_model  # noqa: E402
-from clipgauge.testing import CLIP_VOCAB_SIZE, save_clip_tokenizer  # noqa: E402
 
 #: OpenAI CLIP normalisation (what ``CLIPImageProcessorPil`` uses by default).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -82,7 +85,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--kinds",
         type=_kind_weights,
-        default=dict(scenes.DEFAULT_KIND_WEIGHTS),
+        default=dict(demo_sampling.DEFAULT_KIND_WEIGHTS),
         help="caption kind probabilities, e.g. one=0.5,two=0.15,and=0.1,rel=0.25",
     )
     p.add_argument(
@@ -164,7 +167,7 @@ class Batches:
         self.tokenizer = tokenizer
         self.patch_size = patch_size
         self.hard_negatives = hard_negatives
-        self.kinds = kinds or dict(scenes.DEFAULT_KIND_WEIGHTS)
+        self.kinds = kinds or dict(demo_sampling.DEFAULT_KIND_WEIGHTS)
         self.rng = np.random.default_rng([seed, 1])  # stream distinct from the evaluation seeds
         self.batch_size = batch_size
         self.image_size = image_size
@@ -184,7 +187,7 @@ class Batches:
         ``len(SHAPES)`` / ``len(COLOURS)`` for background."""
         specs, pixels, keys, patch_labels = [], [], [], []
         for _ in range(self.batch_size):
-            spec = scenes.sample_spec(self.rng, kind_weights=self.kinds)
+            spec = demo_sampling.sample_spec(self.rng, kind_weights=self.kinds)
             scene = scenes.sample_scene(spec, self.rng)
             specs.append(spec)
             keys.append(scenes.scene_keys(scene))
@@ -224,7 +227,8 @@ class Batches:
 
     def _patch_labels(self, scene: scenes.Scene) -> np.ndarray:
         g, p = self.image_size // self.patch_size, self.patch_size
-        cover = scenes.object_masks(scene, self.image_size).reshape(-1, g, p, g, p).mean((2, 4)).reshape(-1, g * g)
+        masks = demo_sampling.object_masks(scene, self.image_size)
+        cover = masks.reshape(-1, g, p, g, p).mean((2, 4)).reshape(-1, g * g)
         owner = cover.argmax(0)
         inside = cover.max(0) >= 0.1
         shape_ids = np.asarray([scenes.SHAPES.index(s.shape) for s in scene.shapes])
@@ -459,7 +463,7 @@ Reproduce with:
 
 ## Evaluation
 
-Computed by `clipgauge.demo.evaluate.evaluate_all` on the saved folder, {n} freshly rendered
+Computed by `evaluate_all` of `tools/demo_evaluate.py` on the saved folder, {n} freshly rendered
 images per row (seed {ev["seed"]}, different from the training stream). Single objects, zero-shot
 over the 32 colour × shape captions (`a red circle`, ...). *Top-1*: the image's own caption has the
 highest cosine. *Matched > mismatched*: over all (image, caption differing only in colour or only

@@ -1,5 +1,8 @@
 """Measure how well a CLIP model understands the demo scenes (one implementation for trainer, tests, model card).
 
+Formerly ``clipgauge.demo.evaluate``; it is used only by ``tools/train_demo_model.py`` and the tests, so it
+lives in ``tools/`` (tests put ``tools/`` on ``sys.path`` in ``conftest.py``).
+
 All scores are computed with the model's own ``transformers`` pieces (``CLIPModel``,
 ``CLIPTokenizer``, ``CLIPImageProcessorPil``) on freshly rendered :mod:`clipgauge.demo.scenes`
 images, so the numbers describe the model exactly as a user loads it. Fractions are in ``[0, 1]``;
@@ -24,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import demo_sampling
 import numpy as np
 import torch
 from PIL import Image
@@ -75,12 +79,12 @@ def render_single_objects(
     n_images: int = 320, *, seed: int = EVAL_SEED, ood: Iterable[str] = (), size: int = 64
 ) -> tuple[list[Image.Image], list[int]]:
     """Render ``n_images`` single-object images, balanced over the 32 classes of
-    :func:`scenes.single_object_specs` (class ``i % 32`` for image ``i``); returns images and class indices.
+    :func:`demo_sampling.single_object_specs` (class ``i % 32`` for image ``i``); returns images and class indices.
 
     ``ood`` lists :data:`scenes.OOD_FACTORS` to draw out of the training distribution; ``size`` in pixels.
     """
     rng = np.random.default_rng(seed)
-    specs = scenes.single_object_specs()
+    specs = demo_sampling.single_object_specs()
     labels = [i % len(specs) for i in range(n_images)]
     images = [scenes.render(scenes.sample_scene(specs[c], rng, ood=ood), size) for c in labels]
     return images, labels
@@ -99,7 +103,7 @@ def single_object_metrics(
 
     ``prefix`` indexes :data:`scenes.PREFIXES` for the class captions (0: ``"a red circle"``).
     """
-    specs = scenes.single_object_specs(prefix)
+    specs = demo_sampling.single_object_specs(prefix)
     sims = encode_images(model, processor, images) @ encode_texts(model, tokenizer, [s.caption for s in specs]).T
     y = torch.as_tensor(list(labels))
     own = sims[torch.arange(len(y)), y]
@@ -162,7 +166,9 @@ def caption_preference(
     images, own, other = [], [], []
     background_prob = 1.0 if change == "background" else 0.0
     while len(images) < n_images:
-        spec = scenes.sample_spec(rng, kind_weights={kind: 1.0}, background_prob=background_prob, prefix_prob=0.0)
+        spec = demo_sampling.sample_spec(
+            rng, kind_weights={kind: 1.0}, background_prob=background_prob, prefix_prob=0.0
+        )
         try:
             wrong = scenes.mismatch_spec(spec, rng, change=change)
         except ValueError:

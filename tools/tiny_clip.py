@@ -1,4 +1,7 @@
-"""Build small, real CLIP models for tests and offline experiments.
+"""Build small, real CLIP models for tests, benchmarks and the demo trainer (formerly ``clipgauge.testing``).
+
+Not part of the installed package: ``tests/conftest.py`` puts ``tools/`` on ``sys.path``, scripts in
+``tools/`` import it as a sibling, ``benchmarks/`` add ``tools/`` themselves.
 
 Nothing here is mocked: the tokenizer is CLIP's real byte-level BPE (built from the
 ``bpe_simple_vocab_16e6.txt.gz`` vocabulary that ``open_clip_torch`` ships), and the
