@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from clipgauge.errors import UsageError
 from clipgauge.integrations.loops import TrackEvery, evaluate
 from clipgauge.track import CLIPTracker
 
@@ -53,7 +54,7 @@ def test_track_every_options(hf_scorer):
     assert [s for s in range(8) if track.due(s)] == [3, 6]
     r = track(3)
     assert list(r.per_prompt) == ["a-red-circle"] and r["clip/n"] == 2
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError, match="every_n_steps"):
         TrackEvery(track.tracker, _noise_generator(calls), every_n_steps=0)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from clipgauge.errors import UsageError
 from clipgauge.scoring.scales import aggregate, to_scale
 from clipgauge.stats.summary import bootstrap_mean_ci, describe, summarize_scores
 
@@ -15,7 +16,7 @@ def test_scale_definitions():
     np.testing.assert_allclose(to_scale(cos, "torchmetrics")[:3], [30.0, -20.0, 0.0])
     np.testing.assert_allclose(to_scale(cos, "clip-s")[:3], [0.75, 0.0, 0.0])
     assert all(np.isnan(to_scale(cos, s)[3]) for s in ("cosine", "torchmetrics", "clip-s"))
-    with pytest.raises(ValueError, match="unknown scale"):
+    with pytest.raises(UsageError, match="unknown scale"):
         to_scale(cos, "x100")
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import UsageError
 from ..track.result import TrackResult
 from ..track.tracker import CLIPTracker
 from .loops import Generate, evaluate
@@ -50,7 +51,7 @@ class CLIPTrackerCallback(Callback):
                  eval_at_start: bool = True, log_to_trainer: bool = True, stop_on_alert: bool = True,
                  seed: int | None = 0) -> None:
         if every_n_steps < 1:
-            raise ValueError("every_n_steps must be >= 1")
+            raise UsageError("every_n_steps must be >= 1")
         self.tracker = tracker
         self.generate = generate
         self.every_n_steps = int(every_n_steps)

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from ..errors import UsageError
 from ..track import distributed as dist
 from ..track.result import TrackResult
 from ..track.tracker import CLIPTracker
@@ -88,7 +89,7 @@ class TrackEvery:
                  at_step_zero: bool = True, seed: int | None = 0, prompts: Any = None,
                  **tracker_kwargs: Any) -> None:
         if every_n_steps < 1:
-            raise ValueError("every_n_steps must be >= 1")
+            raise UsageError("every_n_steps must be >= 1")
         self._made_here = not isinstance(tracker, CLIPTracker)
         if self._made_here:
             tracker = CLIPTracker(tracker, prompts="default" if prompts is None else prompts, **tracker_kwargs)

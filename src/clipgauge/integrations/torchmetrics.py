@@ -58,6 +58,7 @@ class CLIPScore(Metric):
 
     def update(self, source: Any, target: Any) -> None:
         """Add a batch: images and their texts, in either order (one text per image, or one text for all)."""
+        # Bad input raises ValueError, as torchmetrics' CLIPScore does (this class is a drop-in for it).
         if _is_text(source):
             source, target = target, source
         if not _is_text(target):

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import UsageError
+
 SCALES = ("cosine", "torchmetrics", "clip-s")
 
 SCALE_DEFINITIONS: dict[str, dict[str, str]] = {
@@ -29,9 +31,9 @@ SCALE_DEFINITIONS: dict[str, dict[str, str]] = {
 
 
 def check_scale(scale: str) -> str:
-    """Return *scale* if known, else raise ``ValueError`` naming the choices."""
+    """Return *scale* if known, else raise :class:`~clipgauge.errors.UsageError` naming the choices."""
     if scale not in SCALES:
-        raise ValueError(f"unknown scale '{scale}' (choose from {', '.join(SCALES)})")
+        raise UsageError(f"unknown scale '{scale}' (choose from {', '.join(SCALES)})")
     return scale
 
 

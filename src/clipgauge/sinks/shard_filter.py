@@ -60,10 +60,7 @@ def filter_folder(folder: str | Path, out: str | Path, *, min_score: float | Non
         raise UsageError("give exactly one of --min-score or --top-fraction")
     if top_fraction is not None and not 0.0 < top_fraction <= 1.0:
         raise UsageError(f"--top-fraction must be in (0, 1], got {top_fraction}")
-    try:
-        check_scale(scale)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    check_scale(scale)
     if column is not None and scale != "cosine":
         raise UsageError("--column uses a column's values as they are; it cannot be combined with --scale")
     folder = Path(folder)

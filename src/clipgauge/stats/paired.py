@@ -184,7 +184,7 @@ def paired_test(
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
-        raise ValueError(f"paired scores need equal lengths, got {a.shape} and {b.shape}")
+        raise UsageError(f"paired scores need equal lengths, got {a.shape} and {b.shape}")
     ok = ~(np.isnan(a) | np.isnan(b))
     a, b = a[ok], b[ok]
     d = a - b

@@ -55,10 +55,7 @@ def scores(records: Sequence[Record], *, scale: str = "cosine", column: str | No
     compare on one scale. With *column*, that column's values are used as they are (*scale* must then be
     ``cosine``, i.e. no conversion). Raises :class:`UsageError` when the column is absent from every row.
     """
-    try:
-        check_scale(scale)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    check_scale(scale)
     name = column or "cosine"
     if column is not None and scale != "cosine":
         raise UsageError("--column uses a column's values as they are; it cannot be combined with --scale")

@@ -92,7 +92,7 @@ class DropFromBest(Rule):
     def __init__(self, max_drop: float, **kw: Any) -> None:
         super().__init__(**kw)
         if max_drop < 0:
-            raise ValueError("max_drop must be >= 0")
+            raise UsageError("max_drop must be >= 0")
         self.max_drop = float(max_drop)
         self.best: float | None = None
         self.best_step: int | None = None
@@ -112,7 +112,7 @@ class NoImprovement(Rule):
     def __init__(self, patience: int, min_delta: float = 0.0, **kw: Any) -> None:
         super().__init__(**kw)
         if patience < 1:
-            raise ValueError("patience must be >= 1")
+            raise UsageError("patience must be >= 1")
         self.patience = int(patience)
         self.min_delta = float(min_delta)
         self.best: float | None = None
@@ -144,7 +144,7 @@ def parse_rule(spec: str) -> Rule:
         if kind in ("plateau", "patience"):
             k, _, delta = rest.partition(":")
             return NoImprovement(int(k), float(delta or 0.0), stop=stop)
-    except ValueError:
+    except (ValueError, UsageError):  # not a number, or out of range
         pass
     raise UsageError(f"bad alert rule '{spec}': use floor:VALUE[@STEP], drop:DELTA or plateau:K[:MIN_DELTA] "
                      "(append ! to stop the run)")

@@ -41,9 +41,9 @@ class PromptLibrary:
 
     def __post_init__(self) -> None:
         if len(self.names) != len(self.prompts):
-            raise ValueError("names and prompts differ in length")
+            raise UsageError("names and prompts differ in length")
         if len(set(self.names)) != len(self.names):
-            raise ValueError("prompt names must be unique")
+            raise UsageError("prompt names must be unique")
 
     def __len__(self) -> int:
         return len(self.prompts)

@@ -89,10 +89,7 @@ class CLIPTracker:
         num_workers: int | None = None,
         trust_remote_code: bool = False,
     ) -> None:
-        try:
-            self.scale = check_scale(scale)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        self.scale = check_scale(scale)
         if distributed not in dist.DIST_MODES:
             raise UsageError(f"distributed must be one of {', '.join(dist.DIST_MODES)}, not '{distributed}'")
         self.library: PromptLibrary = load_prompt_library(prompts)
