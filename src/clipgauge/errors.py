@@ -3,8 +3,25 @@
 from __future__ import annotations
 
 
-class UsageError(Exception):
-    """A usage or configuration mistake (bad option, unreadable manifest, unknown model)."""
+class ClipgaugeError(Exception):
+    """Base of every error clipgauge raises on purpose (its message is one line, for a person)."""
+
+
+class UsageError(ClipgaugeError):
+    """A usage or configuration mistake (bad option, unreadable manifest, unknown model).
+
+    The message speaks of the library; *cli*, when given, is the same message in the command line's terms
+    (naming its flags), which the ``clipgauge`` command prints instead.
+    """
+
+    def __init__(self, message: str, *, cli: str | None = None) -> None:
+        super().__init__(message)
+        self.cli = cli
+
+
+class EngineError(ClipgaugeError):
+    """A run could not finish (a failed Ray job, an input or output changed underneath it). Committed work is
+    kept: running the same command again resumes it."""
 
 
 class ModelLoadError(UsageError):
@@ -15,7 +32,7 @@ class ManifestError(UsageError):
     """The manifest cannot be read, or lacks a required column."""
 
 
-class RowError(Exception):
+class RowError(ClipgaugeError):
     """One input row cannot be scored.
 
     ``reason`` is the short text written to the row's ``error`` field; ``index`` (0-based), when set,

@@ -1,161 +1,193 @@
-"""Score a whole manifest: rows in, records and a summary (with provenance) out.
+"""Score an input into an output: the one run driver behind ``clipgauge score`` and :func:`clipgauge.score`.
 
-The CLI's ``score`` command is this function plus option parsing and printing.
+``source → engine (local or Ray) → score_rows → sharded run (a results folder, or the staging folder of a results
+file) → summary``. Every option works with every output and both engines, and every run resumes after a crash.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from .errors import EngineError, UsageError
+from .pipeline.plan import ScoreOptions, ScoringPlan
+from .pipeline.summary import summarize_run
+from .sinks.file import consolidate, remove_staging, staging_folder
+from .sinks.results import results_format
+from .sinks.sharded import ShardedRun, is_folder_output
+from .sinks.summary import SUMMARY_FILE, summary_path, write_summary
+from .sources.detect import open_source
+from .sources.shards import RowSource
 
-from .errors import RowError, UsageError
-from .provenance import file_sha256
-from .scoring.reference import parse_reference_texts, refclip_s
-from .scoring.scales import check_scale, to_scale
-from .scoring.scorer import Scorer
-from .sources.manifest import Manifest
-from .stats.summary import describe, summarize_scores
-
-#: Columns that ``score`` adds to every row (an input column of the same name is replaced).
-RESULT_COLUMNS = ("score", "cosine", "truncated", "error")
+ENGINES = ("local", "ray")
+FINGERPRINT_VERSION = 2
+#: image paths decoded while the models load (see ``Scorer(prefetch=)``)
+PREFETCH_ROWS = 1024
 
 
 @dataclass
-class ScoreRun:
-    records: list[dict[str, Any]]
-    columns: list[str]
+class ScoreResult:
+    """A finished run: where its results are (None when not kept), its summary, and the first row error."""
+
+    output: Path | None
     summary: dict[str, Any]
+    first_error: str | None
+    resumed: bool
+    shards_written: int
 
     @property
     def n_errors(self) -> int:
         return int(self.summary["errors"])
 
 
-def manifest_images(manifest: Manifest) -> list[Any]:
-    """The image of each row, in order (None for rows already broken while reading)."""
-    return [None if r.error else r.image for r in manifest.rows]
-
-
-def score_manifest(
-    manifest: Manifest,
-    scorer: Scorer,
+def score(
+    input_spec: str | Path,
+    out: str | Path | None = None,
+    options: ScoreOptions | None = None,
     *,
-    scale: str = "cosine",
-    strict: bool = False,
-    progress: Callable[[int], None] | None = None,
-    reference_image: str | None = None,
-    reference_text: str | None = None,
-) -> ScoreRun:
-    """Score every row of *manifest*; broken rows come back with ``error`` set and ``score`` null.
+    engine: str = "local",
+    shard_size: int = 10_000,
+    resume: bool = True,
+    image_column: str | None = None,
+    prompt_column: str | None = None,
+    ray: Any = None,
+    progress: Callable[[int | None], Callable[[int], None]] | None = None,
+) -> ScoreResult:
+    """Score every row of *input_spec* (manifest, image folder, WebDataset, Parquet, HF dataset) with the metrics
+    of *options*, into *out*: a results file (``.jsonl``/``.csv``/``.tsv``/``.parquet``, plus
+    ``OUT.summary.json``), a results folder (Parquet parts + ``_summary.json``), or None (summary only).
 
-    ``score`` is in *scale* (see :mod:`clipgauge.scoring.scales`), ``cosine`` always the raw cosine.
-    With *strict*, the first broken row raises :class:`~clipgauge.errors.RowError`.
-    *reference_image* names a column of reference image paths: adds ``clip_i`` (image–image cosine).
-    *reference_text* names a column of reference captions: adds ``ref_cosine`` and ``refclip_s``
-    (see :mod:`clipgauge.scoring.reference`). A failing reference sets the row's ``error`` but keeps its score.
+    Re-running the same call after a crash continues where the run stopped (*resume*; ``False`` starts over).
+    *progress(total)* returns an ``update(n)`` function (``total`` None while the row count is unknown).
+    Raises :class:`~clipgauge.errors.UsageError` for bad input or options, :class:`~clipgauge.errors.RowError`
+    at the first broken row with ``options.strict``, :class:`~clipgauge.errors.EngineError` when a run cannot
+    finish (its committed work is kept).
     """
-    for column in (reference_image, reference_text):
-        if column is not None and column not in manifest.columns:
-            raise UsageError(f"manifest has no '{column}' column (columns: {', '.join(manifest.columns)})")
+    options = options or ScoreOptions()
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine '{engine}' (choose from {', '.join(ENGINES)})")
+    if shard_size < 1:
+        raise UsageError("the shard size must be >= 1")
+    folder_out = out is not None and is_folder_output(out)
+    if out is not None and not folder_out:
+        results_format(out)
+    source = open_source(input_spec, image_column=image_column, prompt_column=prompt_column)
+    prefetch = _first_images(source) if engine == "local" else None
+    driver = options if engine == "local" else options.with_(device="cpu", precision="fp32", cache_dir=None)
+    plan = ScoringPlan(driver, prefetch=prefetch, resolve_path=getattr(source, "resolve_path", None))
+    check_columns(plan, source)
+    plan.load()
+    for scorer in plan.embedders.values():
+        scorer.encoder.start_weights_hash()  # needed by the first commit: hash while the first rows are scored
+    temporary = None
+    if out is None:
+        temporary = tempfile.TemporaryDirectory(prefix="clipgauge-run-")
+        folder = Path(temporary.name) / "run"
+    else:
+        folder = Path(out) if folder_out else staging_folder(out)
+
+    def fingerprint() -> dict[str, Any]:
+        return {"version": FINGERPRINT_VERSION, **plan.fingerprint(), "input": source.fingerprint()}
+
+    def provenance() -> dict[str, Any]:
+        prov = plan.provenance()
+        if engine == "ray":
+            from .scoring.precision import PRECISION_EFFECTS
+
+            prov.update(precision=options.precision, precision_effect=PRECISION_EFFECTS[options.precision],
+                        device="ray actors", embedding_cache=None)
+        return prov
+
+    where = {"spec": _absolute(str(input_spec)), "image_column": image_column, "prompt_column": prompt_column}
     try:
-        check_scale(scale)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    scorer.encoder.start_weights_hash()  # the provenance at the end needs it: hash while the rows are scored
-    rows = manifest.rows
-    if strict:
-        for i, r in enumerate(rows):
-            if r.error:
-                raise RowError(r.error, i)
-    # rows already broken while reading are skipped by passing None image + their error as prompt check
-    images = manifest_images(manifest)
-    prompts = [r.prompt if not r.error else None for r in rows]
-    result = scorer.score_pairs(images, prompts, strict=strict, progress=progress,
-                                keep_embeddings=reference_image is not None)
-    errors = [r.error or e for r, e in zip(rows, result.error)]
-    score = to_scale(result.cosine, scale)
-    extra: dict[str, np.ndarray] = {}
-    if reference_image is not None:
-        extra["clip_i"] = _clip_i(manifest, scorer, result.image_embeddings, reference_image, errors, strict)
-    if reference_text is not None:
-        best = _best_reference_cosine(manifest, scorer, reference_text, errors, strict)
-        extra["ref_cosine"] = best
-        extra["refclip_s"] = refclip_s(result.cosine, best)
-    added = list(RESULT_COLUMNS) + list(extra)
-    columns = [c for c in manifest.columns if c not in added] + added
-    records = []
-    for i, (r, s, c, t, e) in enumerate(zip(rows, score, result.cosine, result.truncated, errors)):
-        rec = dict(r.fields)
-        ok = not np.isnan(c)
-        rec.update(score=float(s) if ok else None, cosine=float(c) if ok else None, truncated=bool(t), error=e)
-        for name, values in extra.items():
-            rec[name] = None if np.isnan(values[i]) else float(values[i])
-        records.append(rec)
-    summary = summarize_scores(result.cosine, result.truncated, errors)
-    for name, values in extra.items():
-        summary[name] = describe(values)
-    summary["scale"] = scale
-    summary["input"] = {
-        "manifest": str(manifest.path),
-        "kind": manifest.kind,
-        "sha256": file_sha256(manifest.path) if Path(manifest.path).is_file() else None,
-    }
-    summary["provenance"] = scorer.provenance()
-    return ScoreRun(records=records, columns=columns, summary=summary)
+        with ShardedRun(folder, fingerprint, shard_size=shard_size, resume=resume, provenance=provenance,
+                        input=where) as run:
+            before = len(run.committed)
+            schema = plan.output_schema(source.schema())
+            if run.unit_rows is None and source.kind == "manifest":  # counting is one cheap pass
+                run.set_unit_rows(source.units(), source.count_rows())
+            if run.rows is None or run.pending():
+                total = None if run.rows is None else sum(run.shard_rows(k) for k in run.pending())
+                update = progress(total) if progress is not None else None
+                if engine == "local":
+                    from .engines.local import run_local
+
+                    run_local(source, run, plan, schema, progress=update)
+                else:
+                    from .engines.ray_engine import run_ray
+
+                    run_ray(source, run, options, schema, ray_options=ray, progress=update)
+            missing = run.pending()
+            if missing:
+                raise EngineError(f"shards {missing[:5]} were not written; run the same command again to finish them")
+            run.verify()
+            summary, first_error = summarize_run(run.folder, plan)
+            summary["input"] = input_description(source)
+            summary["provenance"] = run.doc.get("provenance") or provenance()
+            summary["run"] = {"shards": run.n_shards, "shard_size": run.shard_size, "engine": engine,
+                              "resumed_from_shards": before}
+            if folder_out:
+                summary["run"]["folder"] = str(run.folder)
+            run.finish(summary)
+            written = len(run.committed) - before
+        if out is not None and not folder_out:
+            consolidate(folder, out)
+            write_summary(summary_path(out), summary)
+            remove_staging(folder)
+    finally:
+        plan.close()
+        if temporary is not None:
+            temporary.cleanup()
+    output = None if out is None else Path(out)
+    return ScoreResult(output=output, summary=summary, first_error=first_error, resumed=before > 0,
+                       shards_written=written)
 
 
-def _fail(errors: list[str | None], i: int, reason: str, strict: bool) -> None:
-    if strict:
-        raise RowError(reason, i)
-    errors[i] = errors[i] or reason
+def check_columns(plan: ScoringPlan, source: RowSource) -> None:
+    """Every column a metric reads (references) must be in the input: :class:`UsageError` before any work."""
+    names = list(source.schema().names)
+    for need in plan.needs:
+        if need.column is not None and need.column not in names:
+            raise UsageError(f"the input has no '{need.column}' column (columns: {', '.join(names) or 'none'})")
 
 
-def _clip_i(manifest: Manifest, scorer: Scorer, image_emb: np.ndarray | None, column: str,
-            errors: list[str | None], strict: bool) -> np.ndarray:
-    """Cosine of each generated image with its reference image; each distinct reference is encoded once."""
-    n = len(manifest.rows)
-    out = np.full(n, np.nan)
-    paths: dict[int, Path] = {}
-    for i, r in enumerate(manifest.rows):
-        value = r.fields.get(column)
-        if isinstance(value, str) and value.strip():
-            paths[i] = manifest.resolve(value)
-        elif image_emb is not None and not np.isnan(image_emb[i]).any():
-            _fail(errors, i, f"missing '{column}' value", strict)
-    unique = sorted(set(paths.values()))
-    ref_emb, ref_err = scorer.try_embed_images(unique)
-    index = {p: k for k, p in enumerate(unique)}
-    for i, p in paths.items():
-        k = index[p]
-        if ref_err[k] is not None:
-            _fail(errors, i, f"reference image: {ref_err[k]}", strict)
-        elif image_emb is not None and not np.isnan(image_emb[i]).any():
-            out[i] = float(np.dot(image_emb[i], ref_emb[k]))
+def input_description(source: RowSource) -> dict[str, Any]:
+    """The summary's ``input``: what was scored (and, for manifests, the folder its image paths are relative to)."""
+    fingerprint = source.fingerprint()
+    out: dict[str, Any] = {"spec": source.describe(), "kind": source.kind, "units": len(source.units()),
+                           "fingerprint": fingerprint}
+    if source.kind == "manifest":
+        out.update(manifest=source.describe(), sha256=fingerprint.get("sha256"))
+        base = getattr(source, "base_dir", None)
+        out["base_dir"] = str(base) if base is not None else None
     return out
 
 
-def _best_reference_cosine(manifest: Manifest, scorer: Scorer, column: str, errors: list[str | None],
-                           strict: bool) -> np.ndarray:
-    """max over a row's reference captions of cos(prompt, reference), both CLIP text embeddings."""
-    n = len(manifest.rows)
-    out = np.full(n, np.nan)
-    refs: dict[int, list[str]] = {}
-    for i, r in enumerate(manifest.rows):
-        if r.error or not isinstance(r.prompt, str):
-            continue
-        try:
-            refs[i] = parse_reference_texts(r.fields.get(column))
-        except ValueError as exc:
-            _fail(errors, i, f"'{column}': {exc}", strict)
-    texts = sorted({t for i, rs in refs.items() for t in rs} | {manifest.rows[i].prompt for i in refs})
-    if not texts:
-        return out
-    emb = dict(zip(texts, scorer.embed_texts(texts)))
-    for i, rs in refs.items():
-        cand = emb[manifest.rows[i].prompt]
-        out[i] = max(float(np.dot(cand, emb[t])) for t in rs)
-    return out
+def _first_images(source: RowSource) -> list[Any]:
+    """The image paths of the first rows (decoded while the models load); nothing for non-file images."""
+    try:
+        rows = list(itertools.islice(source.rows(), PREFETCH_ROWS))
+    except Exception:  # noqa: BLE001 - only a speed-up: the run itself reports any problem
+        return []
+    return [None if r.error else r.image for r in rows]
+
+
+def _absolute(spec: str) -> str:
+    """*spec* (a path or a brace/glob pattern) made absolute, so the run manifest can reopen it from anywhere."""
+    return str(Path(os.path.abspath(os.path.expanduser(spec))))
+
+
+def open_run_source(doc: dict[str, Any]) -> RowSource:
+    """Reopen the input of a run from its ``_run.json`` document (e.g. to copy kept images)."""
+    where = doc.get("input") or {}
+    if not where.get("spec"):
+        raise UsageError("the run manifest does not say where its input is")
+    return open_source(where["spec"], image_column=where.get("image_column"), prompt_column=where.get("prompt_column"))
+
+
+__all__ = ["ENGINES", "SUMMARY_FILE", "ScoreResult", "open_run_source", "score"]

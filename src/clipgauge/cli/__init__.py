@@ -16,7 +16,7 @@ import warnings
 import click
 
 from .._version import __version__
-from ..errors import PrecisionWarning, UsageError
+from ..errors import EngineError, PrecisionWarning, UsageError
 
 #: command name → "module:attribute" (modules relative to this package)
 COMMANDS = {
@@ -29,6 +29,7 @@ COMMANDS = {
     "report": "report:report",
     "track": "track:track",
     "demo": "demo:demo",
+    "metrics": "metrics_cmd:metrics",
 }
 
 
@@ -69,8 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"clipgauge: error: {exc.format_message()}", err=True)
         return 2
     except UsageError as exc:
-        click.echo(f"clipgauge: error: {exc}", err=True)
+        click.echo(f"clipgauge: error: {exc.cli or exc}", err=True)
         return 2
+    except EngineError as exc:  # the run stopped; its committed work is kept
+        click.echo(f"clipgauge: {exc}", err=True)
+        return 1
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except (click.Abort, KeyboardInterrupt):

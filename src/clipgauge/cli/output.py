@@ -29,27 +29,37 @@ def summary_table(summary: dict[str, Any], title: str = "clipgauge score") -> Ta
     conf = int(round(100 * summary.get("confidence", 0.95)))
     table = Table(
         title=f"{title}: {summary['scored']}/{summary['rows']} scored, {summary['errors']} errors, "
-        f"{summary['truncated']} truncated prompts",
+        f"{summary.get('truncated', 0)} truncated prompts",
         title_justify="left",
         box=box.SIMPLE_HEAD,
     )
     for col in ("scale", "mean", f"{conf}% CI", "std", "min", "median", "max"):
         table.add_column(col, justify="left" if col == "scale" else "right", no_wrap=True)
-    for scale, d in summary["scales"].items():
+    for scale, d in summary.get("scales", {}).items():
         digits = 2 if scale == "torchmetrics" else 4
         ci = f"[{_fmt(d['ci_low'], digits)}, {_fmt(d['ci_high'], digits)}]"
         table.add_row(
             scale, _fmt(d["mean"], digits), ci, _fmt(d["std"], digits), _fmt(d["min"], digits),
             _fmt(d["median"], digits), _fmt(d["max"], digits),
         )
-    for extra in ("clip_i", "ref_cosine", "refclip_s"):
-        d = summary.get(extra)
-        if d:
-            table.add_row(
-                extra, _fmt(d["mean"]), f"[{_fmt(d['ci_low'])}, {_fmt(d['ci_high'])}]", _fmt(d["std"]),
-                _fmt(d["min"]), _fmt(d["median"]), _fmt(d["max"]),
-            )
+    for name in summarized_columns(summary):
+        d = summary[name]
+        table.add_row(
+            name, _fmt(d["mean"]), f"[{_fmt(d['ci_low'])}, {_fmt(d['ci_high'])}]", _fmt(d["std"]),
+            _fmt(d["min"]), _fmt(d["median"]), _fmt(d["max"]),
+        )
     return table
+
+
+def summarized_columns(summary: dict[str, Any]) -> list[str]:
+    """The metric columns the summary describes (its ``columns`` declarations, in order), besides the scales.
+
+    Summaries written before metrics declared their columns name ``clip_i``, ``ref_cosine`` and ``refclip_s``.
+    """
+    declared = summary.get("columns")
+    names = ([c["name"] for c in declared if c.get("summarize")] if declared is not None
+             else ["clip_i", "ref_cosine", "refclip_s"])
+    return [n for n in names if isinstance(summary.get(n), dict) and "mean" in summary[n]]
 
 
 @contextmanager

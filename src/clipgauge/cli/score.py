@@ -1,4 +1,4 @@
-"""``clipgauge score``: score a manifest or an image folder."""
+"""``clipgauge score``: score an input (manifest, image folder, shards) into a results file or folder."""
 
 from __future__ import annotations
 
@@ -8,18 +8,14 @@ from pathlib import Path
 import click
 
 from ..defaults import DEFAULT_MODEL
-from ..engines import ENGINES, EngineError, RayOptions, run_sharded
-from ..errors import RowError, UsageError
-from ..runs import manifest_images, score_manifest
+from ..engines import ENGINES, RayOptions
+from ..errors import RowError
+from ..pipeline.plan import ScoreOptions
+from ..runs import score as run_score
 from ..scoring.device import PRECISIONS
 from ..scoring.scales import SCALES
-from ..scoring.scorer import Scorer
-from ..sinks import summary_path, write_results, write_summary
-from ..sinks.results import results_format
 from ..sinks.sharded import SUMMARY_FILE, is_folder_output
-from ..sinks.summary import json_safe
-from ..sources import read_manifest
-from ..sources.detect import is_manifest_input
+from ..sinks.summary import json_safe, summary_path
 from .output import progress_bar, stderr, stdout, summary_table
 from .process import allow_fast_exit
 
@@ -27,14 +23,19 @@ from .process import allow_fast_exit
 @click.command()
 @click.argument("manifest", type=click.Path(path_type=Path))
 @click.option("--model", default=DEFAULT_MODEL, show_default=True,
-              help="A Hugging Face id or hf:DIR, open_clip:ARCH:PRETRAINED, open_clip:hf-hub:ORG/NAME, or demo.")
+              help="A Hugging Face id or hf:DIR, open_clip:ARCH:PRETRAINED, open_clip:hf-hub:ORG/NAME, or demo: "
+                   "the model of every metric that is not given model=.")
+@click.option("--metric", "metrics", multiple=True, metavar="NAME[:KEY=VALUE,...]",
+              help="A metric to compute (repeatable; default: clip). See 'clipgauge metrics' for the metrics and "
+                   "their options, e.g. --metric clip:model=hf:/path/to/folder,scale=clip-s.")
 @click.option("--out", type=click.Path(path_type=Path),
-              help="Per-row results (.jsonl, .csv, .tsv or .parquet); the summary goes to OUT.summary.json.")
+              help="Per-row results: a file (.jsonl, .csv, .tsv or .parquet; the summary goes to OUT.summary.json) "
+                   "or a folder of Parquet parts (a path without extension). Both resume after a crash.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
               help="Images per forward pass (never changes the scores).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--scale", type=click.Choice(SCALES), default="cosine", show_default=True,
-              help="Scale of the 'score' column; 'cosine' is always written too.")
+              help="Scale of the clip metric's 'score' column; 'cosine' is always written too.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="fp32 is exact; bf16 (CPU/GPU) and fp16 (GPU) are faster.")
 @click.option("--prompt-prefix", default="", help="Text put before every prompt, e.g. 'a photo of '.")
@@ -51,8 +52,7 @@ from .process import allow_fast_exit
               help="Decode JPEGs at reduced DCT scale (faster, not exact; see benchmarks/RESULTS.md).")
 @click.option("--strict", is_flag=True, help="Stop at the first row that cannot be scored (exit 1).")
 @click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
-              help="local: this process. ray: Ray Data, a pool of scoring actors (needs a folder --out and "
-                   "clipgauge[ray]).")
+              help="local: this process. ray: Ray Data, a pool of scoring actors (needs clipgauge[ray]).")
 @click.option("--address", default=None, metavar="ADDR",
               help="Ray cluster to join (auto, ray://HOST:10001); default: RAY_ADDRESS, else a local instance.")
 @click.option("--ray-workers", type=click.IntRange(min=1), default=None, metavar="N",
@@ -63,12 +63,13 @@ from .process import allow_fast_exit
 @click.option("--cpus-per-worker", type=click.FloatRange(min=0), default=1.0, show_default=True, metavar="C",
               help="CPUs reserved per Ray actor.")
 @click.option("--shard-size", type=click.IntRange(min=1), default=10_000, show_default=True, metavar="N",
-              help="Input rows per output part (folder --out); shard k always holds rows [k*N, (k+1)*N).")
+              help="Input rows per committed part; part k always holds rows [k*N, (k+1)*N). A file --out keeps "
+                   "its parts in a hidden folder beside it until the run ends.")
 @click.option("--resume/--no-resume", default=True, show_default=True,
-              help="Folder --out: continue a compatible run there (skip committed parts); --no-resume "
+              help="Continue a compatible run into the same --out (skip committed parts); --no-resume "
                    "deletes that run's parts and starts over.")
 @click.option("--save-embeddings", is_flag=True,
-              help="Folder --out: also store float16 image_embedding and text_embedding columns.")
+              help="Also store the image_embedding and text_embedding (float16) of the first metric's model.")
 @click.option("--image-column", default=None, metavar="NAME",
               help="Parquet/HF input: the image column (default: image, jpg, jpeg, png, webp or img).")
 @click.option("--prompt-column", default=None, metavar="NAME",
@@ -76,65 +77,64 @@ from .process import allow_fast_exit
                    "a member extension or .json field.")
 @click.option("--json", "json_output", is_flag=True, help="Print the summary as JSON instead of a table.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow custom model code from the hub (off by default).")
-def score(manifest: Path, model: str, out: Path | None, batch_size: int, device: str, scale: str, precision: str,
-          prompt_prefix: str, workers: int | None, reference_image: str | None, reference_text: str | None,
-          embedding_cache: Path | None, fast_decode: bool, strict: bool, json_output: bool,
-          trust_remote_code: bool, engine: str, address: str | None, ray_workers: int | None,
+def score(manifest: Path, model: str, metrics: tuple[str, ...], out: Path | None, batch_size: int, device: str,
+          scale: str, precision: str, prompt_prefix: str, workers: int | None, reference_image: str | None,
+          reference_text: str | None, embedding_cache: Path | None, fast_decode: bool, strict: bool,
+          json_output: bool, trust_remote_code: bool, engine: str, address: str | None, ray_workers: int | None,
           num_gpus_per_worker: float | None, cpus_per_worker: float, shard_size: int, resume: bool,
           save_embeddings: bool, image_column: str | None, prompt_column: str | None) -> None:
-    """Score how well each image follows its prompt (CLIP cosine similarity).
+    """Score how well each image follows its prompt (CLIP cosine similarity, and any other --metric).
 
     MANIFEST is a JSONL/CSV/TSV/Parquet file with 'image' and 'prompt' columns (image paths relative to the
-    manifest's folder), or a folder of images with a .txt prompt beside each. Every input row is written
-    to --out, in order, with score, cosine, truncated and error. The default model is
-    openai/clip-vit-large-patch14, the one torchmetrics uses.
-
-    With --out DIR (a folder, or a path without extension) the input may also be WebDataset tar shards
+    manifest's folder), a folder of images with a .txt prompt beside each, WebDataset tar shards
     ('shards/{00000..00999}.tar'), Parquet files with image bytes or paths, or a Hugging Face dataset saved to
-    disk; results go to DIR/part-NNNNN.parquet, one part per --shard-size input rows, each committed
-    atomically, so re-running the same command after a crash finishes the run (every row exactly once).
+    disk. Every input row is written to --out, in order, with the metrics' columns (for clip: score, cosine,
+    truncated) and error. The default model is openai/clip-vit-large-patch14, the one torchmetrics uses.
+
+    --out FILE writes one results file; --out DIR (a folder, or a path without extension) writes
+    DIR/part-NNNNN.parquet, one part per --shard-size input rows. Either way parts are committed atomically as
+    the run goes, so re-running the same command after a crash finishes the run (every row exactly once).
 
     Exit status: 0 all rows scored, 1 some rows could not be scored, 2 usage or configuration error.
     """
-    if out is not None and is_folder_output(out):
-        if reference_image or reference_text or strict:
-            raise UsageError("--reference-image, --reference-text and --strict work with a single-file --out only")
-        scorer_kwargs = dict(model=model, device=device, batch_size=batch_size, precision=precision,
-                             num_workers=workers, prompt_prefix=prompt_prefix, trust_remote_code=trust_remote_code,
-                             cache_dir=embedding_cache, fast_decode=fast_decode)
-        ray = RayOptions(address=address, workers=ray_workers, gpus_per_worker=num_gpus_per_worker,
-                         cpus_per_worker=cpus_per_worker)
-        _score_sharded(manifest, out, scorer_kwargs, engine=engine, scale=scale, shard_size=shard_size,
-                       resume=resume, save_embeddings=save_embeddings, image_column=image_column,
-                       prompt_column=prompt_column, ray=ray, json_output=json_output)
-        return
-    if engine != "local" or save_embeddings:
-        raise UsageError("--engine ray and --save-embeddings write a results folder: give --out DIR")
-    if not is_manifest_input(manifest):
-        raise UsageError(f"{manifest} is a WebDataset/Hugging Face input: give a folder --out DIR (sharded results)")
-    if out is not None:
-        results_format(out)
-    rows = read_manifest(manifest)
-    scorer = Scorer(model, device=device, batch_size=batch_size, precision=precision,
-                    num_workers=workers, prompt_prefix=prompt_prefix, trust_remote_code=trust_remote_code,
-                    cache_dir=embedding_cache, fast_decode=fast_decode, prefetch=manifest_images(rows))
+    chosen = list(metrics) or ["clip"]
+    if reference_image:
+        chosen.append(f"clip_i:column={reference_image}")
+    if reference_text:
+        chosen.append(f"refclip_s:column={reference_text}")
+    options = ScoreOptions(metrics=chosen, model=model, scale=scale, device=device, batch_size=batch_size,
+                           precision=precision, num_workers=workers, prompt_prefix=prompt_prefix,
+                           trust_remote_code=trust_remote_code, cache_dir=embedding_cache, fast_decode=fast_decode,
+                           save_embeddings=save_embeddings, strict=strict)
+    ray = RayOptions(address=address, workers=ray_workers, gpus_per_worker=num_gpus_per_worker,
+                     cpus_per_worker=cpus_per_worker)
+    bars = []
+
+    def progress(total: int | None):
+        bar = progress_bar(total, "scoring")
+        bars.append(bar)
+        return bar.__enter__()
+
     try:
-        with progress_bar(len(rows), "scoring") as update:
-            run = score_manifest(rows, scorer, scale=scale, strict=strict, progress=update,
-                                 reference_image=reference_image, reference_text=reference_text)
+        result = run_score(manifest, out, options, engine=engine, shard_size=shard_size, resume=resume,
+                           image_column=image_column, prompt_column=prompt_column, ray=ray, progress=progress)
     except RowError as exc:
         where = f"row {exc.index + 1}: " if exc.index is not None else ""
         stderr.print(f"clipgauge: stopped (--strict) at {where}{exc.reason}", markup=False, highlight=False)
         raise click.exceptions.Exit(1) from None
-    if out is not None:
-        write_results(out, run.records, run.columns)
-        write_summary(summary_path(out), run.summary)
-    if scorer.cache is not None:
-        scorer.cache.close()
-    allow_fast_exit()  # everything is written and closed: the process need not tear torch down
-    first = next((r["error"] for r in run.records if r["error"]), None)
-    _finish(run.summary, f"wrote {out} and {summary_path(out)}" if out is not None else None,
-            run.n_errors, first, json_output)
+    finally:
+        for bar in bars:
+            bar.__exit__(None, None, None)
+    if engine == "local":
+        allow_fast_exit()  # everything is written and closed; Ray shuts its workers down at exit, so only local
+    wrote = None
+    if out is not None and is_folder_output(out):
+        how = f"resumed: {result.shards_written} new parts" if result.resumed else f"{result.shards_written} parts"
+        wrote = f"wrote {out} ({how}; summary in {SUMMARY_FILE})"
+    elif out is not None:
+        wrote = f"wrote {out} and {summary_path(out)}" + (
+            f" (resumed: {result.shards_written} new parts)" if result.resumed else "")
+    _finish(result.summary, wrote, result.n_errors, result.first_error, json_output)
 
 
 def _finish(summary: dict, wrote: str | None, n_errors: int, first_error: str | None, json_output: bool) -> None:
@@ -149,31 +149,3 @@ def _finish(summary: dict, wrote: str | None, n_errors: int, first_error: str | 
         stderr.print(f"clipgauge: {n_errors} of {summary['rows']} rows could not be scored (first: {first_error})",
                      markup=False, highlight=False)
         raise click.exceptions.Exit(1)
-
-
-def _score_sharded(manifest: Path, out: Path, scorer_kwargs: dict, *, engine: str, scale: str, shard_size: int,
-                   resume: bool, save_embeddings: bool, image_column: str | None, prompt_column: str | None,
-                   ray: RayOptions, json_output: bool) -> None:
-    """``score --out DIR``: the sharded, resumable path (local or Ray engine)."""
-    bars = []
-
-    def progress(total: int | None):
-        bar = progress_bar(total, "scoring")
-        bars.append(bar)
-        return bar.__enter__()
-
-    try:
-        result = run_sharded(manifest, out, scorer_kwargs, engine=engine, scale=scale, shard_size=shard_size,
-                             resume=resume, save_embeddings=save_embeddings, image_column=image_column,
-                             prompt_column=prompt_column, ray=ray, progress=progress)
-    except EngineError as exc:
-        stderr.print(f"clipgauge: {exc}", markup=False, highlight=False)
-        raise click.exceptions.Exit(1) from None
-    finally:
-        for bar in bars:
-            bar.__exit__(None, None, None)
-    if engine == "local":
-        allow_fast_exit()  # Ray shuts its workers down at exit: only the local engine may skip that
-    how = f"resumed: {result.shards_written} new parts" if result.resumed else f"{result.shards_written} parts"
-    _finish(result.summary, f"wrote {result.folder} ({how}; summary in {SUMMARY_FILE})", result.n_errors,
-            result.first_error, json_output)

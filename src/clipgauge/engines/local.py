@@ -4,55 +4,55 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
-
-from ..scoring.scorer import Scorer
-from ..sinks.sharded import ShardedRun, output_schema, records_table
+from ..errors import EngineError
+from ..pipeline.plan import ScoringPlan
+from ..pipeline.score import score_rows
+from ..sinks.sharded import ShardedRun
 from ..sources.shards import RowSource, Selection, SourceRow
-from .batch import score_rows
 
 
-def run_local(source: RowSource, run: ShardedRun, scorer: Scorer, *, scale: str = "cosine",
-              embeddings_dim: int | None = None, progress: Callable[[int], None] | None = None) -> None:
+def run_local(source: RowSource, run: ShardedRun, plan: ScoringPlan, schema,
+              progress: Callable[[int], None] | None = None) -> None:
     """Score every row of *source* not yet committed in *run*, committing each shard as soon as it is scored.
 
-    Rows are scored in chunks of 16 model batches, across shard boundaries, so that
-    image decoding overlaps the model however small the shards are, and memory stays bounded however large
-    they are; committed shards are walked past without reading their images.
+    Rows are scored in chunks of 16 model batches, across shard boundaries, so that image decoding overlaps the
+    model however small the shards are, and memory stays bounded however large they are; committed shards are
+    walked past without reading their images.
     """
+    import pyarrow as pa
+
     size = run.shard_size
     selection = Selection(size, exclude=frozenset(run.committed))
-    schema = output_schema(source.schema(), embeddings_dim)
-    chunk = 16 * scorer.batch_size
+    chunk = 16 * plan.options.batch_size
     counts: dict[int, int] = {}
     pending: list[SourceRow] = []
-    scored: dict[int, list[tuple[dict, np.ndarray | None, np.ndarray | None]]] = {}
+    scored: dict[int, list] = {}  # shard → scored tables (slices) not committed yet
     closed: list[int] = []  # shards all of whose rows have been read
-    current: int | None = None
 
     def score_pending() -> None:
         if not pending:
             return
-        out = score_rows(scorer, pending, scale=scale, embeddings_dim=embeddings_dim)
-        for i, (row, rec) in enumerate(zip(pending, out.records)):
-            img = out.image_embeddings[i] if out.image_embeddings is not None else None
-            txt = out.text_embeddings[i] if out.text_embeddings is not None else None
-            scored.setdefault(row.index // size, []).append((rec, img, txt))
+        table = score_rows(plan, pending, schema)
+        start = 0
+        while start < len(pending):  # split the chunk's table at shard boundaries
+            shard = pending[start].index // size
+            stop = start
+            while stop < len(pending) and pending[stop].index // size == shard:
+                stop += 1
+            scored.setdefault(shard, []).append(table.slice(start, stop - start))
+            start = stop
         if progress is not None:
             progress(len(pending))
         pending.clear()
 
     def commit_closed() -> None:
         for shard in closed:
-            rows = scored.pop(shard, [])
-            records = [r[0] for r in rows]
-            _check_shard(shard, records, size, run)
-            img = txt = None
-            if embeddings_dim is not None:
-                img, txt = np.stack([r[1] for r in rows]), np.stack([r[2] for r in rows])
-            run.commit(shard, records_table(records, schema, img, txt))
+            table = pa.concat_tables(scored.pop(shard, [])) if shard in scored else schema.empty_table()
+            check_shard(shard, table.column("row_id").to_pylist(), run)
+            run.commit(shard, table)
         closed.clear()
 
+    current: int | None = None
     for row in source.rows(selection, counts=run.unit_rows, on_unit=counts.__setitem__):
         if row.skipped:
             continue
@@ -72,13 +72,13 @@ def run_local(source: RowSource, run: ShardedRun, scorer: Scorer, *, scale: str 
         run.set_unit_rows(source.units(), [counts[u] for u in range(len(source.units()))])
 
 
-def _check_shard(shard: int, records: list[dict], size: int, run: ShardedRun) -> None:
+def check_shard(shard: int, ids: list[int], run: ShardedRun) -> None:
     """Shard *shard* must hold rows shard·size, shard·size + 1, … in order, all of them when the total is known."""
-    ids = [r["row_id"] for r in records]
+    size = run.shard_size
     start = shard * size
     expected = run.shard_rows(shard) if run.rows is not None else None
     if ids != list(range(start, start + len(ids))) or len(ids) > size or (expected is not None
                                                                           and len(ids) != expected):
-        raise RuntimeError(f"shard {shard}: got rows {ids[:1]}…{ids[-1:]} ({len(ids)}), expected "
-                           f"{expected if expected is not None else '≤ ' + str(size)} from {start}: "
-                           f"the input changed during the run")
+        raise EngineError(f"shard {shard}: got rows {ids[:1]}…{ids[-1:]} ({len(ids)}), expected "
+                          f"{expected if expected is not None else '≤ ' + str(size)} from {start}: "
+                          f"the input changed during the run")

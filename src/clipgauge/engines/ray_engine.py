@@ -10,24 +10,26 @@ Pipeline (one Ray Dataset, streamed)::
       → iter_batches() on the driver                      rows gathered per shard; a complete shard is
                                                            committed by the same atomic sharded writer
 
-Images travel from the read tasks to the actors as their compressed file bytes (about 10× smaller than
-decoded pixel tensors), and every actor runs exactly the local engine's scoring code, so the scores are
-the local engine's. ``ray`` is imported only here.
+Rows travel from the read tasks to the actors, and results back to the driver, as Arrow columns: images as
+their compressed file bytes (about 10× smaller than decoded pixel tensors) or paths, the carried fields typed by
+the source's schema. Every actor runs exactly the local engine's scoring step (``score_rows``), so the results
+are the local engine's. ``ray`` is imported only here.
 """
 
 from __future__ import annotations
 
 import logging
-import pickle
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ..errors import UsageError
-from ..sinks.sharded import ShardedRun, output_schema, records_table
-from ..sources.shards import RowSource, Selection
-from . import EngineError, RayOptions
+from ..errors import EngineError, UsageError
+from ..pipeline.plan import ScoreOptions
+from ..sinks.sharded import ShardedRun
+from ..sources.shards import RowSource, Selection, SourceRow
+from .local import check_shard
+from .options import RayOptions
 
 #: rows per batch handed from the read tasks to the actors
 READ_BATCH_ROWS = 64
@@ -35,17 +37,17 @@ READ_BATCH_ROWS = 64
 READ_TASK_CPUS = 0.25
 
 
-def run_ray(source: RowSource, run: ShardedRun, scorer_kwargs: dict[str, Any], *, scale: str = "cosine",
-            embeddings_dim: int | None = None, options: RayOptions | None = None,
-            progress: Callable[[int], None] | None = None) -> None:
-    """Score the pending shards of *run* on a Ray cluster (a local one when no address is given)."""
+def run_ray(source: RowSource, run: ShardedRun, score_options: ScoreOptions, schema, *,
+            ray_options: RayOptions | None = None, progress: Callable[[int], None] | None = None) -> None:
+    """Score the pending shards of *run* on a Ray cluster (a local one when no address is given); *schema* is
+    the output schema (``ScoringPlan.output_schema``)."""
     try:
         import ray
         import ray.data
     except ImportError:
         raise UsageError("--engine ray needs Ray Data: pip install 'clipgauge[ray]'") from None
 
-    options = options or RayOptions()
+    options = ray_options or RayOptions()
     started = _connect(ray, options.address)
     _quiet(ray)
     try:
@@ -55,11 +57,11 @@ def run_ray(source: RowSource, run: ShardedRun, scorer_kwargs: dict[str, Any], *
         pending = run.pending()
         if not pending:
             return
-        kwargs = dict(scorer_kwargs)
-        if kwargs.get("device", "auto") == "auto":
-            kwargs["device"] = "cuda" if gpus else "cpu"
-        _score(ray, source, run, pending, kwargs, scale, embeddings_dim, workers, gpus, options.cpus_per_worker,
-               progress)
+        if score_options.device == "auto":
+            score_options = score_options.with_(device="cuda" if gpus else "cpu")
+        score_options.resolved()  # the metric classes travel with the options: actors need no registry
+        _by_value(ray, score_options)
+        _score(ray, source, run, pending, score_options, schema, workers, gpus, options.cpus_per_worker, progress)
     finally:
         if started:
             ray.shutdown()
@@ -117,39 +119,53 @@ def _plan_actors(ray, options: RayOptions) -> tuple[int, float]:
     return workers, per_gpu
 
 
-def _score(ray, source: RowSource, run: ShardedRun, pending: list[int], scorer_kwargs: dict[str, Any], scale: str,
-           embeddings_dim: int | None, workers: int, gpus: float, cpus: float,
-           progress: Callable[[int], None] | None) -> None:
+def _by_value(ray, options: ScoreOptions) -> None:
+    """Metric classes from outside clipgauge (a plugin, a script, a test) are sent to the actors by value, so
+    that an actor's process need not be able to import their module."""
+    for cls, _ in options.resolved():
+        module = sys.modules.get(cls.__module__)
+        if module is not None and not cls.__module__.startswith("clipgauge."):
+            ray.cloudpickle.register_pickle_by_value(module)
+
+
+def _score(ray, source: RowSource, run: ShardedRun, pending: list[int], score_options: ScoreOptions, schema,
+           workers: int, gpus: float, cpus: float, progress: Callable[[int], None] | None) -> None:
+    import pyarrow as pa
+
     size = run.shard_size
-    batch = max(READ_BATCH_ROWS, 4 * int(scorer_kwargs.get("batch_size", 32)))
+    batch = max(READ_BATCH_ROWS, 4 * int(score_options.batch_size))
     ds = ray.data.from_items([{"shard": k} for k in pending], override_num_blocks=len(pending))
     # at most 2 shards being read per actor: bounds the partly gathered shards held on the driver
     readers = _tasks(ray, min(2 * workers, len(pending)))
-    ds = ds.map_batches(read_shards, batch_size=1, num_cpus=READ_TASK_CPUS, compute=readers,
+    ds = ds.map_batches(read_shards, batch_size=1, num_cpus=READ_TASK_CPUS, compute=readers, batch_format="pyarrow",
                         fn_kwargs={"source": source, "counts": run.unit_rows, "shard_size": size})
     ds = ds.map_batches(ScoreActor, batch_size=batch, compute=ray.data.ActorPoolStrategy(size=workers),
-                        num_gpus=gpus or None, num_cpus=cpus,
-                        fn_constructor_kwargs={"scorer_kwargs": scorer_kwargs, "scale": scale,
-                                               "embeddings_dim": embeddings_dim})
-    schema = output_schema(source.schema(), embeddings_dim)
-    buffers: dict[int, list[tuple[dict, Any, Any]]] = {}
+                        num_gpus=gpus or None, num_cpus=cpus, batch_format="pyarrow",
+                        fn_constructor_kwargs={"options": score_options, "schema": schema, "source": source})
+    buffers: dict[int, list] = {}
+    counts: dict[int, int] = {}
     try:
-        for out in ds.iter_batches(batch_size=None, batch_format="numpy"):
-            for shard, blob in zip(out["shard"], out["result"]):
-                shard = int(shard)
-                rows = buffers.setdefault(shard, [])
-                rows.append(pickle.loads(blob))
-                if len(rows) == run.shard_rows(shard):
-                    _commit(run, shard, buffers.pop(shard), schema, embeddings_dim)
+        for out in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            shards = out.column("_shard").to_pylist()
+            out = out.drop_columns(["_shard"])
+            for shard in sorted(set(shards)):
+                mask = pa.array([s == shard for s in shards])
+                part = out.filter(mask).cast(schema)
+                buffers.setdefault(shard, []).append(part)
+                counts[shard] = counts.get(shard, 0) + part.num_rows
+                if counts[shard] == run.shard_rows(shard):
+                    table = pa.concat_tables(buffers.pop(shard)).sort_by("row_id")
+                    check_shard(shard, table.column("row_id").to_pylist(), run)
+                    run.commit(shard, table)
                     if progress is not None:
-                        progress(len(rows))
+                        progress(counts.pop(shard))
     except (UsageError, EngineError):
         raise
     except Exception as exc:  # noqa: BLE001 - any Ray failure: keep what is committed, say how to resume
         raise EngineError(f"the Ray job failed ({' '.join(str(exc).split())[:300]}); {len(run.committed)} shards "
-                          f"are committed — re-run the same command to finish the rest") from exc
+                          f"are committed: run the same command again to finish the rest") from exc
     if buffers:
-        raise EngineError(f"shards {sorted(buffers)[:5]} came back incomplete; re-run the same command")
+        raise EngineError(f"shards {sorted(buffers)[:5]} came back incomplete; run the same command again")
 
 
 def _tasks(ray, size: int):
@@ -158,26 +174,12 @@ def _tasks(ray, size: int):
     return strategy(size=size) if strategy is not None else None
 
 
-def _commit(run: ShardedRun, shard: int, rows: list[tuple[dict, Any, Any]], schema, dim: int | None) -> None:
-    rows.sort(key=lambda r: r[0]["row_id"])
-    ids = [r[0]["row_id"] for r in rows]
-    start = shard * run.shard_size
-    if ids != list(range(start, start + len(ids))):
-        raise EngineError(f"shard {shard} came back with rows {ids[:3]}…, expected {start}…; the input changed?")
-    img = txt = None
-    if dim is not None:
-        img = np.stack([r[1] for r in rows])
-        txt = np.stack([r[2] for r in rows])
-    run.commit(shard, records_table([r[0] for r in rows], schema, img, txt))
-
-
-def read_shards(batch: dict[str, np.ndarray], *, source: RowSource, counts: list[int],
-                shard_size: int) -> Iterator[dict[str, np.ndarray]]:
-    """Ray read task: the rows of the given shard(s), pickled, in batches of :data:`READ_BATCH_ROWS`."""
-    for shard in batch["shard"]:
-        shard = int(shard)
+def read_shards(batch, *, source: RowSource, counts: list[int], shard_size: int) -> Iterator[Any]:
+    """Ray read task: the rows of the given shard(s) as Arrow batches of :data:`READ_BATCH_ROWS` rows."""
+    fields = source.schema()
+    for shard in batch.column("shard").to_pylist():
         stop = (shard + 1) * shard_size
-        rows = []
+        rows: list[SourceRow] = []
         for row in source.rows(Selection(shard_size, frozenset({shard})), counts=counts):
             if row.index >= stop:
                 break
@@ -185,36 +187,63 @@ def read_shards(batch: dict[str, np.ndarray], *, source: RowSource, counts: list
                 continue
             rows.append(row)
             if len(rows) >= READ_BATCH_ROWS:
-                yield _pack(shard, rows)
+                yield rows_to_arrow(shard, rows, fields)
                 rows = []
         if rows:
-            yield _pack(shard, rows)
+            yield rows_to_arrow(shard, rows, fields)
 
 
-def _pack(shard: int, rows: list) -> dict[str, np.ndarray]:
-    blobs = np.empty(len(rows), dtype=object)
-    blobs[:] = [pickle.dumps(r, protocol=pickle.HIGHEST_PROTOCOL) for r in rows]
-    return {"shard": np.full(len(rows), shard, dtype=np.int64), "row": blobs}
+def rows_to_arrow(shard: int, rows: list[SourceRow], fields) -> Any:
+    """Source rows as an Arrow table: ids, image bytes or path, prompt, error, and the carried fields (``f:NAME``)."""
+    import pyarrow as pa
+
+    from ..pipeline.tables import arrow_column
+
+    prompts = [r.prompt if r.prompt is None or isinstance(r.prompt, str) else None for r in rows]
+    errors = [r.error or (None if r.prompt is None or isinstance(r.prompt, str)
+                          else f"prompt is not text (got {type(r.prompt).__name__})") for r in rows]
+    columns = {
+        "_shard": pa.array([shard] * len(rows), pa.int64()),
+        "_index": pa.array([r.index for r in rows], pa.int64()),
+        "_source": pa.array([r.source for r in rows], pa.string()),
+        "_image_bytes": pa.array([r.image if isinstance(r.image, bytes) else None for r in rows], pa.binary()),
+        "_image_path": pa.array([str(r.image) if isinstance(r.image, Path) else None for r in rows], pa.string()),
+        "_prompt": pa.array(prompts, pa.string()),
+        "_error": pa.array(errors, pa.string()),
+    }
+    for f in fields:
+        columns[f"f:{f.name}"] = arrow_column([r.fields.get(f.name) for r in rows], f.type)
+    return pa.table(columns)
+
+
+def arrow_to_rows(table) -> list[SourceRow]:
+    """The inverse of :func:`rows_to_arrow` (the shard column aside)."""
+    cols = {name: table.column(name).to_pylist() for name in table.column_names}
+    names = [n[2:] for n in table.column_names if n.startswith("f:")]
+    rows = []
+    for i in range(table.num_rows):
+        image = cols["_image_bytes"][i]
+        if image is None and cols["_image_path"][i] is not None:
+            image = Path(cols["_image_path"][i])
+        rows.append(SourceRow(cols["_index"][i], cols["_source"][i], {n: cols[f"f:{n}"][i] for n in names},
+                              image=image, prompt=cols["_prompt"][i], error=cols["_error"][i]))
+    return rows
 
 
 class ScoreActor:
-    """One Ray actor: loads the model once (on its GPU when it has one) and scores batches of rows."""
+    """One Ray actor: loads the run's models once (on its GPU when it has one) and scores batches of rows."""
 
-    def __init__(self, scorer_kwargs: dict[str, Any], scale: str, embeddings_dim: int | None) -> None:
-        from ..scoring.scorer import Scorer
+    def __init__(self, options: ScoreOptions, schema, source: RowSource) -> None:
+        from ..pipeline.plan import ScoringPlan
 
-        self.scorer = Scorer(**scorer_kwargs)
-        self.scale = scale
-        self.embeddings_dim = embeddings_dim
+        self.plan = ScoringPlan(options, resolve_path=getattr(source, "resolve_path", None)).load()
+        self.schema = schema
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from .batch import score_rows
+    def __call__(self, batch):
+        import pyarrow as pa
 
-        rows = [pickle.loads(b) for b in batch["row"]]
-        scored = score_rows(self.scorer, rows, scale=self.scale, embeddings_dim=self.embeddings_dim)
-        out = np.empty(len(rows), dtype=object)
-        for i, rec in enumerate(scored.records):
-            img = scored.image_embeddings[i] if scored.image_embeddings is not None else None
-            txt = scored.text_embeddings[i] if scored.text_embeddings is not None else None
-            out[i] = pickle.dumps((rec, img, txt), protocol=pickle.HIGHEST_PROTOCOL)
-        return {"shard": np.asarray(batch["shard"], dtype=np.int64), "result": out}
+        from ..pipeline.score import score_rows
+
+        rows = arrow_to_rows(batch)
+        table = score_rows(self.plan, rows, self.schema)
+        return table.append_column("_shard", pa.array(batch.column("_shard").to_pylist(), pa.int64()))

@@ -142,6 +142,7 @@ def render_report(runs: Sequence[ReportRun], options: ReportOptions | None = Non
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "confidence_pct": round(100 * opts.confidence), "ci_methods": "; ".join(methods),
         "thumb_size": int(opts.thumb_size), "warnings": warnings, "runs": summary,
+        "metric_rows": sections.metric_rows(runs, opts.confidence),
         "comparison": comp_section, "histograms": sections.histograms(runs, scale), "categories": cats,
         "sweep": sweep_section, "error_rows": errors, "error_total": error_total,
         "error_left_out": error_total - len(errors), "grids": grids, "csp": csp, "script": Markup(script),
@@ -154,7 +155,7 @@ def render_report(runs: Sequence[ReportRun], options: ReportOptions | None = Non
         "scale": scale,
         "warnings": warnings,
         "sections": [name for name, present in (
-            ("summary", True), ("comparison", comp_section is not None), ("histograms", True),
+            ("summary", True), ("metrics", bool(context["metric_rows"])), ("comparison", comp_section is not None), ("histograms", True),
             ("categories", cats is not None), ("sweep", sweep_section is not None), ("errors", True),
             ("images", True)) if present],
         "runs": [_run_info(s, g) for s, g in zip(summary, grids)],

@@ -137,7 +137,12 @@ def _image_bases(path: Path, summary: dict[str, Any] | None, image_root: str | P
     bases = [path.parent]
     manifest = ((summary or {}).get("input") or {}).get("manifest")
     kind = ((summary or {}).get("input") or {}).get("kind")
-    if manifest:
+    base_dir = ((summary or {}).get("input") or {}).get("base_dir")
+    if base_dir:
+        base = Path(str(base_dir)).expanduser()
+        if base.resolve() != path.parent.resolve():
+            bases.append(base)
+    elif manifest:
         m = Path(str(manifest)).expanduser()
         base = m if kind == "folder" else m.parent
         if base.resolve() != path.parent.resolve():

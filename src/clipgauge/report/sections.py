@@ -18,6 +18,8 @@ import numpy as np
 import clipgauge.report.plots as plots
 
 from ..errors import UsageError
+from ..metrics.clip import ClipScore
+from ..stats.summary import describe
 from ..scoring.scales import to_scale
 from ..stats.compare import Comparison, compare_runs, format_p, run_stats
 from ..stats.records import key_value, record_key
@@ -26,8 +28,9 @@ from ..stats.sweep import Sweep, display_value, sweep_table
 from .inputs import ReportRun
 from .thumbnails import thumbnails
 
-#: Columns every results row has; the others are shown as a card's "meta" line.
-BASE_COLUMNS = ("image", "prompt", "score", "cosine", "truncated", "error")
+#: Columns a card shows in its own places (the image, the prompt, the score line); the others (metric columns
+#: first) are its "meta" line. The score line's columns are the ``clip`` metric's own declaration.
+CARD_COLUMNS = ("image", "prompt", "error", *(c.name for c in ClipScore().columns()))
 #: Matching keys tried, in order, when none is given: the first whose columns every run has and that
 #: identifies each run's rows. With a sweep, the swept column is tried as a further key column.
 AUTO_KEYS = (("prompt_id",), ("prompt_id", "seed"), ("prompt",), ("prompt", "seed"))
@@ -87,6 +90,40 @@ def summary_rows(runs: Sequence[ReportRun], scale: str, confidence: float) -> li
             "truncated": s["truncated"], "stats": s["scales"][scale],
         })
     return out
+
+
+def metric_columns(run: ReportRun) -> list[str]:
+    """The numeric metric columns a run's summary declares (besides the clip score), in order."""
+    declared = (run.summary or {}).get("columns") or []
+    return [c["name"] for c in declared if c.get("summarize") and c.get("type") == "float64"]
+
+
+def metric_rows(runs: Sequence[ReportRun], confidence: float) -> list[dict[str, Any]]:
+    """Per run and declared metric column: its statistics over the rows, with the column's unit, range and
+    direction as the metric declared them."""
+    out = []
+    for i, run in enumerate(runs):
+        declared = {c["name"]: c for c in (run.summary or {}).get("columns") or []}
+        for name in metric_columns(run):
+            values = np.array([_number(r.get(name)) for r in run.records], dtype=np.float64)
+            c = declared[name]
+            rng = c.get("range")
+            out.append({"index": i, "run": run.name, "column": name, "metric": c.get("metric", ""),
+                        "unit": c.get("unit", ""), "range": f"[{_bound(rng[0])}, {_bound(rng[1])}]" if rng else "",
+                        "better": {True: "higher", False: "lower"}.get(c.get("higher_is_better"), ""),
+                        "stats": describe(values, confidence=confidence)})
+    return out
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value) if value is not None and value != "" else math.nan
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _bound(x: Any) -> str:
+    return "–∞" if x is None else f"{x:g}"
 
 
 # ---------------------------------------------------------------- comparison
@@ -325,7 +362,8 @@ def grids(runs: Sequence[ReportRun], scale: str, max_images: int, thumb_size: in
         shown = order[:max_images].tolist()
         located = [r.resolve_image(r.records[i].get("image")) for i in shown]
         thumbs = iter(thumbnails([p for p, _ in located if p is not None], thumb_size))
-        meta_cols = [c for c in r.columns if c not in BASE_COLUMNS][:META_COLUMNS]
+        declared = [c for c in metric_columns(r) if c in r.columns]
+        meta_cols = [c for c in dict.fromkeys([*declared, *r.columns]) if c not in CARD_COLUMNS][:META_COLUMNS]
         cards = []
         for i, (path, reason) in zip(shown, located):
             rec = r.records[i]

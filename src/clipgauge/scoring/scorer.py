@@ -248,6 +248,11 @@ class Scorer:
                 truncated[i] = text[p][1]
         return PairScores(cosine=cosine, truncated=truncated, error=errors, image_embeddings=kept)
 
+    def prompt_table(self, prompts: Sequence[str]) -> dict[str, tuple[np.ndarray, bool]]:
+        """Each distinct prompt → (its L2-normalised float32 embedding with ``prompt_prefix``, whether it was
+        truncated to the text context). Embedded once each, in batches of similar token length, and cached."""
+        return self._prompt_table(sorted(set(prompts)))
+
     def clear_text_cache(self) -> None:
         """Forget the in-memory prompt embeddings (the on-disk cache, if any, is kept)."""
         self._text_cache.clear()

@@ -28,11 +28,12 @@ def results_format(path: str | Path) -> str:
     return fmt
 
 
-def _clean(value: Any) -> Any:
+def clean_value(value: Any) -> Any:
+    """A value as results files hold it: NaN → None, numpy scalars → Python values."""
     if isinstance(value, float) and math.isnan(value):
         return None
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        return _clean(value.item())
+        return clean_value(value.item())
     return value
 
 
@@ -40,7 +41,7 @@ def write_results(path: str | Path, records: Iterable[dict[str, Any]], columns: 
     """Write *records* (dicts) with *columns* in that order to *path*, atomically."""
     path = Path(path)
     fmt = results_format(path)
-    rows = [{c: _clean(r.get(c)) for c in columns} for r in records]
+    rows = [{c: clean_value(r.get(c)) for c in columns} for r in records]
     with AtomicFile(path) as target:
         if fmt == "jsonl":
             with open(target.tmp, "w", encoding="utf-8") as fh:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,8 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import AtomicFile, write_atomic
-from ..errors import UsageError
-from ..sources.shards import ID_COLUMNS
+from ..errors import EngineError, UsageError
 from .summary import SUMMARY_FILE, json_safe
 
 RUN_FILE = "_run.json"
@@ -41,7 +40,6 @@ LOCK_FILE = "_run.lock"
 FORMAT = "clipgauge-sharded-results"
 VERSION = 1
 PART_RE = re.compile(r"^part-(\d+)\.parquet$")
-RESULT_COLUMNS = ("score", "cosine", "truncated", "error")
 
 
 EMBEDDING_COLUMNS = ("image_embedding", "text_embedding")
@@ -85,61 +83,7 @@ def read_run(folder: str | Path) -> dict[str, Any]:
     return doc
 
 
-# --------------------------------------------------------------------------- tables
-
-def output_schema(fields, embedding_dim: int | None = None):
-    """The schema of every part: row ids, the carried *fields* (a ``pyarrow.Schema``), results, embeddings."""
-    import pyarrow as pa
-
-    reserved = set(ID_COLUMNS) | set(RESULT_COLUMNS) | set(EMBEDDING_COLUMNS)
-    cols = [pa.field("row_id", pa.int64()), pa.field("row_source", pa.string())]
-    cols += [f for f in fields if f.name not in reserved]
-    cols += [pa.field("score", pa.float64()), pa.field("cosine", pa.float64()), pa.field("truncated", pa.bool_()),
-             pa.field("error", pa.string())]
-    if embedding_dim:
-        vec = pa.list_(pa.float16(), embedding_dim)
-        cols += [pa.field("image_embedding", vec), pa.field("text_embedding", vec)]
-    return pa.schema(cols)
-
-
-def _column(values: list[Any], type_):
-    import pyarrow as pa
-
-    try:
-        return pa.array(values, type=type_)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-        # a value that does not fit the column's type (e.g. "7" among ints): keep it, as text
-        text = pa.array([None if v is None else str(v) for v in values], type=pa.string())
-        return text.cast(type_) if not pa.types.is_string(type_) else text
-
-
-def _embeddings(matrix: np.ndarray | None, n: int, dim: int):
-    """A fixed-size-list<float16> column; rows that are all-NaN (no embedding) become nulls."""
-    import pyarrow as pa
-
-    if matrix is None:
-        matrix = np.full((n, dim), np.nan, dtype=np.float32)
-    values = np.ascontiguousarray(matrix, dtype=np.float16)
-    missing = np.isnan(values).any(axis=1)
-    values = np.where(missing[:, None], 0, values).astype(np.float16)
-    flat = pa.array(values.reshape(-1), type=pa.float16())
-    return pa.FixedSizeListArray.from_arrays(flat, dim, mask=pa.array(missing))
-
-
-def records_table(records: Sequence[dict[str, Any]], schema, image_emb: np.ndarray | None = None,
-                  text_emb: np.ndarray | None = None):
-    """A ``pyarrow.Table`` of *records* (dicts) in *schema*; embeddings as (N, D) arrays, NaN rows → null."""
-    import pyarrow as pa
-
-    arrays = []
-    for f in schema:
-        if f.name in EMBEDDING_COLUMNS:
-            matrix = image_emb if f.name == "image_embedding" else text_emb
-            arrays.append(_embeddings(matrix, len(records), f.type.list_size))
-        else:
-            arrays.append(_column([r.get(f.name) for r in records], f.type))
-    return pa.Table.from_arrays(arrays, schema=schema)
-
+# --------------------------------------------------------------------------- reading
 
 def read_parts(folder: str | Path, columns: Sequence[str] | None = None):
     """Yield ``(shard, pyarrow.Table)`` per committed part, in shard order (only *columns* when given)."""
@@ -186,13 +130,15 @@ class ShardedRun:
     files are removed first. A folder holding anything else is never touched. Use as a context manager.
     """
 
-    def __init__(self, folder: str | Path, fingerprint: dict[str, Any], *, shard_size: int, resume: bool = True,
-                 provenance: dict[str, Any] | None = None, input: dict[str, Any] | None = None) -> None:
+    def __init__(self, folder: str | Path, fingerprint: dict[str, Any] | Callable[[], dict[str, Any]], *,
+                 shard_size: int, resume: bool = True,
+                 provenance: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
+                 input: dict[str, Any] | None = None) -> None:
         if shard_size < 1:
-            raise UsageError("--shard-size must be >= 1")
+            raise UsageError("the shard size must be >= 1")
         self.folder = Path(folder)
         if self.folder.exists() and not self.folder.is_dir():
-            raise UsageError(f"--out {folder} exists and is not a folder")
+            raise UsageError(f"output {folder} exists and is not a folder")
         self.folder.mkdir(parents=True, exist_ok=True)
         self._lock_fd = _lock(self.folder)
         try:
@@ -204,19 +150,22 @@ class ShardedRun:
             self.close()
             raise
 
-    def _open(self, fingerprint: dict[str, Any], shard_size: int, resume: bool, provenance: dict | None) -> None:
-        fingerprint = json.loads(json.dumps(json_safe(fingerprint), default=str))
+    def _open(self, fingerprint: Any, shard_size: int, resume: bool, provenance: Any) -> None:
         self.resumed = False
-        if (self.folder / RUN_FILE).exists():
-            old = read_run(self.folder)
+        self._pending_fingerprint = self._pending_provenance = None
+        old = read_run(self.folder) if (self.folder / RUN_FILE).exists() else None
+        if old is not None and old.get("fingerprint") is None and not list_parts(self.folder):
+            self._clear()  # a run stopped before its first part: nothing to resume
+            old = None
+        if old is not None:
             if resume:
-                wanted = {"fingerprint": fingerprint, "shard_size": shard_size}
+                wanted = {"fingerprint": _plain(fingerprint() if callable(fingerprint) else fingerprint),
+                          "shard_size": shard_size}
                 had = {"fingerprint": old.get("fingerprint"), "shard_size": old.get("shard_size")}
                 if wanted != had:
-                    raise UsageError(
-                        f"{self.folder} holds a run with different settings ({differences(had, wanted)}); "
-                        f"use another --out folder, or --no-resume to overwrite it"
-                    )
+                    message = f"{self.folder} holds a run with different settings ({differences(had, wanted)})"
+                    raise UsageError(f"{message}; write to another output, or start over (resume=False)",
+                                     cli=f"{message}; use another --out folder, or --no-resume to overwrite it")
                 self.doc = old
                 self.resumed = True
             else:
@@ -224,20 +173,34 @@ class ShardedRun:
         else:
             others = [e.name for e in os.scandir(self.folder) if e.name != LOCK_FILE]
             if others:
-                raise UsageError(f"--out {self.folder} is not empty and holds no clipgauge run ({RUN_FILE}); "
+                raise UsageError(f"{self.folder} is not empty and holds no clipgauge run ({RUN_FILE}); "
                                  f"give a new or empty folder")
         for entry in os.scandir(self.folder):  # temporary files a killed run left behind
             if _is_temp(entry.name):
                 os.unlink(entry.path)
         if not self.resumed:
             now = _now()
-            self.doc = {"format": FORMAT, "version": VERSION, "fingerprint": fingerprint, "shard_size": shard_size,
-                        "unit_names": None, "unit_rows": None, "rows": None, "shards": None, "committed": [],
-                        "created_at": now, "updated_at": now, "complete": False, "provenance": provenance}
+            # the fingerprint and provenance may wait for the weights hash: they are written with the first part
+            self._pending_fingerprint = fingerprint if callable(fingerprint) else None
+            self._pending_provenance = provenance if callable(provenance) else None
+            self.doc = {"format": FORMAT, "version": VERSION,
+                        "fingerprint": None if callable(fingerprint) else _plain(fingerprint),
+                        "shard_size": shard_size, "unit_names": None, "unit_rows": None, "rows": None,
+                        "shards": None, "committed": [], "created_at": now, "updated_at": now, "complete": False,
+                        "provenance": None if callable(provenance) else provenance}
         self.committed: set[int] = set(list_parts(self.folder))
         if not self.committed and self.resumed:
             self.resumed = False
         self._save()
+
+    def _settle(self) -> None:
+        """Write the fingerprint and provenance that were still being computed when the run began."""
+        if self._pending_fingerprint is not None:
+            self.doc["fingerprint"] = _plain(self._pending_fingerprint())
+            self._pending_fingerprint = None
+        if self._pending_provenance is not None:
+            self.doc["provenance"] = self._pending_provenance()
+            self._pending_provenance = None
 
     # ----------------------------------------------------------------- properties
     @property
@@ -268,7 +231,7 @@ class ShardedRun:
         """Rows in *shard* (needs the total, :meth:`set_unit_rows`)."""
         total = self.rows
         if total is None:
-            raise RuntimeError("the number of input rows is not known yet")
+            raise EngineError("the number of input rows is not known yet")
         return max(0, min(self.shard_size, total - shard * self.shard_size))
 
     def pending(self) -> list[int]:
@@ -281,7 +244,8 @@ class ShardedRun:
         import pyarrow.parquet as pq
 
         if shard in self.committed:
-            raise RuntimeError(f"shard {shard} is already committed")
+            raise EngineError(f"shard {shard} is already committed")
+        self._settle()
         final = self.folder / part_name(shard)
         with AtomicFile(final, durable=True) as target:
             pq.write_table(table, target.tmp)
@@ -291,6 +255,7 @@ class ShardedRun:
 
     def finish(self, summary: dict[str, Any]) -> None:
         """Write the summary, mark the run complete and write ``_SUCCESS``."""
+        self._settle()
         _write_atomic(self.folder / SUMMARY_FILE, json.dumps(json_safe(summary), indent=2, ensure_ascii=False) + "\n")
         self.doc["complete"] = True
         self._save()
@@ -300,7 +265,7 @@ class ShardedRun:
         """Check exactly-once: the parts' row ids, in shard order, are 0 … rows−1, each once."""
         ids = read_column(self.folder, "row_id", dtype=np.int64)
         if ids.size != self.rows or not np.array_equal(ids, np.arange(ids.size)):
-            raise RuntimeError(f"{self.folder}: the parts hold {ids.size} rows, expected row ids 0..{self.rows}; "
+            raise EngineError(f"{self.folder}: the parts hold {ids.size} rows, expected row ids 0..{self.rows}; "
                                f"the folder was changed by something else")
 
     def close(self) -> None:
@@ -362,6 +327,11 @@ def _is_temp(name: str) -> bool:
     """The temporary names this module writes (``.part-00003.XXXX.tmp``, ``._run.json.XXXX.tmp`` …)."""
     return name.endswith(".tmp") and name.startswith((".part-", f".{RUN_FILE}.", f".{SUMMARY_FILE}.",
                                                       f".{SUCCESS_FILE}."))
+
+
+def _plain(value: Any) -> Any:
+    """*value* as it reads back from JSON (tuples → lists, NaN → null), so fingerprints compare equal."""
+    return json.loads(json.dumps(json_safe(value), default=str))
 
 
 def _now() -> str:

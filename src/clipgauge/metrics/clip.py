@@ -1,0 +1,64 @@
+"""``clip``: the CLIP score, cos(image, prompt) of L2-normalised CLIP embeddings, with its scales.
+
+Columns: ``score`` (in the chosen scale), ``cosine`` (always the raw cosine, in [-1, 1]) and ``truncated``
+(the prompt was longer than the model's text context and was cut, keeping the end-of-text token).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..defaults import DEFAULT_MODEL
+from ..errors import UsageError
+from ..scoring.scales import SCALE_DEFINITIONS, SCALES, to_scale
+from .base import Column, Metric, MetricBatch, MetricOutput, Need, unit_vectors_dot
+
+_RANGES = {"cosine": (-1.0, 1.0), "torchmetrics": (-100.0, 100.0), "clip-s": (0.0, 2.5)}
+_UNITS = {"cosine": "cosine", "torchmetrics": "100 x cosine", "clip-s": "2.5 x max(cosine, 0)"}
+
+
+class ClipScore(Metric):
+    name = "clip"
+    summary = "CLIP score: cosine of the image and prompt embeddings (scales: cosine, torchmetrics, clip-s)"
+    options = {"model": "CLIP model spec (default: --model)",
+               "scale": f"scale of the 'score' column: {', '.join(SCALES)} (default: --scale, else cosine)"}
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.model = str(self.config.get("model") or DEFAULT_MODEL)
+        self.scale = str(self.config.get("scale") or "cosine")
+        if self.scale not in SCALES:
+            raise UsageError(f"unknown scale '{self.scale}' (choose from {', '.join(SCALES)})")
+        self._image = Need("image_embedding", self.model)
+        self._text = Need("text_embedding", self.model)
+
+    def needs(self) -> list[Need]:
+        return [self._image, self._text]
+
+    def columns(self) -> list[Column]:
+        return [
+            Column("score", description=f"CLIP score, '{self.scale}' scale: {SCALE_DEFINITIONS[self.scale]['row']}",
+                   range=_RANGES[self.scale], unit=_UNITS[self.scale], summarize=False),
+            Column("cosine", description="cosine of the L2-normalised image and prompt embeddings",
+                   range=(-1.0, 1.0), unit="cosine", summarize=False),
+            Column("truncated", type="bool", description="the prompt was longer than the model's text context",
+                   higher_is_better=None, summarize=False),
+        ]
+
+    def compute(self, batch: MetricBatch) -> MetricOutput:
+        cosine = unit_vectors_dot(batch.values[self._image], batch.values[self._text])
+        return MetricOutput({"score": to_scale(cosine, self.scale), "cosine": cosine,
+                             "truncated": batch.truncated[self._text]})
+
+    def summarize(self, values: dict[str, np.ndarray], confidence: float = 0.95) -> dict[str, Any]:
+        """``scored``, ``truncated`` and the statistics of the cosines in every scale (see
+        :func:`~clipgauge.stats.summary.summarize_scores`)."""
+        from ..stats.summary import summarize_scores
+
+        out = summarize_scores(values["cosine"], values["truncated"], [], confidence=confidence)
+        return {"scored": out["scored"], "truncated": out["truncated"], "scales": out["scales"], "scale": self.scale}
+
+    def provenance(self) -> dict[str, Any]:
+        return {**super().provenance(), "model": self.model, "scale": self.scale, "scales": SCALE_DEFINITIONS}

@@ -1,0 +1,217 @@
+"""What a scoring run does, as data (:class:`ScoreOptions`, picklable for Ray), and the loaded state that does it
+(:class:`ScoringPlan`: the metrics, and one embedder per distinct model, loaded once per process)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ..decode import DEFAULT_MAX_PIXELS
+from ..defaults import DEFAULT_MODEL
+from ..errors import UsageError
+from ..metrics.base import Column, Metric, Need
+from ..metrics.registry import MetricSpec, metric_class, parse_metric
+from ..sources.shards import ID_COLUMNS
+
+#: Columns the pipeline itself adds besides the row's identity (``ID_COLUMNS``): its error, saved embeddings.
+ERROR_COLUMN = "error"
+EMBEDDING_COLUMNS = ("image_embedding", "text_embedding")
+
+
+@dataclass
+class ScoreOptions:
+    """Everything that decides a run's numbers and how it runs (no loaded objects: it pickles for Ray).
+
+    ``metrics`` are specs (``"clip"``, ``"clip:scale=clip-s"``, :class:`MetricSpec`) or metric classes with options
+    ``(cls, {"key": "value"})``; options a metric does not set but accepts are taken from ``model`` and ``scale``.
+    ``scale`` is the ``clip`` metric's ``score`` scale (``cosine``, ``torchmetrics`` = 100 × cosine, ``clip-s``).
+    """
+
+    metrics: Sequence[Any] = ("clip",)
+    model: str = DEFAULT_MODEL
+    scale: str = "cosine"
+    device: str = "auto"
+    batch_size: int = 32
+    precision: str = "fp32"
+    num_workers: int | None = None
+    prompt_prefix: str = ""
+    trust_remote_code: bool = False
+    cache_dir: str | os.PathLike | None = None
+    fast_decode: bool = False
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
+    save_embeddings: bool = False
+    strict: bool = False
+    _resolved: list[tuple[type[Metric], dict[str, str]]] | None = field(default=None, repr=False)
+
+    def resolved(self) -> list[tuple[type[Metric], dict[str, str]]]:
+        """The metric classes and their full options (defaults applied), resolved once, where the registry is
+        (so Ray actors need no registration of their own)."""
+        if self._resolved is None:
+            out = []
+            for item in self.metrics:
+                if isinstance(item, tuple):
+                    cls, opts = item
+                else:
+                    spec = item if isinstance(item, MetricSpec) else parse_metric(str(item))
+                    cls, opts = metric_class(spec.name), dict(spec.options)
+                opts = dict(opts)
+                for key, value in (("model", self.model), ("scale", self.scale)):
+                    if key in cls.options and not opts.get(key):
+                        opts[key] = value
+                out.append((cls, opts))
+            if not out:
+                raise UsageError("no metric to compute")
+            self._resolved = out
+        return self._resolved
+
+    def scorer_kwargs(self) -> dict[str, Any]:
+        """:class:`~clipgauge.Scorer` arguments every model of the run is loaded with."""
+        return dict(device=self.device, batch_size=self.batch_size, precision=self.precision,
+                    num_workers=self.num_workers, prompt_prefix=self.prompt_prefix,
+                    trust_remote_code=self.trust_remote_code, cache_dir=self.cache_dir, fast_decode=self.fast_decode,
+                    max_image_pixels=self.max_image_pixels)
+
+    def with_(self, **changes: Any) -> ScoreOptions:
+        return replace(self, **changes)
+
+
+def build_metrics(options: ScoreOptions) -> list[Metric]:
+    """The metric instances of *options*; :class:`UsageError` for bad options or clashing column names."""
+    metrics = [cls(**opts) for cls, opts in options.resolved()]
+    seen: dict[str, str] = {}
+    reserved = set(ID_COLUMNS) | {ERROR_COLUMN} | set(EMBEDDING_COLUMNS)
+    for m in metrics:
+        for c in m.columns():
+            if c.name in reserved:
+                raise UsageError(f"metric '{m.name}' declares column '{c.name}', which clipgauge itself writes")
+            if c.name in seen:
+                raise UsageError(f"metrics '{seen[c.name]}' and '{m.name}' both write column '{c.name}': "
+                                 "give them different models or options, or keep one")
+            seen[c.name] = m.name
+    return metrics
+
+
+class ScoringPlan:
+    """The loaded metrics and models of a run, in one process. Models are loaded on first use, once each.
+
+    *prefetch*: the first image paths of the input, decoded while the first model loads (see
+    :class:`~clipgauge.Scorer`). *resolve_path* turns a cell of a reference-image column into a path.
+    """
+
+    def __init__(self, options: ScoreOptions, *, prefetch: Sequence[Any] | None = None,
+                 resolve_path: Any = None) -> None:
+        self.options = options
+        self.metrics = build_metrics(options)
+        self.resolve_path = resolve_path or (lambda value: Path(value).expanduser())
+        self._embedders: dict[str, Any] = {}
+        self._prefetch = prefetch
+        self._dims: dict[str, int] = {}
+        self._references: dict[Need, dict[Any, tuple[Any, str | None]]] = {}
+        needs: dict[Need, None] = {}
+        for m in self.metrics:
+            for n in m.needs():
+                needs.setdefault(n, None)
+        self.primary_model = next((m for metric in self.metrics for m in metric.models()), None)
+        if options.save_embeddings:
+            if self.primary_model is None:
+                raise UsageError("saving embeddings needs a metric that uses a CLIP model")
+            needs.setdefault(Need("image_embedding", self.primary_model), None)
+            needs.setdefault(Need("text_embedding", self.primary_model), None)
+        # the row's own prompt first (a bad prompt means its image need not be decoded), then images
+        self.needs = sorted(needs, key=lambda n: (n.column is not None, n.kind != "text_embedding"))
+        own_image_models = {n.model for n in self.needs if n.kind == "image_embedding" and n.own_row}
+        self.decode_once = any(n.kind == "image" for n in self.needs) or len(own_image_models) > 1
+
+    # ----------------------------------------------------------------- models
+    def embedder(self, spec: str):
+        """The :class:`~clipgauge.Scorer` of model *spec* (loaded on first use, shared by every metric)."""
+        if spec not in self._embedders:
+            from ..scoring.scorer import Scorer
+
+            prefetch, self._prefetch = self._prefetch, None
+            self._embedders[spec] = Scorer(spec, prefetch=prefetch if not self.decode_once else None,
+                                           **self.options.scorer_kwargs())
+        return self._embedders[spec]
+
+    def load(self) -> ScoringPlan:
+        """Load every model and set every metric up (done before the first batch)."""
+        for spec in dict.fromkeys(n.model for n in self.needs if n.model is not None):
+            self.embedder(spec)
+        for m in self.metrics:
+            m.setup(self)
+        return self
+
+    def reference_cache(self, need: Need) -> dict[Any, tuple[Any, str | None]]:
+        """Embeddings of reference images already seen, per need (kept between batches, bounded by the caller)."""
+        return self._references.setdefault(need, {})
+
+    @property
+    def embedders(self) -> dict[str, Any]:
+        return dict(self._embedders)
+
+    def embedding_dim(self, spec: str) -> int:
+        """The embedding width D of model *spec*."""
+        if spec not in self._dims:
+            self._dims[spec] = int(self.embedder(spec).embed_texts([""]).shape[1])
+        return self._dims[spec]
+
+    # ----------------------------------------------------------------- schema
+    def columns(self) -> list[Column]:
+        """Every metric's columns, in metric order."""
+        return [c for m in self.metrics for c in m.columns()]
+
+    def output_schema(self, fields):
+        """The schema of every output: row ids, the carried *fields* (a ``pyarrow.Schema``) minus the names the
+        run writes itself, the metrics' columns, ``error``, and the embeddings when saved."""
+        import pyarrow as pa
+
+        columns = self.columns()
+        reserved = set(ID_COLUMNS) | {c.name for c in columns} | {ERROR_COLUMN} | set(EMBEDDING_COLUMNS)
+        out = [pa.field("row_id", pa.int64()), pa.field("row_source", pa.string())]
+        out += [f for f in fields if f.name not in reserved]
+        out += [pa.field(c.name, c.arrow_type()) for c in columns]
+        out.append(pa.field(ERROR_COLUMN, pa.string()))
+        if self.options.save_embeddings:
+            vec = pa.list_(pa.float16(), self.embedding_dim(self.primary_model))
+            out += [pa.field(name, vec) for name in EMBEDDING_COLUMNS]
+        return pa.schema(out)
+
+    # ----------------------------------------------------------------- provenance
+    def fingerprint(self) -> dict[str, Any]:
+        """What must match to resume a run: every model's weights and preprocessing, the metrics and options."""
+        models = {}
+        for spec, scorer in self._embedders.items():
+            p = scorer.provenance()
+            models[spec] = {**p["model"], "preprocessing": p["preprocessing"]}
+        primary = models.get(self.primary_model, {})
+        return {
+            "model_weights_sha256": primary.get("weights_sha256"),
+            "model_family": primary.get("family"),
+            "context_length": primary.get("context_length"),
+            "preprocessing": primary.get("preprocessing"),
+            "precision": self.options.precision,
+            "prompt_prefix": self.options.prompt_prefix,
+            "max_image_pixels": self.options.max_image_pixels,
+            "scale": self.options.scale,
+            "save_embeddings": self.options.save_embeddings,
+            "metrics": [m.fingerprint() for m in self.metrics],
+            "other_models": {s: m.get("weights_sha256") for s, m in models.items() if s != self.primary_model},
+        }
+
+    def provenance(self) -> dict[str, Any]:
+        """The primary model's full provenance (as before metrics existed), plus every model and metric."""
+        base = self._embedders[self.primary_model].provenance() if self.primary_model in self._embedders else {}
+        base = dict(base)
+        base["metrics"] = {m.name: m.provenance() for m in self.metrics}
+        others = {s: e.provenance()["model"] for s, e in self._embedders.items() if s != self.primary_model}
+        if others:
+            base["models"] = others
+        return base
+
+    def close(self) -> None:
+        for scorer in self._embedders.values():
+            if scorer.cache is not None:
+                scorer.cache.close()

@@ -1,0 +1,230 @@
+"""The one scoring step: rows → decode → embeddings → metrics → an Arrow table of results.
+
+Every engine (local, each Ray actor) and every output (file, folder) goes through :func:`score_rows`. Each
+need of the active metrics is computed once per batch: each distinct model embeds each image and each distinct
+prompt once, and with several image models (or a metric that needs pixels) each image is decoded once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from ..errors import RowError
+from ..metrics.base import MetricBatch, Need
+from ..scoring.pipeline import Skip
+from ..scoring.reference import parse_reference_texts
+from ..sources.shards import SourceRow
+from .plan import EMBEDDING_COLUMNS, ERROR_COLUMN, ScoringPlan
+from .tables import arrow_column, embedding_column
+
+#: distinct reference images whose embeddings are kept between batches (per model)
+REFERENCE_CACHE = 4096
+
+
+def prompt_error(prompt: Any) -> str | None:
+    """Why *prompt* cannot be embedded (None when it can)."""
+    if prompt is None:
+        return "missing prompt"
+    if not isinstance(prompt, str):
+        return f"prompt is not text (got {type(prompt).__name__})"
+    return None
+
+
+def score_rows(plan: ScoringPlan, rows: Sequence[SourceRow], schema) -> Any:
+    """Score *rows* (no placeholders) into a ``pyarrow.Table`` in *schema* (see ``ScoringPlan.output_schema``).
+
+    A row broken in the source keeps its reason and gets no values. Otherwise its ``error`` is the first reason
+    among its own prompt and image, then the metrics' own reasons (a failing reference sets ``error`` but keeps
+    the row's other scores). With ``strict`` the first row with an error raises :class:`RowError`.
+    """
+    import pyarrow as pa
+
+    batch = _inputs(plan, rows)
+    n = len(rows)
+    errors: list[str | None] = [r.error for r in rows]
+    for need in plan.needs:  # own prompt first, then own image (the order of ScoringPlan.needs)
+        if need.own_row:
+            errors = [e or x for e, x in zip(errors, batch.errors[need])]
+    values: dict[str, Any] = {}
+    for metric in plan.metrics:
+        out = metric.compute(batch)
+        values.update(out.columns)
+        if out.errors is not None:
+            errors = [e or x for e, x in zip(errors, out.errors)]
+    if plan.options.strict:
+        bad = next((i for i, e in enumerate(errors) if e), None)
+        if bad is not None:
+            raise RowError(errors[bad], rows[bad].index)
+    types = {f.name: f.type for f in schema}
+    columns = []
+    for f in schema:
+        name = f.name
+        if name == "row_id":
+            col = pa.array([r.index for r in rows], pa.int64())
+        elif name == "row_source":
+            col = pa.array([r.source for r in rows], pa.string())
+        elif name == ERROR_COLUMN:
+            col = pa.array(errors, pa.string())
+        elif name in EMBEDDING_COLUMNS:
+            kind = "image_embedding" if name == "image_embedding" else "text_embedding"
+            col = embedding_column(batch.values[Need(kind, plan.primary_model)], n, types[name].list_size)
+        elif name in values:
+            cells = _cells(values[name], rows)
+            if pa.types.is_boolean(types[name]):  # flags are never null: False where a row has no value
+                cells = [bool(c) if c is not None else False for c in cells]
+            col = arrow_column(cells, types[name])
+        else:
+            col = arrow_column([r.fields.get(name) for r in rows], types[name])
+        columns.append(col)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _cells(values: Any, rows: Sequence[SourceRow]) -> list[Any]:
+    """A metric column as Python values: NaN → None; a row broken in the source has no values at all."""
+    out = []
+    for v, r in zip(list(values), rows):
+        if r.error is not None or isinstance(v, (float, np.floating)) and np.isnan(v):
+            out.append(None)
+        else:
+            out.append(v.item() if hasattr(v, "item") else v)
+    return out
+
+
+# --------------------------------------------------------------------------- needs
+
+def _inputs(plan: ScoringPlan, rows: Sequence[SourceRow]) -> MetricBatch:
+    """Compute every need of the plan for *rows*, once."""
+    batch = MetricBatch(rows)
+    n = len(rows)
+    blocked: list[str | None] = [r.error for r in rows]  # rows whose image need not be read
+    decoded: list[Any] | None = None
+    for need in plan.needs:
+        if need.kind == "text_embedding" and need.own_row:
+            _prompt_embeddings(plan, need, rows, batch)
+            blocked = [b or e for b, e in zip(blocked, batch.errors[need])]
+        elif need.kind == "text_embedding":
+            _text_column(plan, need, rows, batch)
+        elif need.kind == "image_embedding" and need.own_row:
+            if plan.decode_once and decoded is None:
+                decoded = _decode(plan, rows, blocked)
+            srcs = decoded if decoded is not None else [
+                Skip(b) if b else (r.image if r.image is not None else Skip("missing image"))
+                for r, b in zip(rows, blocked)]
+            emb, errs = _embed_images(plan, need.model, srcs)
+            batch.values[need], batch.errors[need] = emb, [None if b else e for b, e in zip(blocked, errs)]
+        elif need.kind == "image_embedding":
+            _reference_images(plan, need, rows, batch)
+        else:  # decoded pixels
+            if decoded is None:
+                decoded = _decode(plan, rows, blocked)
+            batch.values[need] = [None if isinstance(d, Skip) else d for d in decoded]
+            batch.errors[need] = [d.reason if isinstance(d, Skip) and not b else None
+                                  for d, b in zip(decoded, blocked)]
+    assert all(len(v) == n for v in batch.errors.values())
+    return batch
+
+
+def _decode(plan: ScoringPlan, rows: Sequence[SourceRow], blocked: list[str | None]) -> list[Any]:
+    """Each row's image decoded once (``clipgauge.decode``), in worker threads; a failure becomes a Skip."""
+    from ..decode import load_image
+    from ..errors import RowError as _RowError
+
+    def one(args: tuple[SourceRow, str | None]) -> Any:
+        row, b = args
+        if b:
+            return Skip(b)
+        if row.image is None:
+            return Skip("missing image")
+        try:
+            return load_image(row.image, max_pixels=plan.options.max_image_pixels)
+        except _RowError as exc:
+            return Skip(exc.reason)
+        except Exception as exc:  # noqa: BLE001 - that row's error
+            return Skip(f"preprocessing failed: {type(exc).__name__}: {exc}")
+
+    workers = plan.options.num_workers or max(1, min(8, os.cpu_count() or 1))
+    with ThreadPoolExecutor(workers, thread_name_prefix="clipgauge-decode") as pool:
+        return list(pool.map(one, zip(rows, blocked)))
+
+
+def _embed_images(plan: ScoringPlan, spec: str, srcs: Sequence[Any]) -> tuple[np.ndarray, list[str | None]]:
+    emb, errs = plan.embedder(spec).try_embed_images(srcs)
+    if emb.shape[1] == 0:
+        emb = np.full((len(srcs), plan.embedding_dim(spec)), np.nan, dtype=np.float32)
+    return emb, errs
+
+
+def _prompt_embeddings(plan: ScoringPlan, need: Need, rows: Sequence[SourceRow], batch: MetricBatch) -> None:
+    n = len(rows)
+    errors = [None if r.error else prompt_error(r.prompt) for r in rows]
+    valid = sorted({r.prompt for r, e in zip(rows, errors) if e is None and r.error is None})
+    table = plan.embedder(need.model).prompt_table(valid)
+    emb = np.full((n, plan.embedding_dim(need.model)), np.nan, dtype=np.float32)
+    truncated = np.zeros(n, dtype=bool)
+    for i, r in enumerate(rows):
+        if r.error is None and errors[i] is None:
+            emb[i], truncated[i] = table[r.prompt]
+    batch.values[need], batch.errors[need], batch.truncated[need] = emb, errors, truncated
+
+
+def _text_column(plan: ScoringPlan, need: Need, rows: Sequence[SourceRow], batch: MetricBatch) -> None:
+    """Texts from a column (one, or with ``many`` a list / JSON array per row), embedded once each."""
+    n = len(rows)
+    texts: list[list[str] | None] = [None] * n
+    errors: list[str | None] = [None] * n
+    for i, r in enumerate(rows):
+        if r.error is not None or prompt_error(r.prompt):
+            continue
+        try:
+            found = parse_reference_texts(r.fields.get(need.column))
+            texts[i] = found if need.many else found[:1]
+        except ValueError as exc:
+            errors[i] = f"'{need.column}': {exc}"
+    distinct = sorted({t for ts in texts if ts for t in ts})
+    table = dict(zip(distinct, plan.embedder(need.model).embed_texts(distinct))) if distinct else {}
+    if need.many:
+        batch.values[need] = [None if ts is None else np.stack([table[t] for t in ts]) for ts in texts]
+    else:
+        emb = np.full((n, plan.embedding_dim(need.model)), np.nan, dtype=np.float32)
+        for i, ts in enumerate(texts):
+            if ts:
+                emb[i] = table[ts[0]]
+        batch.values[need] = emb
+    batch.errors[need] = errors
+
+
+def _reference_images(plan: ScoringPlan, need: Need, rows: Sequence[SourceRow], batch: MetricBatch) -> None:
+    """Images named by a column, resolved like the row's image; each distinct one embedded once (and kept)."""
+    n = len(rows)
+    paths: list[Any] = [None] * n
+    errors: list[str | None] = [None] * n
+    for i, r in enumerate(rows):
+        value = r.fields.get(need.column)
+        if isinstance(value, str) and value.strip():
+            paths[i] = plan.resolve_path(value)
+        elif r.error is None:
+            errors[i] = f"missing '{need.column}' value"
+    cache = plan.reference_cache(need)
+    wanted = {p for p in paths if p is not None}
+    if len(cache) + len(wanted - set(cache)) > REFERENCE_CACHE:
+        cache.clear()  # bounded: a reference seen again later is simply embedded again
+    todo = sorted(wanted - set(cache))
+    if todo:
+        emb, errs = _embed_images(plan, need.model, todo)
+        for p, e, err in zip(todo, emb, errs):
+            cache[p] = (e, err)
+    out = np.full((n, plan.embedding_dim(need.model)), np.nan, dtype=np.float32)
+    for i, p in enumerate(paths):
+        if p is None:
+            continue
+        e, err = cache[p]
+        if err is not None:
+            errors[i] = f"reference image: {err}"
+        else:
+            out[i] = e
+    batch.values[need], batch.errors[need] = out, errors

@@ -1,0 +1,59 @@
+"""The run summary, derived from the active metrics and read back from the committed parts.
+
+Only what the summary needs is read, one column at a time: each metric's own columns (8 bytes a row for a float),
+and the ``error`` column (counted part by part). The rows themselves are never held.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..metrics.base import Metric
+from ..sinks.sharded import list_parts, read_column
+from .plan import ERROR_COLUMN
+
+CONFIDENCE = 0.95
+_DTYPES = {"float64": np.float64, "bool": bool, "int64": np.float64, "string": None}
+
+
+def summarize_run(folder: str | Path, plan_or_metrics: Any, *, confidence: float = CONFIDENCE
+                  ) -> tuple[dict[str, Any], str | None]:
+    """``(summary, first error)`` of the results in *folder* for the metrics of a plan (or a list of metrics).
+
+    The summary holds ``rows``, ``scored``, ``errors``, ``truncated``, ``confidence``, whatever each metric's
+    ``summarize`` returns (for ``clip``: ``scales`` and ``scale``; for others, per-column statistics under the
+    column's name), ``metrics`` (their names) and ``columns`` (every metric column's declaration).
+    """
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    metrics: list[Metric] = getattr(plan_or_metrics, "metrics", plan_or_metrics)
+    n_errors, first_error, rows = 0, None, 0
+    for _, path in list_parts(folder).items():
+        col = pq.read_table(path, columns=[ERROR_COLUMN]).column(ERROR_COLUMN)
+        rows += col.length()
+        bad = col.length() - col.null_count
+        if bad and first_error is None:
+            first_error = col.filter(pc.is_valid(col))[0].as_py()
+        n_errors += bad
+    summary: dict[str, Any] = {"rows": rows, "scored": rows - n_errors, "errors": n_errors, "truncated": 0,
+                               "confidence": confidence}
+    for metric in metrics:
+        values = {}
+        for c in metric.columns():
+            dtype = _DTYPES[c.type]
+            if dtype is not None:
+                values[c.name] = _column(folder, c.name, dtype)
+        summary.update(metric.summarize(values, confidence=confidence))
+    summary["metrics"] = [m.name for m in metrics]
+    summary["columns"] = [{**c.describe(), "metric": m.name} for m in metrics for c in m.columns()]
+    return summary, first_error
+
+
+def _column(folder: str | Path, name: str, dtype: Any) -> np.ndarray:
+    if dtype is bool:  # flags are never null (False where a row has no value)
+        return read_column(folder, name, dtype=np.float64) > 0.5
+    return read_column(folder, name, dtype=dtype)

@@ -1,0 +1,191 @@
+"""One scoring pipeline for every output and engine (issue #11): the same rows, errors and scores from a results
+file (JSONL, Parquet), a results folder, the local engine and Ray; reference scores and saved embeddings
+everywhere; a metric defined outside the package works through every path, the summary and the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from conftest import assert_rows_close, jpeg_bytes, random_rgb
+
+from clipgauge.cli import main
+from clipgauge.decode import load_image
+from clipgauge.metrics import Column, Metric, MetricOutput, Need, register_metric, unregister_metric
+from clipgauge.sinks import read_results
+
+EMBEDDINGS = {"image_embedding": 1e-3, "text_embedding": 1e-3}  # float16 storage
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture()
+def mixed_manifest(tmp_path) -> Path:
+    """Good rows with reference images and captions, plus every kind of broken row."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for i in range(6):
+        (folder / f"g{i}.jpg").write_bytes(jpeg_bytes(random_rgb(i, size=(80 + 8 * i, 64))))
+    (folder / "not_an_image.png").write_bytes(b"nope")
+    prompts = ["a red circle", "a blue square on grass", "two cats", "a red circle", "a tree", "a boat"]
+    lines = []
+    for i in range(6):
+        lines.append(json.dumps({"id": i, "image": f"g{i}.jpg", "prompt": prompts[i], "ref": f"g{(i + 1) % 6}.jpg",
+                                 "refs": [prompts[(i + 2) % 6], "a photo"]}))
+    lines += [
+        json.dumps({"id": 6, "image": "missing.jpg", "prompt": "gone", "ref": "g0.jpg", "refs": ["x"]}),
+        json.dumps({"id": 7, "image": "not_an_image.png", "prompt": "broken", "ref": "g0.jpg", "refs": ["x"]}),
+        json.dumps({"id": 8, "image": "g1.jpg", "prompt": None, "ref": "g0.jpg", "refs": ["x"]}),
+        "{not json",
+        json.dumps({"id": 10, "image": "g2.jpg", "prompt": "a bad reference", "ref": "nowhere.jpg", "refs": ["x"]}),
+        json.dumps({"id": 11, "image": "g3.jpg", "prompt": "no references", "ref": "", "refs": []}),
+    ]
+    (folder / "m.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder / "m.jsonl"
+
+
+def _score(capsys, manifest, model_dir, out, *extra):
+    code, stdout, err = run(capsys, "score", manifest, "--model", f"hf:{model_dir}", "--out", out, "--device", "cpu",
+                            "--reference-image", "ref", "--reference-text", "refs", "--save-embeddings",
+                            "--batch-size", 4, *extra)
+    assert code == 1, err  # some rows are broken on purpose
+    return stdout, err
+
+
+def _rows(path: Path) -> list[dict]:
+    rows = read_results(path) if path.suffix else pq.read_table(path).to_pylist()
+    out = []
+    for r in rows:
+        r = {k: v for k, v in r.items() if k not in ("row_id", "row_source")}
+        for k in ("image_embedding", "text_embedding"):
+            if isinstance(r.get(k), str):
+                r[k] = json.loads(r[k])
+        out.append(r)
+    return out
+
+
+def test_every_output_and_engine_gives_the_same_rows(capsys, hf_model_dir, mixed_manifest, tmp_path):
+    pytest.importorskip("ray")
+    outs = {"jsonl": tmp_path / "r.jsonl", "parquet": tmp_path / "r.parquet", "folder": tmp_path / "dir"}
+    for out in outs.values():
+        _score(capsys, mixed_manifest, hf_model_dir, out, "--shard-size", 5)
+    _score(capsys, mixed_manifest, hf_model_dir, tmp_path / "ray", "--engine", "ray", "--shard-size", 5)
+    _score(capsys, mixed_manifest, hf_model_dir, tmp_path / "ray.jsonl", "--engine", "ray", "--shard-size", 5)
+    reference = _rows(outs["jsonl"])
+    assert len(reference) == 12
+    errors = [r["error"] for r in reference]
+    assert errors[:6] == [None] * 6
+    assert "file not found" in errors[6] and errors[7] and "prompt" in errors[8] and "invalid JSON" in errors[9]
+    # metrics in order: clip_i's reason (no reference image) comes before refclip_s's (no captions)
+    assert errors[10].startswith("reference image:") and errors[11] == "missing 'ref' value"
+    # a failing reference keeps the row's own score; a broken image has none
+    assert reference[10]["cosine"] is not None and reference[10]["clip_i"] is None
+    assert reference[6]["cosine"] is None and reference[6]["clip_i"] is None
+    assert all(r["image_embedding"] is not None for r in reference[:6])
+    for name, path in [*outs.items(), ("ray", tmp_path / "ray"), ("ray.jsonl", tmp_path / "ray.jsonl")]:
+        assert_rows_close(_rows(path), reference, atol_for=EMBEDDINGS), name
+    # the staging folders of the single files are gone, and each summary counts the same
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    s_file = json.loads((tmp_path / "r.jsonl.summary.json").read_text())
+    s_dir = json.loads((tmp_path / "dir" / "_summary.json").read_text())
+    for key in ("rows", "scored", "errors", "truncated"):
+        assert s_file[key] == s_dir[key]
+    assert s_file["metrics"] == ["clip", "clip_i", "refclip_s"]
+    assert abs(s_file["refclip_s"]["mean"] - s_dir["refclip_s"]["mean"]) < 1e-6
+
+
+def test_strict_stops_at_the_first_broken_row_for_every_output(capsys, hf_model_dir, mixed_manifest, tmp_path):
+    for out in (tmp_path / "r.jsonl", tmp_path / "dir"):
+        code, _, err = run(capsys, "score", mixed_manifest, "--model", f"hf:{hf_model_dir}", "--out", out,
+                           "--device", "cpu", "--strict")
+        assert code == 1 and "stopped (--strict) at row 7: file not found" in err, err
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+# --------------------------------------------------------------------------- a metric from outside the package
+
+class MeanPixel(Metric):
+    """The mean of the decoded image's RGB values, in [0, 255]: needs the decoded image, nothing else."""
+
+    name = "mean_pixel"
+    summary = "mean RGB value of the decoded image"
+    options = {"scale": "unused: a metric may ignore run defaults"}
+
+    def needs(self):
+        return [Need("image")]
+
+    def columns(self):
+        return [Column("mean_pixel", range=(0.0, 255.0), unit="8-bit value", higher_is_better=None)]
+
+    def compute(self, batch):
+        images = batch.values[Need("image")]
+        values = np.array([np.nan if im is None else float(np.asarray(im, dtype=np.float64).mean())
+                           for im in images])
+        return MetricOutput({"mean_pixel": values})
+
+
+@pytest.fixture()
+def mean_pixel():
+    register_metric(MeanPixel)
+    yield MeanPixel
+    unregister_metric("mean_pixel")
+
+
+def test_a_metric_registered_outside_the_package_works_everywhere(capsys, hf_model_dir, image_set, tmp_path,
+                                                                  mean_pixel):
+    pytest.importorskip("ray")
+    folder, rows = image_set
+    manifest = folder / "manifest.jsonl"
+    expected = [float(np.asarray(load_image(folder / r["image"]), dtype=np.float64).mean()) for r in rows]
+    common = ["--model", f"hf:{hf_model_dir}", "--device", "cpu", "--metric", "clip", "--metric", "mean_pixel"]
+    outs = {"file": tmp_path / "r.jsonl", "folder": tmp_path / "dir", "ray": tmp_path / "ray"}
+    for name, out in outs.items():
+        extra = ["--engine", "ray"] if name == "ray" else []
+        code, stdout, err = run(capsys, "score", manifest, "--out", out, *common, *extra)
+        assert code == 0, err
+        assert "mean_pixel" in stdout  # the printed summary table
+        got = [r["mean_pixel"] for r in _rows(out)]
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+    summary = json.loads((tmp_path / "r.jsonl.summary.json").read_text())
+    assert summary["mean_pixel"]["n"] == len(rows)
+    assert abs(summary["mean_pixel"]["mean"] - np.mean(expected)) < 1e-9
+    declared = {c["name"]: c for c in summary["columns"]}
+    assert declared["mean_pixel"]["range"] == [0.0, 255.0] and declared["mean_pixel"]["metric"] == "mean_pixel"
+    assert summary["provenance"]["metrics"]["mean_pixel"]["columns"][0]["unit"] == "8-bit value"
+    pytest.importorskip("jinja2")
+    code, _, err = run(capsys, "report", tmp_path / "r.jsonl", "--out", tmp_path / "report.html")
+    assert code == 0, err
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "mean_pixel" in html and f"{np.mean(expected):.4f}" in html
+
+
+def test_metric_options_and_listing(capsys, hf_model_dir, image_set, tmp_path):
+    folder, _ = image_set
+    manifest = folder / "manifest.jsonl"
+    base = ["score", manifest, "--device", "cpu"]
+    code, _, err = run(capsys, *base, "--metric", "nope")
+    assert code == 2 and "unknown metric 'nope'" in err and "clip" in err and len(err.splitlines()) == 1
+    code, _, err = run(capsys, *base, "--metric", f"clip:model=hf:{hf_model_dir},colour=red")
+    assert code == 2 and "has no option colour" in err
+    code, _, err = run(capsys, *base, "--metric", "clip_i")
+    assert code == 2 and "needs column=" in err
+    # clip:model= works without --model, and clip:scale= sets the score column's scale
+    code, _, err = run(capsys, *base, "--metric", f"clip:model=hf:{hf_model_dir},scale=torchmetrics",
+                       "--out", tmp_path / "r.jsonl")
+    assert code == 0, err
+    rows = read_results(tmp_path / "r.jsonl")
+    assert all(abs(r["score"] - 100 * r["cosine"]) < 1e-9 for r in rows)
+    code, out, _ = run(capsys, "metrics", "--json")
+    listing = json.loads(out)
+    names = {m["name"]: m for m in listing["metrics"]}
+    assert {"clip", "clip_i", "refclip_s"} <= set(names)
+    assert names["clip"]["columns"] == ["score", "cosine", "truncated"] and "model" in names["clip"]["options"]
+    code, out, _ = run(capsys, "metrics")
+    assert code == 0 and "refclip_s" in out
