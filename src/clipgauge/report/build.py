@@ -155,7 +155,8 @@ def render_report(runs: Sequence[ReportRun], options: ReportOptions | None = Non
         "scale": scale,
         "warnings": warnings,
         "sections": [name for name, present in (
-            ("summary", True), ("metrics", bool(context["metric_rows"])), ("comparison", comp_section is not None), ("histograms", True),
+            ("summary", True), ("metrics", bool(context["metric_rows"])),
+            ("comparison", comp_section is not None), ("histograms", True),
             ("categories", cats is not None), ("sweep", sweep_section is not None), ("errors", True),
             ("images", True)) if present],
         "runs": [_run_info(s, g) for s, g in zip(summary, grids)],

@@ -19,11 +19,10 @@ import clipgauge.report.plots as plots
 
 from ..errors import UsageError
 from ..metrics.clip import ClipScore
-from ..stats.summary import describe
 from ..scoring.scales import to_scale
 from ..stats.compare import Comparison, compare_runs, format_p, run_stats
 from ..stats.records import key_value, record_key
-from ..stats.summary import summarize_scores
+from ..stats.summary import describe, summarize_scores
 from ..stats.sweep import Sweep, display_value, sweep_table
 from .inputs import ReportRun
 from .thumbnails import thumbnails
