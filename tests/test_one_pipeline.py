@@ -189,3 +189,64 @@ def test_metric_options_and_listing(capsys, hf_model_dir, image_set, tmp_path):
     assert names["clip"]["columns"] == ["score", "cosine", "truncated"] and "model" in names["clip"]["options"]
     code, out, _ = run(capsys, "metrics")
     assert code == 0 and "refclip_s" in out
+
+
+# --------------------------------------------------------------------------- resumable single files
+
+def _killed_then_resumed(tmp_path: Path, model_dir: Path, out: Path, *again: str):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from clipgauge.sinks.file import staging_folder
+    from clipgauge.sinks.sharded import list_parts
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    lines = []
+    for i in range(48):
+        (folder / f"{i:02d}.jpg").write_bytes(jpeg_bytes(random_rgb(i, size=(256, 256))))
+        lines.append(json.dumps({"image": f"{i:02d}.jpg", "prompt": f"picture number {i % 7}", "n": i}))
+    (folder / "m.jsonl").write_text("\n".join(lines) + "\n")
+    exe = os.path.join(os.path.dirname(sys.executable), "clipgauge")
+    cmd = [exe, "score", str(folder / "m.jsonl"), "--model", f"hf:{model_dir}", "--out", str(out), "--shard-size", "4",
+           "--batch-size", "1", "--workers", "1", "--device", "cpu"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    staging = staging_folder(out)
+    deadline = time.monotonic() + 180
+    while not (staging.is_dir() and list_parts(staging)):
+        assert proc.poll() is None, f"the run ended before the kill: {proc.stderr.read().decode()[-500:]}"
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    done = len(list_parts(staging))
+    assert 1 <= done < 12 and not out.exists(), "the run was not killed mid-way"
+    result = subprocess.run(cmd + list(again), capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert not staging.exists()
+    clean = tmp_path / ("clean" + out.suffix)
+    assert subprocess.run(cmd[:6] + [str(clean)] + cmd[7:], env=env, timeout=300).returncode == 0
+    return done, result.stdout, read_results(out), read_results(clean)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", pytest.param(".parquet", marks=pytest.mark.slow)])
+def test_a_killed_single_file_run_resumes(hf_model_dir, tmp_path, suffix):
+    """A real SIGKILL of `clipgauge score --out r.jsonl`; the same command finishes it: every row once, in input
+    order, with the scores of a clean run."""
+    done, stdout, rows, clean = _killed_then_resumed(tmp_path, hf_model_dir, tmp_path / f"r{suffix}")
+    assert f"resumed: {12 - done} new parts" in stdout
+    assert [r["n"] for r in rows] == list(range(48))
+    assert_rows_close(rows, clean)
+
+
+@pytest.mark.slow
+def test_no_resume_starts_a_killed_single_file_run_over(hf_model_dir, tmp_path):
+    done, stdout, rows, clean = _killed_then_resumed(tmp_path, hf_model_dir, tmp_path / "r.jsonl", "--no-resume")
+    assert "resumed" not in stdout
+    assert_rows_close(rows, clean)

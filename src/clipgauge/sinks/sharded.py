@@ -193,14 +193,17 @@ class ShardedRun:
             self.resumed = False
         self._save()
 
-    def _settle(self) -> None:
-        """Write the fingerprint and provenance that were still being computed when the run began."""
+    def _settle(self) -> bool:
+        """Fill in the fingerprint and provenance that were still being computed when the run began; whether
+        there was anything to fill in."""
+        settled = False
         if self._pending_fingerprint is not None:
             self.doc["fingerprint"] = _plain(self._pending_fingerprint())
-            self._pending_fingerprint = None
+            self._pending_fingerprint, settled = None, True
         if self._pending_provenance is not None:
             self.doc["provenance"] = self._pending_provenance()
-            self._pending_provenance = None
+            self._pending_provenance, settled = None, True
+        return settled
 
     # ----------------------------------------------------------------- properties
     @property
@@ -245,7 +248,8 @@ class ShardedRun:
 
         if shard in self.committed:
             raise EngineError(f"shard {shard} is already committed")
-        self._settle()
+        if self._settle():
+            self._save()  # the fingerprint is on disk before the first part is
         final = self.folder / part_name(shard)
         with AtomicFile(final, durable=True) as target:
             pq.write_table(table, target.tmp)
