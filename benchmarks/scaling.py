@@ -67,11 +67,13 @@ def child(a: argparse.Namespace) -> dict:
     """One measurement, in this (fresh) process."""
     import torch
 
-    from clipgauge.engines import RayOptions, run_sharded
+    from clipgauge.engines import RayOptions
+    from clipgauge.pipeline.plan import ScoreOptions
+    from clipgauge.runs import score
 
     workers = a.workers[0]
     kwargs = dict(model=f"hf:{a.model_dir}", device=a.device, batch_size=a.batch_size, num_workers=1,
-                  precision=a.precision)
+                  precision=a.precision)  # ScoreOptions fields
     ray_opts = None
     if a.engine == "ray":
         import ray
@@ -85,7 +87,7 @@ def child(a: argparse.Namespace) -> dict:
         torch.set_num_threads(a.torch_threads)
     out = Path(a.out)
     t0 = time.perf_counter()
-    result = run_sharded(a.input, out, kwargs, engine=a.engine, shard_size=a.shard_size, ray=ray_opts)
+    result = score(a.input, out, ScoreOptions(**kwargs), engine=a.engine, shard_size=a.shard_size, ray=ray_opts)
     wall = time.perf_counter() - t0
     return {"engine": a.engine, "workers": workers, "rows": result.summary["rows"], "wall_s": wall,
             "steady_img_s": steady_throughput(out), "errors": result.n_errors}

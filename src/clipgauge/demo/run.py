@@ -68,23 +68,21 @@ def render_demo_set(folder: Path, *, per_prompt: int = 4, seed: int = 0, size: i
 def run_demo(
     folder: str | Path, *, per_prompt: int = 4, seed: int = 0, device: str = "cpu", report: bool = True
 ) -> DemoResult:
-    """Render, score with ``Scorer("demo")``, and write results, summary and (with the extra) the report."""
-    from ..runs import score_manifest
-    from ..scoring.scorer import Scorer
-    from ..sinks import summary_path, write_results, write_summary
-    from ..sources import read_manifest
+    """Render, score with the ``demo`` model, and write results, summary and (with the extra) the report."""
+    from ..pipeline.plan import ScoreOptions
+    from ..runs import score
+    from ..sinks import read_results
 
     folder = Path(folder)
     manifest = render_demo_set(folder, per_prompt=per_prompt, seed=seed)
-    run = score_manifest(read_manifest(manifest), Scorer("demo", device=device))
     results = folder / "results.jsonl"
-    write_results(results, run.records, run.columns)
-    write_summary(summary_path(results), run.summary)
+    run = score(manifest, results, ScoreOptions(model="demo", device=device), resume=False)
+    records = read_results(results)
 
-    follow = [r["cosine"] for r in run.records if r["follows_prompt"]]
-    mismatch = [r["cosine"] for r in run.records if not r["follows_prompt"]]
+    follow = [r["cosine"] for r in records if r["follows_prompt"]]
+    mismatch = [r["cosine"] for r in records if not r["follows_prompt"]]
     best: dict[int, dict] = {}
-    for r in run.records:
+    for r in records:
         if r["prompt_id"] not in best or r["cosine"] > best[r["prompt_id"]]["cosine"]:
             best[r["prompt_id"]] = r
     report_path = None
