@@ -303,7 +303,7 @@ def load_prompt_set(
         data = path.read_bytes()
         digest = sha256_bytes(data)
         if sha256 and digest != sha256.lower():
-            raise UsageError(f"{path} has SHA-256 {digest}, expected {sha256.lower()} (--sha256)")
+            raise UsageError(f"{path} has SHA-256 {digest}, expected {sha256.lower()}")
         if sha256:
             verification = "SHA-256 matches --sha256"
         elif source.sha256:
@@ -350,7 +350,7 @@ def generation_manifest(
     if challenges and not source.has_challenge:
         raise UsageError(f"{source.title} has no challenge column")
     if repeat is not None and repeat < 1:
-        raise UsageError("--repeat must be at least 1")
+        raise UsageError("the number of repeats must be at least 1")
     keep_cat = _select(prompt_set.categories(), categories, "category") if categories else None
     keep_chal = _select(prompt_set.challenges(), challenges, "challenge") if challenges else None
     columns = ["prompt_id", "prompt", "category"] + (["challenge"] if source.has_challenge else [])

@@ -262,7 +262,7 @@ def _index(records: Sequence[Record], key: tuple[str, ...], name: str) -> tuple[
         k, c = dup[0]
         raise UsageError(
             f"{name}: the key ({','.join(key)}) does not identify rows: {'/'.join(k)} occurs {c} times "
-            f"({len(dup)} keys repeat); add the column that tells them apart, e.g. --key {','.join(key)},seed"
+            f"({len(dup)} keys repeat); add the column that tells them apart to the key, e.g. {','.join(key)},seed"
         )
     return index, missing
 

@@ -58,9 +58,9 @@ def scores(records: Sequence[Record], *, scale: str = "cosine", column: str | No
     check_scale(scale)
     name = column or "cosine"
     if column is not None and scale != "cosine":
-        raise UsageError("--column uses a column's values as they are; it cannot be combined with --scale")
+        raise UsageError("a score column's values are used as they are; they cannot be converted to another scale")
     if records and not any(name in r for r in records):
-        hint = "" if column else " (is this a file written by 'clipgauge score --out'?)"
+        hint = "" if column else " (is this a results file written by 'clipgauge score'?)"
         raise UsageError(f"results have no '{name}' column{hint}")
     values = np.array([math.nan if has_error(r) else as_float(r.get(name)) for r in records], dtype=np.float64)
     return values if column is not None else to_scale(values, scale)
