@@ -213,10 +213,11 @@ def test_cli_usage_errors(capsys, hf_model_dir, wds, image_set, tmp_path):
     folder, _ = wds
     manifest = image_set[0] / "manifest.jsonl"
     model = ["--model", f"hf:{hf_model_dir}"]
+    # (shards into one results file, Ray into a file and --strict into a folder are allowed since the one pipeline)
     for argv, message in [
-        (["score", folder, "--out", tmp_path / "r.jsonl", *model], "give a folder --out DIR"),
-        (["score", manifest, "--out", tmp_path / "r.jsonl", "--engine", "ray", *model], "give --out DIR"),
-        (["score", manifest, "--out", tmp_path / "d", "--strict", *model], "single-file --out only"),
+        (["score", folder, "--out", tmp_path / "r.xlsx", *model], "unsupported output format"),
+        (["score", manifest, "--out", tmp_path / "d", "--metric", "clip:bad", *model], "not KEY=VALUE"),
+        (["score", manifest, "--out", tmp_path / "d", "--reference-text", "nope", *model], "no 'nope' column"),
         (["score", str(tmp_path / "nothing" / "{0..3}.tar"), "--out", tmp_path / "d", *model], "none of the 4 files"),
         (["score", folder, "--out", tmp_path / "d", "--shard-size", 0, *model], "shard-size"),
     ]:
