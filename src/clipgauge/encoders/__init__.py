@@ -1,6 +1,36 @@
-"""Model families behind one interface (:class:`~clipgauge.encoders.base.Encoder`)."""
+"""Model families behind one interface (:class:`~clipgauge.encoders.base.Encoder`).
 
-from .base import Encoder, Tokens
-from .resolve import DEFAULT_MODEL, early_crop_plan, resolve_encoder
+Importing this package is cheap (no torch): :class:`Encoder` and :class:`Tokens` are imported on first use.
+"""
 
-__all__ = ["DEFAULT_MODEL", "Encoder", "Tokens", "early_crop_plan", "resolve_encoder"]
+from __future__ import annotations
+
+from typing import Any
+
+from ..defaults import DEFAULT_MODEL
+from .registry import (
+    ENTRY_POINT_GROUP,
+    ModelLoader,
+    early_crop_plan,
+    list_model_loaders,
+    parse_model_spec,
+    register_model_loader,
+    resolve_encoder,
+)
+from .spec import ModelSpec
+
+__all__ = ["DEFAULT_MODEL", "ENTRY_POINT_GROUP", "CropPlan", "Encoder", "ModelLoader", "ModelSpec", "Tokens",
+           "early_crop_plan", "list_model_loaders", "parse_model_spec", "register_model_loader",
+           "resolve_encoder"]
+
+
+def __getattr__(name: str) -> Any:  # torch-backed names, imported when first used
+    if name in ("Encoder", "Tokens"):
+        from . import base
+
+        return getattr(base, name)
+    if name == "CropPlan":
+        from .crop_plan import CropPlan
+
+        return CropPlan
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,6 +3,9 @@
 Images go through ``CLIPImageProcessorPil`` (the original CLIP preprocessing with PIL: bicubic
 resize of the shortest side, centre crop, rescale, normalise). transformers 5 otherwise picks a
 torchvision backend whose pixels differ by up to 0.015, so the PIL one is chosen explicitly.
+
+A hub id that is not in the local cache while the hub cannot be reached fails fast with clipgauge's one
+line: one quick request first (no retries), and huggingface_hub's own log lines silenced during the load.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from PIL import Image
 from ..errors import ModelLoadError
 from .base import Encoder, Tokens
 from .clip_pil import ClipPilPlan
+from .hub import hub_unreachable, quiet_loading
 
 
 def _image_processor_class():
@@ -36,7 +40,6 @@ class HFEncoder(Encoder):
     family = "transformers"
 
     def __init__(self, source: str, *, spec: str | None = None, trust_remote_code: bool = False):
-        from transformers import CLIPModel, CLIPTokenizer
         from transformers import logging as hf_logging
 
         self.spec = spec or source
@@ -45,17 +48,29 @@ class HFEncoder(Encoder):
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()
         try:
-            extra = {"trust_remote_code": True} if trust_remote_code else {}
-            self.module = CLIPModel.from_pretrained(source, **extra).eval()
-            self.tokenizer = CLIPTokenizer.from_pretrained(source, **extra)
-            self.processor = _image_processor_class().from_pretrained(source)
+            with quiet_loading():
+                if not Path(source).expanduser().exists() and hub_unreachable(source, ["config.json"]):
+                    message, cli = _unreachable_message(source)
+                    raise ModelLoadError(message, cli=cli)
+                self._load(source, trust_remote_code)
+        except ModelLoadError:
+            raise
         except Exception as exc:  # noqa: BLE001 - every load failure becomes one clear line
-            raise ModelLoadError(_load_failure_message(source, exc)) from None
+            message, cli = _load_failure_message(source, exc)
+            raise ModelLoadError(message, cli=cli) from None
         finally:
             hf_logging.set_verbosity(verbosity)
         text_cfg = self.module.config.text_config
         self.context_length = int(text_cfg.max_position_embeddings)
         self._plan = ClipPilPlan.from_processor(self.processor)
+
+    def _load(self, source: str, trust_remote_code: bool) -> None:
+        from transformers import CLIPModel, CLIPTokenizer
+
+        extra = {"trust_remote_code": True} if trust_remote_code else {}
+        self.module = CLIPModel.from_pretrained(source, **extra).eval()
+        self.tokenizer = CLIPTokenizer.from_pretrained(source, **extra)
+        self.processor = _image_processor_class().from_pretrained(source)
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         if self._plan is not None:
@@ -99,16 +114,21 @@ class HFEncoder(Encoder):
         }
 
 
-def _load_failure_message(source: str, exc: Exception) -> str:
+def _unreachable_message(source: str) -> tuple[str, str]:
+    """(library message, command-line message) for a hub model that is not cached while the hub is unreachable."""
+    start = (f"model '{source}' is not in the local Hugging Face cache and the hub cannot be reached; "
+             f"download it where there is network (hf download {source}) and copy the cache, ")
+    return (start + "or load a local copy: hf:/path/to/folder",
+            start + "or point --model at a local copy: --model hf:/path/to/folder")
+
+
+def _load_failure_message(source: str, exc: Exception) -> tuple[str, str | None]:
+    """(library message, command-line message or None when the same)."""
     text = " ".join(str(exc).split())
     local = Path(source).expanduser()
     if local.exists():
-        return f"cannot load a transformers CLIP model from {local}: {text[:300]}"
+        return f"cannot load a transformers CLIP model from {local}: {text[:300]}", None
     offline_words = ("connect", "offline", "resolve", "couldn't", "could not", "connection", "network")
     if any(w in text.lower() for w in offline_words) or "not a local folder" in text.lower():
-        return (
-            f"model '{source}' is not in the local Hugging Face cache and the hub cannot be reached; "
-            f"download it where there is network (hf download {source}) and copy the cache, "
-            "or point --model at a local copy: --model hf:/path/to/folder"
-        )
-    return f"cannot load model '{source}': {text[:300]}"
+        return _unreachable_message(source)
+    return f"cannot load model '{source}': {text[:300]}", None

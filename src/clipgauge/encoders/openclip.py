@@ -1,7 +1,9 @@
 """OpenCLIP models through the ``open_clip_torch`` library (optional extra ``clipgauge[openclip]``).
 
 Loaded with ``open_clip.create_model_and_transforms`` and ``open_clip.get_tokenizer``, exactly as
-OpenCLIP's users do; images go through the model's own evaluation transform.
+OpenCLIP's users do; images go through the model's own evaluation transform. When that transform is the
+standard CLIP chain (see :mod:`.openclip_plan`), it runs as a :class:`~.crop_plan.CropPlan` instead: uint8
+crops in the decode workers, normalisation per batch on the device, bit-identical to the transform.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from PIL import Image
 
 from ..errors import ModelLoadError, UsageError
 from .base import Encoder, Tokens
+from .crop_plan import CropPlan
+from .hub import hub_unreachable, quiet_loading
+from .openclip_plan import plan_from_transform
 
 
 class OpenCLIPEncoder(Encoder):
@@ -34,19 +39,36 @@ class OpenCLIPEncoder(Encoder):
         if pretrained and Path(pretrained).expanduser().exists():
             pretrained = str(Path(pretrained).expanduser())
         try:
-            model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=pretrained)
-            self.tokenizer = open_clip.get_tokenizer(arch)
+            with quiet_loading():
+                if _weights_unreachable(open_clip, arch, pretrained):
+                    message, cli = _offline_message(spec, arch)
+                    raise ModelLoadError(message, cli=cli)
+                model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=pretrained)
+                self.tokenizer = open_clip.get_tokenizer(arch)
+        except ModelLoadError as exc:
+            raise ModelLoadError(str(exc), cli=exc.cli) from None
         except Exception as exc:  # noqa: BLE001 - every load failure becomes one clear line
-            raise ModelLoadError(_load_failure_message(spec, arch, pretrained, exc)) from None
+            message, cli = _load_failure_message(spec, arch, pretrained, exc)
+            raise ModelLoadError(message, cli=cli) from None
         self.module = model.eval()
         self.transform = preprocess
         self.context_length = int(getattr(self.tokenizer, "context_length", None) or model.context_length)
+        self._plan = plan_from_transform(preprocess)
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
+        if self._plan is not None:
+            return self._plan.preprocess(image)
         return self.transform(image)
 
     @property
+    def crop_plan(self) -> CropPlan | None:
+        """The transform as two exact stages, when it is the standard chain (else None: per-image transform)."""
+        return self._plan
+
+    @property
     def input_size(self) -> int | None:
+        if self._plan is not None:
+            return self._plan.short
         size = getattr(self.module.visual, "image_size", None)
         return int(min(size)) if isinstance(size, (tuple, list)) else (int(size) if size else None)
 
@@ -78,10 +100,40 @@ class OpenCLIPEncoder(Encoder):
         }
 
 
-def _load_failure_message(spec: str, arch: str, pretrained: str | None, exc: Exception) -> str:
+def _weights_unreachable(open_clip: Any, arch: str, pretrained: str | None) -> bool:
+    """True when the model's files are on the hub, not in the local cache, and the hub cannot be reached."""
+    if arch.startswith("hf-hub:"):
+        return hub_unreachable(arch[len("hf-hub:"):], ["open_clip_config.json"])
+    if not pretrained or Path(pretrained).exists():
+        return False
+    try:
+        hub = (open_clip.get_pretrained_cfg(arch.replace("/", "-"), pretrained) or {}).get("hf_hub") or ""
+    except Exception:  # noqa: BLE001 - not a tag: the load says what
+        return False
+    repo, filename = hub.rstrip("/"), "open_clip_pytorch_model.bin"
+    if not hub.endswith("/"):
+        repo, _, filename = hub.rpartition("/")
+    if not repo:
+        return False  # downloaded from a URL, not the hub
+    stem = filename.rsplit(".", 1)[0]
+    names = [f"{stem}.safetensors".replace("pytorch_model", "model"), f"{stem}.safetensors", filename]
+    return hub_unreachable(repo, list(dict.fromkeys(names)))
+
+
+def _offline_message(spec: str, arch: str) -> tuple[str, str]:
+    """(library message, command-line message) for weights not cached while the hub cannot be reached."""
+    target = "open_clip:ARCH" if arch.startswith("hf-hub:") else f"open_clip:{arch}"
+    start = (f"OpenCLIP weights for '{spec}' are not in the local cache and cannot be downloaded; "
+             "download them where there is network, or point at a local checkpoint: ")
+    checkpoint = f"{target}:/path/to/checkpoint.safetensors"
+    return start + checkpoint, start + f"--model {checkpoint}"
+
+
+def _load_failure_message(spec: str, arch: str, pretrained: str | None, exc: Exception) -> tuple[str, str | None]:
+    """(library message, command-line message or None when the same)."""
     text = " ".join(str(exc).split())
     if "Unknown model" in text or "not found" in text.lower() and arch in text:
-        return f"unknown OpenCLIP architecture '{arch}' in '{spec}' (see open_clip.list_models())"
+        return f"unknown OpenCLIP architecture '{arch}' in '{spec}' (see open_clip.list_models())", None
     if pretrained and not Path(pretrained).exists() and not arch.startswith("hf-hub:"):
         try:
             import open_clip
@@ -90,12 +142,9 @@ def _load_failure_message(spec: str, arch: str, pretrained: str | None, exc: Exc
         except Exception:  # noqa: BLE001
             tags = []
         if tags and pretrained not in tags:
-            return f"'{pretrained}' is neither a local checkpoint nor a pretrained tag of {arch} ({', '.join(tags)})"
+            return (f"'{pretrained}' is neither a local checkpoint nor a pretrained tag of {arch} "
+                    f"({', '.join(tags)})"), None
     offline_words = ("connect", "offline", "resolve", "couldn't", "could not", "connection", "network", "hub")
     if any(w in text.lower() for w in offline_words):
-        return (
-            f"OpenCLIP weights for '{spec}' are not in the local cache and cannot be downloaded; "
-            "download them where there is network, or point at a local checkpoint: "
-            f"--model open_clip:{arch}:/path/to/checkpoint.safetensors"
-        )
-    return f"cannot load OpenCLIP model '{spec}': {text[:300]}"
+        return _offline_message(spec, arch)
+    return f"cannot load OpenCLIP model '{spec}': {text[:300]}", None

@@ -1,0 +1,129 @@
+"""The model families clipgauge ships: how each parses its spec, loads it, and guesses its preprocessing early.
+
+Registered by :mod:`clipgauge.encoders.registry` from :data:`BUILTIN_LOADERS`. Nothing heavy is imported at
+module level: torch, transformers and open_clip are imported by the loaders, when a model is loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelLoadError
+from .spec import HUB_ID, ModelSpec
+
+UNKNOWN_MODEL_HINT = (
+    "use a Hugging Face id (openai/clip-vit-large-patch14), hf:DIR, open_clip:ARCH:PRETRAINED, "
+    "open_clip:hf-hub:ORG/NAME, or demo"
+)
+
+
+def demo_model_dir() -> Path:
+    """The folder of the shipped demo CLIP (transformers format)."""
+    return Path(__file__).resolve().parent.parent / "demo" / "model"
+
+
+# ----------------------------------------------------------------------------------------------- parsing
+def parse_hf(rest: str, text: str) -> ModelSpec:
+    """``hf:ID_OR_DIR``."""
+    if not rest:
+        raise ModelLoadError("hf: needs a hub id or a folder, e.g. hf:openai/clip-vit-base-patch32")
+    return ModelSpec("transformers", text, source=rest)
+
+
+def parse_bare(text: str) -> ModelSpec | None:
+    """A spec without a prefix: a local folder or a hub id is a transformers model; anything else is None."""
+    if Path(text).expanduser().is_dir() or HUB_ID.match(text):
+        return ModelSpec("transformers", text, source=text)
+    return None
+
+
+def parse_open_clip(rest: str, text: str) -> ModelSpec:
+    """``open_clip:ARCH:PRETRAINED`` or ``open_clip:hf-hub:ORG/NAME``."""
+    if rest.startswith("hf-hub:"):
+        repo = rest[len("hf-hub:"):]
+        if not HUB_ID.match(repo):
+            raise ModelLoadError(f"bad OpenCLIP hub spec '{text}': use open_clip:hf-hub:ORG/NAME")
+        return ModelSpec("open_clip", text, source=repo, arch=rest)
+    arch, sep, pretrained = rest.partition(":")
+    if not arch or not sep or not pretrained:
+        raise ModelLoadError(
+            f"bad OpenCLIP spec '{text}': use open_clip:ARCH:PRETRAINED (a tag such as laion2b_s34b_b79k, "
+            "or a checkpoint path)"
+        )
+    return ModelSpec("open_clip", text, arch=arch, pretrained=pretrained)
+
+
+def parse_demo(rest: str, text: str) -> ModelSpec:
+    return ModelSpec("demo", text)
+
+
+# ----------------------------------------------------------------------------------------------- loading
+def load_demo(spec: ModelSpec, **options: Any):
+    from .hf import HFEncoder
+
+    folder = demo_model_dir()
+    if not (folder / "config.json").exists():
+        raise ModelLoadError(f"the demo model is missing from this installation ({folder})")
+    return HFEncoder(str(folder), spec="demo")
+
+
+def load_transformers(spec: ModelSpec, *, trust_remote_code: bool = False, **options: Any):
+    from .hf import HFEncoder
+
+    source = spec.source or spec.text
+    local = Path(source).expanduser()
+    if local.exists() and not (local / "config.json").exists():
+        raise ModelLoadError(f"{local} is not a transformers model folder (no config.json)")
+    return HFEncoder(str(local) if local.exists() else source, spec=spec.text, trust_remote_code=trust_remote_code)
+
+
+def load_open_clip(spec: ModelSpec, **options: Any):
+    from .openclip import OpenCLIPEncoder
+
+    return OpenCLIPEncoder(spec.arch or "", spec.pretrained, spec=spec.text)
+
+
+# ------------------------------------------------------------------------------- preprocessing, early
+def early_plan_demo(spec: ModelSpec):
+    from .clip_pil import ClipPilPlan
+
+    return ClipPilPlan.from_config_file(demo_model_dir() / "preprocessor_config.json")
+
+
+def early_plan_transformers(spec: ModelSpec):
+    """From ``preprocessor_config.json`` (local folder or the local hub cache), without importing transformers."""
+    from .clip_pil import ClipPilPlan
+
+    source = spec.source or spec.text
+    local = Path(source).expanduser()
+    if local.is_dir():
+        return ClipPilPlan.from_config_file(local / "preprocessor_config.json")
+    if not HUB_ID.match(source):
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(source, "preprocessor_config.json")
+    return ClipPilPlan.from_config_file(cached) if isinstance(cached, str) else None
+
+
+def early_plan_open_clip(spec: ModelSpec):
+    from .openclip_plan import early_open_clip_plan
+
+    return early_open_clip_plan(spec.arch or "", spec.pretrained)
+
+
+#: (family, keyword arguments of ``register_model_loader``), in the order ``clipgauge metrics`` lists them.
+BUILTIN_LOADERS: list[tuple[str, dict[str, Any]]] = [
+    ("transformers", dict(
+        loader=load_transformers, prefix="hf:", parse=parse_hf, early_plan=early_plan_transformers,
+        describe="a transformers CLIPModel: hf:ID_OR_DIR, or a bare hub id (openai/clip-vit-large-patch14) "
+                 "or local folder")),
+    ("open_clip", dict(
+        loader=load_open_clip, prefix="open_clip:", parse=parse_open_clip, early_plan=early_plan_open_clip,
+        describe="an OpenCLIP model: open_clip:ARCH:PRETRAINED (tag or checkpoint path) or "
+                 "open_clip:hf-hub:ORG/NAME (needs clipgauge[openclip])")),
+    ("demo", dict(
+        loader=load_demo, prefix="demo", parse=parse_demo, early_plan=early_plan_demo,
+        describe="the small CLIP shipped inside clipgauge (offline, for trying things out)")),
+]
