@@ -12,16 +12,10 @@ from .output import stdout
 
 def model_families() -> list[dict[str, str]]:
     """The registered model loaders (family, spec prefix, description)."""
-    from ..encoders import spec as specs
+    from ..encoders import list_model_loaders
 
-    lister = getattr(specs, "list_model_loaders", None)
-    if lister is None:
-        return []
-    out = []
-    for item in lister():
-        family, prefix, describe = (tuple(item) + ("", "", ""))[:3]
-        out.append({"family": str(family), "prefix": str(prefix or ""), "description": str(describe or "")})
-    return out
+    return [{"family": family, "prefix": prefix or "", "description": describe}
+            for family, prefix, describe in list_model_loaders()]
 
 
 @click.command("metrics")
