@@ -322,3 +322,19 @@ def test_manifest_source_and_detection(image_set, tmp_path):
     assert not is_manifest_input(tmp_path / "wds") and not is_manifest_input(tmp_path / "wds" / "00000.tar")
     assert not is_manifest_input(str(tmp_path / "wds" / "{00000..00001}.tar"))
     assert np.array_equal(src.count_rows(), [len(expected)])
+
+
+def test_resolve_path_against_the_input_folder(image_set, tmp_path):
+    folder, _ = image_set
+    src = open_source(folder / "manifest.jsonl")
+    assert src.base_dir == folder and src.resolve_path("refs/a.png") == folder / "refs" / "a.png"
+    assert src.resolve_path(str(tmp_path / "abs.png")) == tmp_path / "abs.png"
+    assert src.resolve_path("~/x.png") == Path("~/x.png").expanduser()
+    assert open_source(folder).resolve_path("a.png") == folder / "a.png"  # an image folder: that folder
+    write_parquet(tmp_path / "p" / "a.parquet", 0, 2)
+    write_parquet(tmp_path / "p" / "b.parquet", 2, 2)
+    assert open_source(tmp_path / "p").resolve_path("r/x.png") == tmp_path / "p" / "r" / "x.png"
+    write_wds(tmp_path / "w" / "s", tars=1, per_tar=1)
+    wds = open_source(str(tmp_path / "w" / "s" / "{00000..00000}.tar"))
+    assert wds.resolve_path("x.png") == tmp_path / "w" / "s" / "x.png"
+    assert wds.resolve_path(str(tmp_path / "y.png")) == tmp_path / "y.png"

@@ -8,23 +8,21 @@ input                                                  source
 ``x.parquet``, ``parts/*.parquet``, a folder of        :class:`~.parquet.ParquetSource`
 ``.parquet`` files
 a folder written by ``datasets``' ``save_to_disk``     :class:`~.hf_datasets.HFDatasetSource`
-``x.jsonl``/``.csv``/``.tsv``, a folder of images      :class:`ManifestSource` (read by
-with ``.txt`` sidecars                                 :func:`~.manifest.read_manifest`)
+``x.jsonl``/``.csv``/``.tsv``, a folder of images      :class:`ManifestSource` (streamed by
+with ``.txt`` sidecars                                 :class:`~.manifest.ManifestReader`)
 =====================================================  ==============================================
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
 from ..hashing import file_sha256
-from .manifest import Manifest, read_manifest
-from .shards import RowSource, Selection, SourceRow, expand_input, has_pattern
+from .manifest import ManifestReader
+from .shards import ID_COLUMNS, RowSource, Selection, SourceRow, expand_input, has_pattern
 from .webdataset import is_tar_path
 
 
@@ -86,23 +84,42 @@ def _by_suffix(spec: str, paths: list[Path], image_column: str | None, prompt_co
 
 
 class ManifestSource(RowSource):
-    """A manifest file or image folder (small: read whole with :func:`read_manifest`), one unit."""
+    """A manifest file or image folder, one unit, streamed by :class:`~.manifest.ManifestReader`.
+
+    Never holds its rows: opening counts them and collects the column names (and, for JSONL/CSV/TSV, their
+    types) in one pass — a :class:`~.errors.ManifestError` there, before anything is scored, when the
+    manifest cannot be used; :meth:`iter_unit` reads them again lazily; the file's SHA-256, a folder's
+    listing hash and the other kinds' types take one more pass each, once. Pickles small (Ray): path,
+    counts, columns and what was computed, never rows or a folder's listing.
+    """
 
     kind = "manifest"
 
     def __init__(self, path: Path) -> None:
         self.spec = str(path)
         self.path = Path(path)
-        manifest = self._manifest()
-        self.n_rows = len(manifest.rows)
-        self.columns = list(manifest.columns)
-        self.sha256 = file_sha256(self.path) if self.path.is_file() else None
+        self.reader = ManifestReader(self.path)
+        self.n_rows = self.reader.n_rows
+        self.columns = list(self.reader.columns)
+        self._sha256: str | None = None
+        self._listing_sha256: str | None = None
+        self._schema = None
 
-    def _manifest(self) -> Manifest:
-        m = getattr(self, "_cache_manifest", None)
-        if m is None:
-            m = self._cache_manifest = read_manifest(self.path)
-        return m
+    @property
+    def sha256(self) -> str | None:
+        """SHA-256 of the manifest file (``None`` for an image folder), computed once."""
+        if self._sha256 is None and self.reader.kind != "folder":
+            self._sha256 = file_sha256(self.reader.path)
+        return self._sha256
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative image paths (and other path cells) resolve against."""
+        return self.reader.base_dir
+
+    def resolve_path(self, value: str) -> Path:
+        """A path from a cell: absolute as given, relative against :attr:`base_dir`."""
+        return self.reader.resolve(value)
 
     def units(self) -> list[str]:
         return [self.path.name]
@@ -111,35 +128,22 @@ class ManifestSource(RowSource):
         return self.n_rows
 
     def iter_unit(self, unit: int, first: int, selection: Selection) -> Iterator[SourceRow]:
-        name = self.path.name
-        for i, r in enumerate(self._manifest().rows):
-            if not selection.wants(first + i):
-                yield SourceRow(first + i, skipped=True)
-            else:
-                yield SourceRow(first + i, f"{name}:{i}", dict(r.fields), image=r.image, prompt=r.prompt,
-                                error=r.error)
+        everything = selection.shards is None and not selection.exclude
+        return self.reader.rows(first, None if everything else selection.wants)
 
     def fingerprint(self) -> dict[str, Any]:
         fp: dict[str, Any] = {"kind": self.kind, "rows": self.n_rows, "sha256": self.sha256}
-        if self.sha256 is None:  # an image folder: a hash of its listing and prompts
-            listing = [(r.fields.get("image"), r.prompt) for r in self._manifest().rows]
-            fp["listing_sha256"] = hashlib.sha256(json.dumps(listing, default=str).encode()).hexdigest()
+        if self.reader.kind == "folder":  # a hash of its listing and prompts
+            if self._listing_sha256 is None:
+                self._listing_sha256 = self.reader.listing_sha256()
+            fp["listing_sha256"] = self._listing_sha256
         return fp
 
     def schema(self):
+        """The carried columns' types, as ``pa.array(column values).type`` (string for mixed values); one pass."""
         import pyarrow as pa
 
-        from .shards import ID_COLUMNS
-
-        rows = self._manifest().rows
-        fields = []
-        for c in self.columns:
-            if c in ID_COLUMNS:
-                continue
-            values = [r.fields.get(c) for r in rows]
-            try:
-                type_ = pa.array(values).type
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                type_ = pa.string()
-            fields.append(pa.field(c, type_))
-        return pa.schema(fields)
+        if self._schema is None:
+            types = self.reader.arrow_types()
+            self._schema = pa.schema([pa.field(c, types[c]) for c in self.columns if c not in ID_COLUMNS])
+        return self._schema

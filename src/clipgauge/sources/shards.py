@@ -106,6 +106,21 @@ class RowSource(ABC):
         """The input as the user gave it."""
         return getattr(self, "spec", self.kind)
 
+    def resolve_path(self, value: str) -> Path:
+        """A path from a cell of this input (e.g. a reference-image column): absolute as given, else relative
+        to the input's folder — the folder of the first unit, or the input itself when it is a folder."""
+        p = Path(value).expanduser()
+        if p.is_absolute():
+            return p
+        paths = getattr(self, "paths", None)
+        if paths:
+            return Path(paths[0]).parent / p
+        root = getattr(self, "path", None)
+        if root is not None:
+            root = Path(root)
+            return (root if root.is_dir() else root.parent) / p
+        return p
+
     def rows(
         self,
         selection: Selection = ALL,
