@@ -50,7 +50,8 @@ def open_source(spec: str | Path, *, image_column: str | None = None, prompt_col
             return _by_suffix(spec, parquets, image_column, prompt_column)
         return ManifestSource(path)
     if not path.exists():
-        raise UsageError(f"input not found: {spec}")
+        what = "manifest" if path.suffix.lower() in (".jsonl", ".ndjson", ".csv", ".tsv") else "input"
+        raise UsageError(f"{what} not found: {spec}")
     if is_tar_path(path) or path.suffix.lower() == ".parquet":
         return _by_suffix(spec, [path], image_column, prompt_column)
     return ManifestSource(path)
