@@ -245,7 +245,8 @@ def child_ceiling(a: argparse.Namespace) -> dict:
     return {"exit": 0, "forward_s": time.perf_counter() - t, "excluded_setup_s": prep_s, "peak_rss_mb": peak_rss_mb()}
 
 
-CHILDREN = {"clipgauge": child_clipgauge, "clipgauge-fast": child_clipgauge, "torchmetrics": child_torchmetrics,
+CHILDREN = {"clipgauge": child_clipgauge, "clipgauge-fast": child_clipgauge,
+            "clipgauge-baseline": child_clipgauge, "torchmetrics": child_torchmetrics,
             "torchmetrics-docs": child_torchmetrics, "ceiling": child_ceiling}
 
 
@@ -257,8 +258,11 @@ def run_child(kind: str, a: argparse.Namespace, precision: str, manifest: Path, 
            "--device", a.device, "--precision", precision]
     if a.workers:
         cmd += ["--workers", str(a.workers)]
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    if kind == "clipgauge-baseline":  # another checkout's clipgauge (its src/ first on the path), same script
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(a.baseline_src), env.get("PYTHONPATH")]))
     t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t
     if proc.returncode != 0:
         raise SystemExit(f"{kind} child failed:\n{proc.stderr[-3000:]}")
@@ -312,6 +316,9 @@ def main() -> None:
                     help="an interpreter with torchmetrics and transformers 4.x: also time torchmetrics loading "
                          "the model folder itself, exactly as its docs show ('torchmetrics-docs')")
     # child mode
+    ap.add_argument("--baseline-src", type=Path, metavar="DIR",
+                    help="also time the clipgauge whose package is in DIR (e.g. an earlier commit's src/: "
+                         "git worktree add /tmp/old COMMIT, then --baseline-src /tmp/old/src)")
     ap.add_argument("--child", choices=sorted(CHILDREN))
     ap.add_argument("--manifest")
     ap.add_argument("--model-dir")
@@ -338,9 +345,10 @@ def main() -> None:
           f"{platform.processor() or platform.machine()}, native CPU bf16: {cpu_has_native_bf16()}, "
           f"median of {a.repeat} runs, {time.strftime('%Y-%m-%d')}")
     report = {}
-    kinds = ["clipgauge", "torchmetrics", "torchmetrics-docs", "ceiling", "clipgauge-fast"]
+    kinds = ["clipgauge", "clipgauge-baseline", "torchmetrics", "torchmetrics-docs", "ceiling", "clipgauge-fast"]
     for precision in a.precision:
         todo = [k for k in kinds if k not in a.skip and (k != "clipgauge-fast" or a.fast_decode)
+                and (k != "clipgauge-baseline" or a.baseline_src)
                 and (k != "torchmetrics-docs" or a.torchmetrics_python)
                 and (not k.startswith("torchmetrics") or precision == "fp32")]  # torchmetrics: fp32, as documented
         runs: dict[str, list[dict]] = {k: [] for k in todo}
@@ -390,6 +398,9 @@ def print_summary(precision: str, res: dict, scale: int) -> None:
             print(f"ceiling   / {tm_kind} (fp32) pairs/s: {ceil['pairs_per_s'] / tm['pairs_per_s']:.2f}x")
     if cg and ceil:
         print(f"clipgauge end-to-end = {100 * ceil['wall_s'] / cg['wall_s']:.1f}% of the model-only ceiling")
+    base = res.get("clipgauge-baseline")
+    if cg and base:
+        print(f"clipgauge / clipgauge-baseline pairs/s: {cg['pairs_per_s'] / base['pairs_per_s']:.3f}x")
     for key, who in (("agreement", "torchmetrics"), ("agreement_docs", "torchmetrics-docs")):
         if key in res:
             ag = res[key]
