@@ -134,7 +134,7 @@ def test_cli_usage_errors(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert "at least two" in err and "not found" in err and "'nope'" in err and ".json" in err
     assert "cannot read results file" in err
-    assert "to the key, e.g. prompt_id,seed" in err
+    assert "--key prompt_id,seed" in err
     assert "Traceback" not in err
     assert main(["compare", "--help"]) == 0
 

@@ -34,7 +34,8 @@ def check_precision(precision: str, device: torch.device) -> str:
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision '{precision}' (choose from {', '.join(PRECISIONS)})")
     if precision == "fp16" and device.type == "cpu":
-        raise UsageError("fp16 is for GPUs; on CPU use bf16 or fp32 precision")
+        raise UsageError("fp16 is for GPUs; on CPU use bf16 or fp32 precision",
+                         cli="fp16 is for GPUs; on CPU use --precision bf16 or fp32")
     return precision
 
 

@@ -57,12 +57,15 @@ def filter_folder(folder: str | Path, out: str | Path, *, min_score: float | Non
                   dropped: str | Path | None = None) -> ShardFilterResult:
     """Filter the sharded results *folder* into *out* (format by its name, see the module doc)."""
     if (min_score is None) == (top_fraction is None):
-        raise UsageError("give exactly one of a minimum score or a top fraction")
+        raise UsageError("give exactly one of a minimum score or a top fraction",
+                         cli="give exactly one of --min-score or --top-fraction")
     if top_fraction is not None and not 0.0 < top_fraction <= 1.0:
-        raise UsageError(f"the top fraction must be in (0, 1], got {top_fraction}")
+        raise UsageError(f"the top fraction must be in (0, 1], got {top_fraction}",
+                         cli=f"--top-fraction must be in (0, 1], got {top_fraction}")
     check_scale(scale)
     if column is not None and scale != "cosine":
-        raise UsageError("a score column's values are used as they are; they cannot be converted to another scale")
+        raise UsageError("a score column's values are used as they are; they cannot be converted to another scale",
+                         cli="--column uses a column's values as they are; it cannot be combined with --scale")
     folder = Path(folder)
     doc = read_run(folder)
     if not (folder / SUCCESS_FILE).exists():
@@ -181,7 +184,7 @@ class _ParquetFileWriter:
 class _ParquetFolderWriter:
     def __init__(self, out: Path) -> None:
         if out.exists() and any(out.iterdir()):
-            raise UsageError(f"the output folder {out} is not empty")
+            raise UsageError(f"the output folder {out} is not empty", cli=f"--out {out} is not empty")
         out.mkdir(parents=True, exist_ok=True)
         self.out = out
 

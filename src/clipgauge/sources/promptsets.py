@@ -141,10 +141,9 @@ def _download(source: PromptSetSource, timeout: float) -> bytes:
             return response.read()
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
-        raise UsageError(
-            f"cannot download {source.title} from {source.url} ({reason}); download {source.filename} yourself "
-            f"and pass it with --file PATH"
-        ) from None
+        message = f"cannot download {source.title} from {source.url} ({reason}); download {source.filename} yourself "
+        raise UsageError(message + "and give its path as the prompt set's file",
+                         cli=message + "and pass it with --file PATH") from None
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -179,11 +178,10 @@ def fetch(name: str, *, sha256: str | None = None, timeout: float = 30.0) -> tup
         why = (f"expected {want}" if expected else
                f"expected {want}, recorded at the first download in {pin} (if the source was updated on purpose, "
                f"delete that file)")
-        raise UsageError(
-            f"{source.title} downloaded from {source.url} has SHA-256 {digest}, {why}: the file changed "
-            f"upstream or the download was altered; check it, then pass it with --file PATH "
-            f"(or --sha256 {digest} to accept it)"
-        )
+        message = (f"{source.title} downloaded from {source.url} has SHA-256 {digest}, {why}: the file changed "
+                   f"upstream or the download was altered; check it, then ")
+        raise UsageError(message + f"give its path as the prompt set's file (to accept it, expect SHA-256 {digest})",
+                         cli=message + f"pass it with --file PATH (or --sha256 {digest} to accept it)")
     prompts = parse(source, data, source.filename)
     if not _has_shape(source, prompts):
         raise UsageError(
@@ -303,7 +301,8 @@ def load_prompt_set(
         data = path.read_bytes()
         digest = sha256_bytes(data)
         if sha256 and digest != sha256.lower():
-            raise UsageError(f"{path} has SHA-256 {digest}, expected {sha256.lower()}")
+            raise UsageError(f"{path} has SHA-256 {digest}, expected {sha256.lower()}",
+                             cli=f"{path} has SHA-256 {digest}, expected {sha256.lower()} (--sha256)")
         if sha256:
             verification = "SHA-256 matches --sha256"
         elif source.sha256:
@@ -350,7 +349,7 @@ def generation_manifest(
     if challenges and not source.has_challenge:
         raise UsageError(f"{source.title} has no challenge column")
     if repeat is not None and repeat < 1:
-        raise UsageError("the number of repeats must be at least 1")
+        raise UsageError("the number of repeats must be at least 1", cli="--repeat must be at least 1")
     keep_cat = _select(prompt_set.categories(), categories, "category") if categories else None
     keep_chal = _select(prompt_set.challenges(), challenges, "challenge") if challenges else None
     columns = ["prompt_id", "prompt", "category"] + (["challenge"] if source.has_challenge else [])

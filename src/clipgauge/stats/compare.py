@@ -252,7 +252,9 @@ def compare_runs(
     for name in names:
         cols = {c for r in runs[name] for c in r}
         if missing := [k for k in key + (cluster or ()) if k not in cols]:
-            raise UsageError(f"{name} has no column {', '.join(repr(m) for m in missing)} (a key or cluster column)")
+            columns = ", ".join(repr(m) for m in missing)
+            raise UsageError(f"{name} has no column {columns} (a key or cluster column)",
+                             cli=f"{name} has no column {columns} (see --key / --cluster)")
     values = {name: scores(runs[name], scale=scale, column=column) for name in names}
     kw = dict(confidence=confidence, alpha=alpha, power=power, n_resamples=n_resamples, seed=seed)
     digits = score_digits(scale, column)

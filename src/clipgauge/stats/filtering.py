@@ -66,9 +66,11 @@ def filter_rows(
 ) -> FilterResult:
     """Apply exactly one of *min_score* (in *scale*) or *top_fraction* (in (0, 1]) to *records*."""
     if (min_score is None) == (top_fraction is None):
-        raise UsageError("give exactly one of a minimum score or a top fraction")
+        raise UsageError("give exactly one of a minimum score or a top fraction",
+                         cli="give exactly one of --min-score or --top-fraction")
     if top_fraction is not None and not 0.0 < top_fraction <= 1.0:
-        raise UsageError(f"the top fraction must be in (0, 1], got {top_fraction}")
+        raise UsageError(f"the top fraction must be in (0, 1], got {top_fraction}",
+                         cli=f"--top-fraction must be in (0, 1], got {top_fraction}")
     values = scores(records, scale=scale, column=column)
     scored = np.flatnonzero(~np.isnan(values))
     if min_score is not None:

@@ -260,10 +260,10 @@ def _index(records: Sequence[Record], key: tuple[str, ...], name: str) -> tuple[
     dup = [(k, c) for k, c in counts.items() if c > 1]
     if dup:
         k, c = dup[0]
-        raise UsageError(
-            f"{name}: the key ({','.join(key)}) does not identify rows: {'/'.join(k)} occurs {c} times "
-            f"({len(dup)} keys repeat); add the column that tells them apart to the key, e.g. {','.join(key)},seed"
-        )
+        message = (f"{name}: the key ({','.join(key)}) does not identify rows: {'/'.join(k)} occurs {c} times "
+                   f"({len(dup)} keys repeat); add the column that tells them apart")
+        example = f"{','.join(key)},seed"
+        raise UsageError(f"{message} to the key, e.g. {example}", cli=f"{message}, e.g. --key {example}")
     return index, missing
 
 

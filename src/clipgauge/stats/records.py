@@ -58,7 +58,8 @@ def scores(records: Sequence[Record], *, scale: str = "cosine", column: str | No
     check_scale(scale)
     name = column or "cosine"
     if column is not None and scale != "cosine":
-        raise UsageError("a score column's values are used as they are; they cannot be converted to another scale")
+        raise UsageError("a score column's values are used as they are; they cannot be converted to another scale",
+                         cli="--column uses a column's values as they are; it cannot be combined with --scale")
     if records and not any(name in r for r in records):
         hint = "" if column else " (is this a results file written by 'clipgauge score'?)"
         raise UsageError(f"results have no '{name}' column{hint}")

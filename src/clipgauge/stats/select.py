@@ -108,7 +108,7 @@ def select_best(
     group column are counted in ``no_key``. Groups appear in order of first appearance.
     """
     if top < 1:
-        raise UsageError("the number of rows to choose per group must be at least 1")
+        raise UsageError("the number of rows to choose per group must be at least 1", cli="--top must be at least 1")
     group_by = tuple(group_by)
     values = scores(records, scale=scale, column=column)
     members: dict[tuple[str, ...], list[int]] = {}
