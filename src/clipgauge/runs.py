@@ -19,7 +19,7 @@ from .pipeline.plan import ScoreOptions, ScoringPlan
 from .pipeline.summary import summarize_run
 from .sinks.file import consolidate, remove_staging, staging_folder
 from .sinks.results import results_format
-from .sinks.sharded import ShardedRun, is_folder_output
+from .sinks.sharded import ShardedRun, is_folder_output, is_run_folder
 from .sinks.summary import SUMMARY_FILE, summary_path, write_summary
 from .sources.detect import open_source
 from .sources.shards import RowSource
@@ -77,7 +77,10 @@ def score(
     if out is not None and not folder_out:
         results_format(out)
     source = open_source(input_spec, image_column=image_column, prompt_column=prompt_column)
-    prefetch = _first_images(source) if engine == "local" else None
+    folder = None if out is None else (Path(out) if folder_out else staging_folder(out))
+    fresh = folder is None or not is_run_folder(folder) or not resume
+    # image files of the first rows are decoded while the models load (a resumed run starts elsewhere)
+    prefetch = _first_images(source) if engine == "local" and source.kind == "manifest" and fresh else None
     driver = options if engine == "local" else options.with_(device="cpu", precision="fp32", cache_dir=None)
     plan = ScoringPlan(driver, prefetch=prefetch, resolve_path=getattr(source, "resolve_path", None))
     check_columns(plan, source)
@@ -85,11 +88,9 @@ def score(
     for scorer in plan.embedders.values():
         scorer.encoder.start_weights_hash()  # needed by the first commit: hash while the first rows are scored
     temporary = None
-    if out is None:
+    if folder is None:
         temporary = tempfile.TemporaryDirectory(prefix="clipgauge-run-")
         folder = Path(temporary.name) / "run"
-    else:
-        folder = Path(out) if folder_out else staging_folder(out)
 
     def fingerprint() -> dict[str, Any]:
         return {"version": FINGERPRINT_VERSION, **plan.fingerprint(), "input": source.fingerprint()}
