@@ -32,7 +32,7 @@ _BUILTIN = {
 }
 _registered: dict[str, type[Metric]] = {}
 _plugins_loaded = False
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 
 def register_metric(cls: type[Metric], *, replace: bool = False) -> type[Metric]:
@@ -40,7 +40,7 @@ def register_metric(cls: type[Metric], *, replace: bool = False) -> type[Metric]
     if not (isinstance(cls, type) and issubclass(cls, Metric)):
         raise TypeError("register_metric takes a subclass of clipgauge.metrics.Metric")
     if not _NAME.match(cls.name or ""):
-        raise ValueError(f"metric name {cls.name!r}: use lower-case letters, digits and '_'")
+        raise ValueError(f"metric name {cls.name!r}: use lower-case letters, digits, '_' and '-'")
     if not replace and (cls.name in _BUILTIN or _registered.get(cls.name, cls) is not cls):
         raise ValueError(f"a metric named '{cls.name}' is already registered (pass replace=True to replace it)")
     _registered[cls.name] = cls
