@@ -137,6 +137,9 @@ class Metric:
     summary: ClassVar[str] = ""
     #: option name → help text
     options: ClassVar[dict[str, str]] = {}
+    #: options that take the run's value (``--model``, ``--scale``) when not given; a metric with a backbone of
+    #: its own (an aesthetic head's CLIP, PickScore) sets this to ``()`` so ``--model`` does not move it
+    inherits: ClassVar[tuple[str, ...]] = ("model", "scale")
 
     def __init__(self, **options: Any) -> None:
         unknown = sorted(set(options) - set(self.options))

@@ -26,7 +26,8 @@ class ScoreOptions:
     """Everything that decides a run's numbers and how it runs (no loaded objects: it pickles for Ray).
 
     ``metrics`` are specs (``"clip"``, ``"clip:scale=clip-s"``, :class:`MetricSpec`) or metric classes with options
-    ``(cls, {"key": "value"})``; options a metric does not set but accepts are taken from ``model`` and ``scale``.
+    ``(cls, {"key": "value"})``; a ``model`` or ``scale`` option a metric accepts and inherits (``Metric.inherits``)
+    but is not given is taken from ``model`` and ``scale``.
     ``scale`` is the ``clip`` metric's ``score`` scale (``cosine``, ``torchmetrics`` = 100 × cosine, ``clip-s``).
     """
 
@@ -59,7 +60,7 @@ class ScoreOptions:
                     cls, opts = metric_class(spec.name), dict(spec.options)
                 opts = dict(opts)
                 for key, value in (("model", self.model), ("scale", self.scale)):
-                    if key in cls.options and not opts.get(key):
+                    if key in cls.options and key in cls.inherits and not opts.get(key):
                         opts[key] = value
                 out.append((cls, opts))
             if not out:
