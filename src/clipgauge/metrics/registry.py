@@ -29,6 +29,7 @@ _BUILTIN = {
     "clip": "clip:ClipScore",
     "clip_i": "clip_i:ClipI",
     "refclip_s": "refclip_s:RefClipS",
+    "clip_iqa": "clip_iqa:ClipIQA",
     "aesthetic": "aesthetic:Aesthetic",
 }
 _registered: dict[str, type[Metric]] = {}
