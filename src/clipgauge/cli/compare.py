@@ -13,7 +13,7 @@ from ..sinks import read_results
 from ..stats.compare import AUTO, DEFAULT_BREAKDOWN, Comparison, PairResult, compare_runs, format_p, score_digits
 from ..stats.paired import N_RESAMPLES
 from ..stats.records import parse_columns, run_names
-from .evalio import check_json_target, emit_json, fmt, json_option, say, score_options
+from .evalio import check_json_target, emit_json, fmt, json_option, resolve_score, say, score_options
 from .output import stdout
 
 
@@ -37,8 +37,9 @@ from .output import stdout
               help="Bootstrap resamples and sign-flip permutations.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of bootstrap and permutations.")
 @json_option
-def compare(results: tuple[Path, ...], key: str, cluster: str, by: str, scale: str, column: str | None, alpha: float,
-            power: float, confidence: float, resamples: int, seed: int, json_out: str | None) -> None:
+def compare(results: tuple[Path, ...], key: str, cluster: str, by: str, scale: str, column: str | None,
+            metric: str | None, alpha: float, power: float, confidence: float, resamples: int, seed: int,
+            json_out: str | None) -> None:
     """Compare runs scored on the same prompts (models, checkpoints, settings).
 
     RESULTS are two or more files written by 'clipgauge score --out'. Per run: n, mean and CI. Per pair of
@@ -57,8 +58,10 @@ def compare(results: tuple[Path, ...], key: str, cluster: str, by: str, scale: s
     breakdown = [c.strip() for c in by.split(",") if c.strip()]
     clusters = AUTO if cluster.strip().lower() == AUTO else (
         None if cluster.strip().lower() in ("", "none") else parse_columns(cluster))
+    column, higher = resolve_score(metric, column, paths)
     comparison = compare_runs(runs, key=parse_columns(key), cluster=clusters, scale=scale, column=column, by=breakdown,
-                              confidence=confidence, alpha=alpha, power=power, n_resamples=resamples, seed=seed)
+                              confidence=confidence, alpha=alpha, power=power, n_resamples=resamples, seed=seed,
+                              higher_is_better=higher)
     doc = comparison.to_dict()
     doc["files"] = {name: str(p) for name, p in zip(runs, paths)}
     if emit_json(doc, json_out):

@@ -30,11 +30,28 @@ def json_option(f: F) -> F:
 
 
 def score_options(f: F) -> F:
+    f = click.option("--metric", "metric", default=None, metavar="NAME",
+                     help="Use this metric's score (as its results summary declares it, with its better "
+                          "direction): clip (default), aesthetic, pickscore, … or a declared column.")(f)
     f = click.option("--column", default=None, metavar="NAME",
                      help="Use this numeric column as the score, as is (default: the 'cosine' column in --scale).")(f)
     return click.option("--scale", type=click.Choice(SCALES), default="cosine", show_default=True,
                         help="Scale of the scores: cosine, torchmetrics (100 × cosine) or clip-s "
                              "(2.5 × max(cosine, 0)); computed from the 'cosine' column.")(f)
+
+
+def resolve_score(metric: str | None, column: str | None, results: Any) -> tuple[str | None, bool]:
+    """``(column, higher_is_better)`` of the score to use: ``--column`` as is (higher is better), or ``--metric``
+    as the summaries beside *results* (one path or several) declare it; the clip cosine by default."""
+    from ..sinks.summary import read_summary
+    from ..stats.records import metric_column
+
+    if metric is None:
+        return column, True
+    if column is not None:
+        raise UsageError("give --metric or --column, not both")
+    paths = [results] if isinstance(results, (str, Path)) else list(results)
+    return metric_column(metric, [read_summary(p) for p in paths])
 
 
 def check_json_target(target: str | None) -> None:

@@ -8,11 +8,12 @@ import click
 from rich import box
 from rich.table import Table
 
+from ..errors import UsageError
 from ..sinks import read_results, write_results
 from ..sinks.results import results_format
 from ..stats.compare import score_digits
 from ..stats.filtering import FilterResult, filter_rows
-from .evalio import check_json_target, emit_json, fmt, json_option, say, score_options
+from .evalio import check_json_target, emit_json, fmt, json_option, resolve_score, say, score_options
 from .output import stdout
 
 
@@ -27,7 +28,8 @@ from .output import stdout
 @score_options
 @json_option
 def filter_command(results: Path, min_score: float | None, top_fraction: float | None, out: Path,
-                   dropped: Path | None, scale: str, column: str | None, json_out: str | None) -> None:
+                   dropped: Path | None, scale: str, column: str | None, metric: str | None,
+                   json_out: str | None) -> None:
     """Filter a scored dataset by CLIP score: a threshold (--min-score) or the top fraction (--top-fraction).
 
     RESULTS is a file written by 'clipgauge score --out'. Kept rows are written unchanged, in input order.
@@ -37,6 +39,10 @@ def filter_command(results: Path, min_score: float | None, top_fraction: float |
     check_json_target(json_out)
     if (min_score is None) == (top_fraction is None):
         raise click.UsageError("give exactly one of --min-score or --top-fraction")
+    column, higher = resolve_score(metric, column, results)
+    if results.is_dir() and not higher and top_fraction is not None:
+        raise UsageError("the top fraction of a results folder is taken by the highest scores; this metric's "
+                         "best are its lowest: filter its results file, or use a minimum")
     if results.is_dir():  # a sharded results folder (score --out DIR): streamed, see sinks/shard_filter.py
         from ..sinks.shard_filter import filter_folder
 
@@ -52,7 +58,8 @@ def filter_command(results: Path, min_score: float | None, top_fraction: float |
     if dropped is not None:
         results_format(dropped)
     records = read_results(results)
-    result = filter_rows(records, min_score=min_score, top_fraction=top_fraction, scale=scale, column=column)
+    result = filter_rows(records, min_score=min_score, top_fraction=top_fraction, scale=scale, column=column,
+                         higher_is_better=higher)
     columns = list(dict.fromkeys(c for r in records for c in r))
     write_results(out, [records[i] for i in result.kept], columns)
     if dropped is not None:

@@ -18,7 +18,7 @@ from ..sinks.results import results_format
 from ..stats.compare import score_digits
 from ..stats.records import parse_columns, require_columns
 from ..stats.select import SELECT_COLUMNS, Selection, select_best
-from .evalio import check_json_target, emit_json, fmt, json_option, say, score_options
+from .evalio import check_json_target, emit_json, fmt, json_option, resolve_score, say, score_options
 from .output import stdout
 
 
@@ -33,10 +33,13 @@ from .output import stdout
               help="Copy the chosen images into DIR; --out then points at the copies.")
 @click.option("--show", type=click.IntRange(min=0), default=20, show_default=True,
               help="Groups listed in the table (all are in --out and --json).")
+@click.option("--floor", "floors", multiple=True, metavar="METRIC>=VALUE",
+              help="Choose only among rows whose metric (or column) is at least VALUE, e.g. clip>=0.25 to pick the "
+                   "best aesthetic image among those that follow the prompt (repeatable).")
 @score_options
 @json_option
 def select(results: Path, group_by: str, top: int, out: Path | None, copy_to: Path | None, show: int, scale: str,
-           column: str | None, json_out: str | None) -> None:
+           column: str | None, metric: str | None, floors: tuple[str, ...], json_out: str | None) -> None:
     """Best-of-N: keep the --top best-scoring images of every group (by default, of every prompt).
 
     RESULTS is a file written by 'clipgauge score --out'. For each chosen image: its score and its margin
@@ -50,7 +53,9 @@ def select(results: Path, group_by: str, top: int, out: Path | None, copy_to: Pa
     records = read_results(results)
     keys = parse_columns(group_by)
     require_columns(records, keys, str(results))
-    sel = select_best(records, group_by=keys, top=top, scale=scale, column=column)
+    column, higher = resolve_score(metric, column, results)
+    sel = select_best(records, group_by=keys, top=top, scale=scale, column=column, higher_is_better=higher,
+                      floors=[parse_floor(f, results) for f in floors])
     chosen = sel.chosen_records(records)
     copied = 0
     if copy_to is not None:
@@ -66,6 +71,19 @@ def select(results: Path, group_by: str, top: int, out: Path | None, copy_to: Pa
             say(f"copied {copied} images to {copy_to}")
         if out is not None:
             say(f"wrote {len(chosen)} rows to {out}")
+
+
+def parse_floor(text: str, results: Path) -> tuple[str, float]:
+    """``METRIC>=VALUE`` → (column, VALUE); the metric resolved as ``--metric`` is (``clip`` is the cosine)."""
+    name, sep, value = text.partition(">=")
+    try:
+        minimum = float(value)
+    except ValueError:
+        minimum = None
+    if not sep or not name.strip() or minimum is None:
+        raise UsageError(f"a floor is METRIC>=VALUE, e.g. clip>=0.25 (got '{text}')")
+    column, _ = resolve_score(name.strip(), None, results)
+    return column or "cosine", minimum
 
 
 def _resolve(image: Any, base: Path) -> Path:

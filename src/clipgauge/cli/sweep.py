@@ -14,7 +14,7 @@ from ..sinks.sweep_files import plot_sweep, write_sweep_csv
 from ..stats.compare import score_digits
 from ..stats.records import parse_columns, require_columns
 from ..stats.sweep import Sweep, display_value, sweep_table
-from .evalio import check_json_target, emit_json, fmt, json_option, say, score_options
+from .evalio import check_json_target, emit_json, fmt, json_option, resolve_score, say, score_options
 from .output import stderr, stdout
 
 
@@ -30,7 +30,7 @@ from .output import stderr, stdout
 @score_options
 @json_option
 def sweep(results: Path, param: str, group_by: str | None, out_dir: Path | None, confidence: float, scale: str,
-          column: str | None, json_out: str | None) -> None:
+          column: str | None, metric: str | None, json_out: str | None) -> None:
     """Mean score with a CI for each value of a numeric column, and where it peaks.
 
     RESULTS is a file written by 'clipgauge score --out' whose rows carry the setting (e.g. a 'cfg' column).
@@ -42,8 +42,9 @@ def sweep(results: Path, param: str, group_by: str | None, out_dir: Path | None,
     records = read_results(results)
     groups = parse_columns(group_by) if group_by else None
     require_columns(records, groups or (), str(results))
-    result = sweep_table(records, param, group_by=groups, scale=scale,
-                         column=column, confidence=confidence)
+    column, higher = resolve_score(metric, column, results)
+    result = sweep_table(records, param, group_by=groups, scale=scale, column=column, confidence=confidence,
+                         higher_is_better=higher)
     files = {}
     if out_dir is not None:
         stem = "sweep_" + (re.sub(r"[^A-Za-z0-9_.-]+", "_", param) or "param")

@@ -31,6 +31,17 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def read_summary(results_path: str | Path) -> dict[str, Any] | None:
+    """The summary written beside a results file (or inside a results folder); None when there is none or it
+    cannot be read (a damaged summary only costs what it declares; the records carry the scores)."""
+    path = summary_path(results_path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def write_summary(path: str | Path, summary: dict[str, Any]) -> Path:
     """Write *summary* as pretty JSON (NaN → null), atomically."""
     return write_atomic(path, json.dumps(json_safe(summary), indent=2, ensure_ascii=False) + "\n")

@@ -233,6 +233,7 @@ def compare_runs(
     power: float = 0.8,
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
+    higher_is_better: bool = True,
 ) -> Comparison:
     """Compare two or more runs (``{name: records}``, in the order given) on rows matched by *key*.
 
@@ -278,6 +279,9 @@ def compare_runs(
     present = {c for recs in runs.values() for r in recs for c, v in r.items() if key_value(v) is not None}
     for col in [c for c in (by or ()) if c in present and c not in key]:
         out.breakdowns[col] = _breakdown(col, runs, values, paired, kw, digits, unit)
+    if not higher_is_better:
+        for p in out.pairs:
+            p.sentence += " Lower is better for this metric."
     return out
 
 

@@ -63,8 +63,10 @@ def filter_rows(
     top_fraction: float | None = None,
     scale: str = "cosine",
     column: str | None = None,
+    higher_is_better: bool = True,
 ) -> FilterResult:
-    """Apply exactly one of *min_score* (in *scale*) or *top_fraction* (in (0, 1]) to *records*."""
+    """Apply exactly one of *min_score* (in *scale*; rows scoring at least it are kept) or *top_fraction* (in
+    (0, 1]: the best-scoring fraction, the lowest scores where lower is better) to *records*."""
     if (min_score is None) == (top_fraction is None):
         raise UsageError("give exactly one of a minimum score or a top fraction",
                          cli="give exactly one of --min-score or --top-fraction")
@@ -79,7 +81,8 @@ def filter_rows(
         mode = "min-score"
     else:
         k = math.ceil(top_fraction * scored.size - 1e-9)
-        order = scored[np.argsort(-values[scored], kind="stable")]
+        sign = 1.0 if higher_is_better else -1.0
+        order = scored[np.argsort(-sign * values[scored], kind="stable")]
         kept = np.sort(order[:k])
         threshold = float(values[order[k - 1]]) if k else math.nan
         mode = "top-fraction"

@@ -67,6 +67,30 @@ def scores(records: Sequence[Record], *, scale: str = "cosine", column: str | No
     return values if column is not None else to_scale(values, scale)
 
 
+def metric_column(name: str, summaries: Sequence[Mapping[str, Any] | None]) -> tuple[str | None, bool]:
+    """The column that holds metric *name* in results with these *summaries*, and whether higher is better.
+
+    ``clip`` is the ``cosine`` column (None: read in the chosen scale). Another name is a metric whose summary
+    declares its columns (its first summarized float column), or a declared column's own name.
+    :class:`UsageError` when no summary declares it, or when it is not a score (no direction declared).
+    """
+    if name == "clip":
+        return None, True
+    declared = [c for s in summaries if s for c in (s.get("columns") or [])]
+    found = ([c for c in declared if c.get("metric") == name and c.get("summarize") and c.get("type") == "float64"]
+             or [c for c in declared if c.get("name") == name])
+    if not found:
+        known = sorted({str(c.get("metric")) for c in declared if c.get("metric")} | {"clip"})
+        raise UsageError(f"no results summary declares a metric or column '{name}' (declared: {', '.join(known)})",
+                         cli=f"no results summary declares a metric or column '{name}' (declared: "
+                             f"{', '.join(known)}); --column NAME reads any numeric column as it is")
+    column = found[0]
+    better = column.get("higher_is_better")
+    if better is None:
+        raise UsageError(f"'{column['name']}' has no better direction (its metric declares none): it is not a score")
+    return str(column["name"]), bool(better)
+
+
 def key_value(value: Any) -> str | None:
     """A matching key as text; numbers are normalised so that ``7``, ``7.0`` and ``"7"`` all give ``"7"``
     (CSV files return text, JSONL numbers). None when the value is missing."""

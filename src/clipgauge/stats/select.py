@@ -37,10 +37,13 @@ class GroupSelection:
     chosen_scores: list[float] = field(default_factory=list)
     margins: list[float | None] = field(default_factory=list)
 
+    higher_is_better: bool = True
+
     @property
     def gain(self) -> float:
-        """Best-of-N minus expected score of the group (0 for a single image; NaN when nothing was scored)."""
-        return self.max - self.mean
+        """How much better best-of-N is than the group's expected score (0 for a single image; NaN when nothing
+        was scored); ``max`` is the best score (the lowest where lower is better)."""
+        return (self.max - self.mean) if self.higher_is_better else (self.mean - self.max)
 
 
 @dataclass
@@ -61,6 +64,9 @@ class Selection:
     gain_ci_low: float
     gain_ci_high: float
     gain_ci_method: str
+    higher_is_better: bool = True
+    floors: list[tuple[str, float]] = field(default_factory=list)
+    below_floor: int = 0
 
     @property
     def empty_groups(self) -> int:
@@ -101,16 +107,29 @@ def select_best(
     column: str | None = None,
     confidence: float = 0.95,
     seed: int = 0,
+    higher_is_better: bool = True,
+    floors: Sequence[tuple[str, float]] = (),
 ) -> Selection:
     """Choose the *top* best-scoring rows of every *group_by* group of *records*.
 
     Rows with an error (or no score) are never chosen but count in their group's ``n``; rows missing a
-    group column are counted in ``no_key``. Groups appear in order of first appearance.
+    group column are counted in ``no_key``. Groups appear in order of first appearance. With
+    ``higher_is_better=False`` the lowest scores are the best (``max`` is then the best, i.e. lowest, score and
+    margins and gains stay positive for a decisive choice). *floors* ``(column, minimum)``: a row is chosen only
+    when each such column holds a value ≥ its minimum (e.g. the best aesthetic image among those with a CLIP
+    cosine ≥ 0.25); the others count in ``below_floor``.
     """
     if top < 1:
         raise UsageError("the number of rows to choose per group must be at least 1", cli="--top must be at least 1")
     group_by = tuple(group_by)
-    values = scores(records, scale=scale, column=column)
+    values = scores(records, scale=scale, column=column).copy()
+    below_floor = 0
+    for name, minimum in floors:
+        floor_values = scores(records, column=name)
+        fails = ~(floor_values >= minimum) & ~np.isnan(values)  # NaN floor values fail too
+        below_floor += int(np.count_nonzero(fails))
+        values[fails] = np.nan
+    sign = 1.0 if higher_is_better else -1.0
     members: dict[tuple[str, ...], list[int]] = {}
     no_key = 0
     for i, r in enumerate(records):
@@ -124,20 +143,21 @@ def select_best(
     groups = []
     for k, idx in members.items():
         scored = [i for i in idx if not math.isnan(values[i])]
-        order = sorted(scored, key=lambda i: -values[i])  # stable: ties keep the input order
+        order = sorted(scored, key=lambda i: -sign * values[i])  # stable: ties keep the input order
         s = values[order] if order else np.empty(0)
         chosen = order[:top]
         margins: list[float | None] = [
-            float(s[j] - s[j + 1]) if j + 1 < len(order) else None for j in range(len(chosen))
+            float(sign * (s[j] - s[j + 1])) if j + 1 < len(order) else None for j in range(len(chosen))
         ]
         groups.append(GroupSelection(
             key=k, n=len(idx), scored=len(scored),
             mean=float(s.mean()) if s.size else math.nan, max=float(s[0]) if s.size else math.nan,
             chosen=chosen, chosen_scores=[float(x) for x in s[: len(chosen)]], margins=margins,
+            higher_is_better=higher_is_better,
         ))
     means = np.array([g.mean for g in groups if g.scored], dtype=np.float64)
     maxes = np.array([g.max for g in groups if g.scored], dtype=np.float64)
-    gains = maxes - means
+    gains = sign * (maxes - means)
     low, high, method = bootstrap_mean_ci(gains, confidence=confidence, seed=seed)
     nan = float("nan")
     return Selection(
@@ -145,4 +165,5 @@ def select_best(
         errors=sum(has_error(r) for r in records), no_key=no_key, groups=groups,
         expected=float(means.mean()) if means.size else nan, best=float(maxes.mean()) if maxes.size else nan,
         gain=float(gains.mean()) if gains.size else nan, gain_ci_low=low, gain_ci_high=high, gain_ci_method=method,
+        higher_is_better=higher_is_better, floors=[(n, float(m)) for n, m in floors], below_floor=below_floor,
     )

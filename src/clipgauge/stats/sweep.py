@@ -57,6 +57,7 @@ class Sweep:
     unscored: int
     no_value: int
     no_group: int
+    higher_is_better: bool = True
 
     def table(self) -> list[dict[str, Any]]:
         """Rows as plain dicts (value, rows, n, mean, std, ci_low, ci_high, ci_method, is_peak, within_peak_ci)."""
@@ -65,7 +66,8 @@ class Sweep:
             d = asdict(r)
             d["value"] = display_value(r.value)
             d["is_peak"] = r.value == self.peak_value
-            d["within_peak_ci"] = bool(r.mean >= self.peak_ci_low) if not math.isnan(r.mean) else False
+            inside = r.mean >= self.peak_ci_low if self.higher_is_better else r.mean <= self.peak_ci_high
+            d["within_peak_ci"] = bool(inside) if not math.isnan(r.mean) else False
             out.append(d)
         return out
 
@@ -93,6 +95,7 @@ def sweep_table(
     column: str | None = None,
     confidence: float = 0.95,
     seed: int = 0,
+    higher_is_better: bool = True,
 ) -> Sweep:
     """Mean score with a CI per value of the numeric column *param* (see the module docstring).
 
@@ -127,8 +130,10 @@ def sweep_table(
                              ci_low=float(d["ci_low"]), ci_high=float(d["ci_high"]), ci_method=str(d["ci_method"])))
     nan = float("nan")
     if rows:
-        peak = max(rows, key=lambda r: r.mean)  # first (smallest value) of equal maxima
-        plateau = next(r for r in rows if r.mean >= peak.ci_low) if not math.isnan(peak.ci_low) else peak
+        sign = 1.0 if higher_is_better else -1.0  # the peak is the best mean: the lowest where lower is better
+        peak = max(rows, key=lambda r: sign * r.mean)  # first (smallest value) of equal best means
+        bound = peak.ci_low if higher_is_better else peak.ci_high
+        plateau = (next(r for r in rows if sign * r.mean >= sign * bound) if not math.isnan(bound) else peak)
         peak_stats = (peak.value, peak.mean, peak.ci_low, peak.ci_high, plateau.value)
     else:
         peak_stats = (nan, nan, nan, nan, nan)
@@ -137,4 +142,5 @@ def sweep_table(
         confidence=confidence, rows=rows, peak_value=peak_stats[0], peak_mean=peak_stats[1],
         peak_ci_low=peak_stats[2], peak_ci_high=peak_stats[3], plateau_value=peak_stats[4],
         input_rows=len(records), unscored=unscored, no_value=no_value, no_group=no_group,
+        higher_is_better=higher_is_better,
     )
