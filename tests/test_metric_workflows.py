@@ -51,6 +51,13 @@ def scored(capsys, hf_model_dir, image_set, tmp_path):
         records = read_results(out)
         expected = [1 - np.asarray(load_image(folder / r["image"]), dtype=np.float64).mean() / 255 for r in rows]
         np.testing.assert_allclose([r["darkness"] for r in records], expected, atol=1e-12)
+        # the summary correlates the metrics' scores (Spearman, checked against scipy)
+        from scipy.stats import spearmanr
+
+        pairs = json.loads(out.with_name("r.jsonl.summary.json").read_text())["correlations"]["pairs"]
+        assert [(p["a"], p["b"]) for p in pairs] == [("cosine", "darkness")]
+        rho = spearmanr([r["cosine"] for r in records], [r["darkness"] for r in records]).statistic
+        assert pairs[0]["n"] == len(records) and abs(pairs[0]["rho"] - rho) < 1e-12
         yield out, records
     finally:
         unregister_metric("darkness")

@@ -159,6 +159,7 @@ def test_a_metric_registered_outside_the_package_works_everywhere(capsys, hf_mod
     declared = {c["name"]: c for c in summary["columns"]}
     assert declared["mean_pixel"]["range"] == [0.0, 255.0] and declared["mean_pixel"]["metric"] == "mean_pixel"
     assert summary["provenance"]["metrics"]["mean_pixel"]["columns"][0]["unit"] == "8-bit value"
+    assert "correlations" not in summary  # mean_pixel declares no better direction: it is not a score
     pytest.importorskip("jinja2")
     code, _, err = run(capsys, "report", tmp_path / "r.jsonl", "--out", tmp_path / "report.html")
     assert code == 0, err
@@ -250,3 +251,18 @@ def test_no_resume_starts_a_killed_single_file_run_over(hf_model_dir, tmp_path):
     done, stdout, rows, clean = _killed_then_resumed(tmp_path, hf_model_dir, tmp_path / "r.jsonl", "--no-resume")
     assert "resumed" not in stdout
     assert_rows_close(rows, clean)
+
+
+def test_spearman_matches_scipy():
+    from scipy.stats import spearmanr
+
+    from clipgauge.pipeline.summary import correlations, spearman
+
+    rng = np.random.default_rng(0)
+    for n in (3, 10, 257):
+        x = rng.normal(size=n)
+        y = x + rng.normal(size=n)
+        x[: n // 3] = np.round(x[: n // 3])  # ties
+        assert abs(spearman(x, y) - spearmanr(x, y).statistic) < 1e-12
+    doc = correlations({"a": np.array([1.0, 2, 3, np.nan, 5]), "b": np.array([2.0, 1, 4, 3, np.nan])})
+    assert doc["pairs"][0]["n"] == 3 and abs(doc["pairs"][0]["rho"] - spearmanr([1, 2, 3], [2, 1, 4]).statistic) < 1e-12

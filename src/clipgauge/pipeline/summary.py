@@ -41,16 +41,59 @@ def summarize_run(folder: str | Path, plan_or_metrics: Any, *, confidence: float
         n_errors += bad
     summary: dict[str, Any] = {"rows": rows, "scored": rows - n_errors, "errors": n_errors, "truncated": 0,
                                "confidence": confidence}
+    scores: dict[str, np.ndarray] = {}  # each metric's score columns, for the correlations between metrics
     for metric in metrics:
         values = {}
         for c in metric.columns():
             dtype = _DTYPES[c.type]
             if dtype is not None:
                 values[c.name] = _column(folder, c.name, dtype)
+            if c.type == "float64" and c.higher_is_better is not None and (c.summarize or c.name == "cosine"):
+                scores[c.name] = values[c.name]
         summary.update(metric.summarize(values, confidence=confidence))
+    if len(scores) > 1:
+        summary["correlations"] = correlations(scores)
     summary["metrics"] = [m.name for m in metrics]
     summary["columns"] = [{**c.describe(), "metric": m.name} for m in metrics for c in m.columns()]
     return summary, first_error
+
+
+def correlations(columns: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Spearman's rank correlation between every two score columns, over the rows that have both values.
+
+    Shows how far the metrics of one run agree (prompt adherence vs aesthetics, say): ρ in [-1, 1], NaN for
+    fewer than 3 rows or a constant column.
+    """
+    names = list(columns)
+    pairs = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            x, y = columns[a], columns[b]
+            both = ~np.isnan(x) & ~np.isnan(y)
+            pairs.append({"a": a, "b": b, "n": int(both.sum()), "rho": spearman(x[both], y[both])})
+    return {"method": "Spearman rank correlation (average ranks for ties)", "pairs": pairs}
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's ρ of two equal-length samples: the Pearson correlation of their average ranks."""
+    if x.size < 3:
+        return float("nan")
+    rx, ry = _ranks(x), _ranks(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n with ties given their average rank (as ``scipy.stats.rankdata``)."""
+    order = np.argsort(x, kind="stable")
+    sorted_x = x[order]
+    starts = np.flatnonzero(np.r_[True, sorted_x[1:] != sorted_x[:-1]])
+    ends = np.r_[starts[1:], x.size]
+    average = (starts + ends + 1) / 2.0  # ranks are 1-based: the mean of start+1 .. end
+    ranks = np.empty(x.size)
+    ranks[order] = np.repeat(average, ends - starts)
+    return ranks
 
 
 def _column(folder: str | Path, name: str, dtype: Any) -> np.ndarray:
