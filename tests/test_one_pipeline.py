@@ -266,3 +266,27 @@ def test_spearman_matches_scipy():
         assert abs(spearman(x, y) - spearmanr(x, y).statistic) < 1e-12
     doc = correlations({"a": np.array([1.0, 2, 3, np.nan, 5]), "b": np.array([2.0, 1, 4, 3, np.nan])})
     assert doc["pairs"][0]["n"] == 3 and abs(doc["pairs"][0]["rho"] - spearmanr([1, 2, 3], [2, 1, 4]).statistic) < 1e-12
+
+
+def test_three_metrics_decode_each_image_once(capsys, hf_model_dir, image_set, tmp_path, monkeypatch, mean_pixel):
+    """clip on one model, clip_iqa on another and a metric that reads pixels: every image file is decoded once."""
+    import clipgauge.decode as decode
+    from tiny_clip import save_tiny_hf_clip
+
+    other = save_tiny_hf_clip(tmp_path / "other", seed=1)
+    folder, rows = image_set
+    decoded: list[int] = []
+    real = decode._load_bytes
+
+    def counting(data, *args, **kwargs):
+        decoded.append(len(data))
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(decode, "_load_bytes", counting)
+    code, _, err = run(capsys, "score", folder / "manifest.jsonl", "--model", f"hf:{hf_model_dir}", "--device", "cpu",
+                       "--metric", "clip", "--metric", f"clip_iqa:model=hf:{other}", "--metric", "mean_pixel",
+                       "--out", tmp_path / "r.jsonl")
+    assert code == 0, err
+    assert len(decoded) == len(rows)
+    got = read_results(tmp_path / "r.jsonl")
+    assert all(r["clip_iqa"] is not None and r["mean_pixel"] is not None and r["cosine"] is not None for r in got)
