@@ -35,15 +35,22 @@ def _features(output: Any) -> torch.Tensor:
 
 
 class HFEncoder(Encoder):
-    """A ``transformers.CLIPModel`` from a hub id or a local folder."""
+    """A ``transformers.CLIPModel`` from a hub id or a local folder.
+
+    *processor*: the hub id or folder of the tokenizer and image processor when they are not the model's own
+    (PickScore v1 uses those of ``laion/CLIP-ViT-H-14-laion2B-s32B-b79K``); None (the default) loads them from
+    *source*, as before.
+    """
 
     family = "transformers"
 
-    def __init__(self, source: str, *, spec: str | None = None, trust_remote_code: bool = False):
+    def __init__(self, source: str, *, spec: str | None = None, trust_remote_code: bool = False,
+                 processor: str | None = None):
         from transformers import logging as hf_logging
 
         self.spec = spec or source
         self.source = source
+        self.processor_source = processor
         hf_logging.disable_progress_bar()
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()
@@ -52,6 +59,12 @@ class HFEncoder(Encoder):
                 if not Path(source).expanduser().exists() and hub_unreachable(source, ["config.json"]):
                     message, cli = _unreachable_message(source)
                     raise ModelLoadError(message, cli=cli)
+                if processor is not None and not Path(processor).expanduser().exists() and hub_unreachable(
+                        processor, ["preprocessor_config.json"]):
+                    raise ModelLoadError(
+                        f"the tokenizer and image processor '{processor}' of model '{self.spec}' are not in the "
+                        f"local Hugging Face cache and the hub cannot be reached; download them where there is "
+                        f"network (hf download {processor}) and copy the cache, or give a local copy of the folder")
                 self._load(source, trust_remote_code)
         except ModelLoadError:
             raise
@@ -69,8 +82,23 @@ class HFEncoder(Encoder):
 
         extra = {"trust_remote_code": True} if trust_remote_code else {}
         self.module = CLIPModel.from_pretrained(source, **extra).eval()
-        self.tokenizer = CLIPTokenizer.from_pretrained(source, **extra)
-        self.processor = _image_processor_class().from_pretrained(source)
+        if self.processor_source is None:
+            self.tokenizer = CLIPTokenizer.from_pretrained(source, **extra)
+            self.processor = _image_processor_class().from_pretrained(source)
+            return
+        processor = str(Path(self.processor_source).expanduser()) if Path(
+            self.processor_source).expanduser().exists() else self.processor_source
+        try:
+            self.tokenizer = CLIPTokenizer.from_pretrained(processor, **extra)
+            self.processor = _image_processor_class().from_pretrained(processor)
+        except Exception as exc:  # noqa: BLE001 - name the processor, not the model, in the one line
+            text = " ".join(str(exc).split())[:300]
+            raise ModelLoadError(f"cannot load the tokenizer and image processor of '{self.spec}' from "
+                                 f"'{self.processor_source}': {text}") from None
+        if len(self.tokenizer) < 256:  # transformers 5 builds an empty tokenizer where the vocabulary is missing
+            raise ModelLoadError(f"the tokenizer of '{self.spec}' in '{self.processor_source}' has no vocabulary "
+                                 f"({len(self.tokenizer)} tokens: vocab.json and merges.txt, or tokenizer.json, "
+                                 f"are missing)")
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         if self._plan is not None:
@@ -111,7 +139,7 @@ class HFEncoder(Encoder):
             "mean": list(p.image_mean),
             "std": list(p.image_std),
             "decode": "clipgauge.decode: EXIF transpose, alpha over white, 16-bit /257, first frame, RGB",
-        }
+        } | ({"processor_source": self.processor_source} if self.processor_source is not None else {})
 
 
 def _unreachable_message(source: str) -> tuple[str, str]:

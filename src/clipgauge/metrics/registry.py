@@ -29,6 +29,9 @@ _BUILTIN = {
     "clip": "clip:ClipScore",
     "clip_i": "clip_i:ClipI",
     "refclip_s": "refclip_s:RefClipS",
+    "pickscore": "pickscore:PickScore",
+    "hpsv2": "hpsv2:HPSv2",
+    "hpsv21": "hpsv2:HPSv21",
     "clip_iqa": "clip_iqa:ClipIQA",
     "aesthetic": "aesthetic:Aesthetic",
 }
