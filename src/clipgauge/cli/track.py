@@ -53,9 +53,11 @@ def _fmt(value: float, digits: int = 4) -> str:
               help="Also append the evaluation (with every per-image score) to this JSONL file.")
 @click.option("--json", "json_output", is_flag=True, help="Print the result as JSON instead of a table.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow custom model code from the hub (off by default).")
+@click.option("--metric", "metrics", multiple=True, metavar="NAME[:KEY=VALUE,...]",
+              help="Also log another metric (repeatable), e.g. aesthetic: its columns as NAME/mean, NAME/min, ….")
 def track(logdir: Path, images: Path, step: int, model: str, device: str, batch_size: int, precision: str, scale: str,
           prompt_prefix: str, grid: bool, per_prompt: bool, csv_path: Path | None, jsonl_path: Path | None,
-          json_output: bool, trust_remote_code: bool) -> None:
+          json_output: bool, trust_remote_code: bool, metrics: tuple[str, ...]) -> None:
     """Score validation images of one training step and add clip/mean, clip/min, clip/max, clip/std, clip/n
     (and clip/prompt/NAME) at --step to the TensorBoard run in LOGDIR.
 
@@ -83,7 +85,7 @@ def track(logdir: Path, images: Path, step: int, model: str, device: str, batch_
     tracker = CLIPTracker(model, prompts=from_prompts([r.prompt for r in good], str(images)), device=device,
                           batch_size=batch_size, precision=precision, scale=scale, prompt_prefix=prompt_prefix,
                           writers=writers, per_prompt=per_prompt, n_extremes=4 if grid else 0,
-                          trust_remote_code=trust_remote_code)
+                          trust_remote_code=trust_remote_code, metrics=metrics)
     try:
         result = tracker.log(step, [r.image for r in good], prompts=[r.prompt for r in good])
     finally:

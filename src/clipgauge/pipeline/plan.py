@@ -100,14 +100,15 @@ class ScoringPlan:
 
     *prefetch*: the first image paths of the input, decoded while the first model loads (see
     :class:`~clipgauge.Scorer`). *resolve_path* turns a cell of a reference-image column into a path.
+    *embedders*: ``{spec: Scorer}`` already loaded, used instead of loading those specs again.
     """
 
     def __init__(self, options: ScoreOptions, *, prefetch: Sequence[Any] | None = None,
-                 resolve_path: Any = None) -> None:
+                 resolve_path: Any = None, embedders: dict[str, Any] | None = None) -> None:
         self.options = options
         self.metrics = build_metrics(options)
         self.resolve_path = resolve_path or (lambda value: Path(value).expanduser())
-        self._embedders: dict[str, Any] = {}
+        self._embedders: dict[str, Any] = dict(embedders or {})  # models already loaded (the tracker's)
         self._prefetch = prefetch
         self._dims: dict[str, int] = {}
         self._references: dict[Need, dict[Any, tuple[Any, str | None]]] = {}

@@ -30,6 +30,7 @@ from ..scoring.device import check_precision, resolve_device
 from ..scoring.scales import check_scale, to_scale
 from ..scoring.scorer import Scorer
 from .alerts import Alert, AlertMonitor, Rule, as_rules
+from .metrics import TrackedMetrics, metric_stats
 from .prompts import PromptLibrary, load_prompt_library
 from .result import Extreme, PromptScores, TrackResult, summary_stats
 from .writers import make_writer
@@ -65,6 +66,9 @@ class CLIPTracker:
         n_extremes: how many best and worst images to keep (as thumbnails) for the image grid; 0 for none.
         per_prompt: include ``clip/prompt/NAME`` (mean score of each prompt's images) in the metrics.
         prefix: the metric-name prefix (``clip`` → ``clip/mean``).
+        metrics: other metrics to log beside the CLIP score (``"aesthetic"``, ``"pickscore"``, …, as ``clipgauge
+            score --metric`` takes them): each score column ``NAME`` as ``NAME/mean``, ``/min``, ``/max``, ``/std``,
+            ``/n``. A metric on the tracker's own model shares it.
         batch_size, precision, prompt_prefix, num_workers, trust_remote_code: as for :class:`~clipgauge.Scorer`.
     """
 
@@ -88,6 +92,7 @@ class CLIPTracker:
         prompt_prefix: str = "",
         num_workers: int | None = None,
         trust_remote_code: bool = False,
+        metrics: Sequence[str] = (),
     ) -> None:
         self.scale = check_scale(scale)
         if distributed not in dist.DIST_MODES:
@@ -113,6 +118,7 @@ class CLIPTracker:
         self.per_prompt = per_prompt
         self.prefix = prefix
         self.monitor = AlertMonitor(as_rules(alerts), on_alert)
+        self.metrics = TrackedMetrics(metrics, self.scorer, precision=self.precision)
         self._writer_specs = list(writers) if isinstance(writers, (list, tuple)) else [writers]
         self._writers: list[tuple[Any, bool]] | None = None
         self._prompts_encoded = False
@@ -187,12 +193,13 @@ class CLIPTracker:
     def _score_local(self, srcs: list[Any], texts: list[str]) -> dict[str, Any]:
         """Score this rank's pairs: raw cosines, errors, and thumbnails of the local extremes."""
         if not srcs:
-            return {"prompts": [], "cosine": np.zeros(0), "errors": [], "extremes": []}
+            return {"prompts": [], "cosine": np.zeros(0), "errors": [], "extremes": [], "metrics": {}}
         with self._on_device():
             if not self._prompts_encoded:
                 self.scorer.embed_texts(self.prompts)  # once; cached by the scorer for the whole run
                 self._prompts_encoded = True
             pairs = self.scorer.score_pairs(srcs, texts)
+            others = self.metrics.score(srcs, texts, self.scorer.device)
         cos = np.asarray(pairs.cosine, dtype=np.float64)
         errors = [f"image {i} ({texts[i][:60]!r}): {e}" for i, e in enumerate(pairs.error) if e is not None]
         extremes = []
@@ -201,7 +208,7 @@ class CLIPTracker:
             order = ok[np.argsort(-cos[ok], kind="stable")]
             keep = list(order[: self.n_extremes]) + list(order[max(self.n_extremes, len(order) - self.n_extremes):])
             extremes = [(float(cos[i]), texts[i], _thumbnail(srcs[i])) for i in keep]
-        return {"prompts": texts, "cosine": cos, "errors": errors, "extremes": extremes}
+        return {"prompts": texts, "cosine": cos, "errors": errors, "extremes": extremes, "metrics": others}
 
     def _assemble(self, step: int, parts: list[dict[str, Any]]) -> TrackResult:
         texts = [t for p in parts for t in p["prompts"]]
@@ -209,6 +216,7 @@ class CLIPTracker:
         errors = [e for p in parts for e in p["errors"]]
         scores = to_scale(cos, self.scale)
         metrics = summary_stats(scores, self.prefix)
+        metrics.update(metric_stats([p.get("metrics", {}) for p in parts]))
         if errors:
             metrics[f"{self.prefix}/errors"] = float(len(errors))
         if errors and dist.rank() == 0:
