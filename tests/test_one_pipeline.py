@@ -165,6 +165,9 @@ def test_a_metric_registered_outside_the_package_works_everywhere(capsys, hf_mod
     assert code == 0, err
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "mean_pixel" in html and f"{np.mean(expected):.4f}" in html
+    # its histogram, and the image grid sorts by it
+    assert 'alt="histogram of mean_pixel for r"' in html and "mean_pixel, highest first" in html
+    assert html.count('data-m0="') == len(rows)
 
 
 def test_metric_options_and_listing(capsys, hf_model_dir, image_set, tmp_path):

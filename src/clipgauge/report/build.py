@@ -143,6 +143,8 @@ def render_report(runs: Sequence[ReportRun], options: ReportOptions | None = Non
         "confidence_pct": round(100 * opts.confidence), "ci_methods": "; ".join(methods),
         "thumb_size": int(opts.thumb_size), "warnings": warnings, "runs": summary,
         "metric_rows": sections.metric_rows(runs, opts.confidence),
+        "metric_histograms": sections.metric_histograms(runs),
+        "metric_categories": sections.metric_categories(runs, opts.category_column, opts.confidence),
         "comparison": comp_section, "histograms": sections.histograms(runs, scale), "categories": cats,
         "sweep": sweep_section, "error_rows": errors, "error_total": error_total,
         "error_left_out": error_total - len(errors), "grids": grids, "csp": csp, "script": Markup(script),

@@ -114,6 +114,40 @@ def metric_rows(runs: Sequence[ReportRun], confidence: float) -> list[dict[str, 
     return out
 
 
+def metric_histograms(runs: Sequence[ReportRun]) -> list[dict[str, Any]]:
+    """Per declared metric column: one histogram per run that has it, on bins shared by those runs."""
+    out = []
+    for column in dict.fromkeys(c for r in runs for c in metric_columns(r)):
+        having = [(i, r) for i, r in enumerate(runs) if column in metric_columns(r)]
+        values = [np.array([_number(rec.get(column)) for rec in r.records], dtype=np.float64) for _, r in having]
+        bins = plots.shared_bins(values)
+        out.append({"column": column, "charts": [
+            {"name": r.name, "uri": plots.histogram(v, bins, name=r.name, xlabel=column, index=i)}
+            for (i, r), v in zip(having, values)]})
+    return out
+
+
+def metric_categories(runs: Sequence[ReportRun], category: str, confidence: float) -> dict[str, Any] | None:
+    """Mean [CI] (n) of every declared metric column per value of *category*, for each run; None without
+    such columns or without the category column."""
+    columns = [(r, c) for r in runs for c in metric_columns(r)]
+    if not columns or not any(category in r.columns for r in runs):
+        return None
+    labels = {r.name: [key_value(rec.get(category)) or "(none)" for rec in r.records] for r in runs}
+    values = sorted({v for lab in labels.values() for v in lab})
+    header = [category] + [f"{c} · {r.name}: mean [CI] (n)" for r, c in columns]
+    rows = []
+    for v in values:
+        row = [Cell(v)]
+        for r, c in columns:
+            x = np.array([_number(rec.get(c)) for rec, lab in zip(r.records, labels[r.name]) if lab == v])
+            d = describe(x, confidence=confidence)
+            text = f"{d['mean']:.4f} [{d['ci_low']:.4f}, {d['ci_high']:.4f}] (n={d['n']})"
+            row.append(Cell(text, sort_value(d["mean"])) if d["n"] else Cell("–", ""))
+        rows.append(row)
+    return {"column": category, "header": header, "rows": rows}
+
+
 def _number(value: Any) -> float:
     try:
         return float(value) if value is not None and value != "" else math.nan
@@ -368,13 +402,14 @@ def grids(runs: Sequence[ReportRun], scale: str, max_images: int, thumb_size: in
             rec = r.records[i]
             th = next(thumbs) if path is not None else None
             card = {"row": i + 1, "score": float(score[i]), "truncated": bool(trunc[i]),
+                    "metrics": [sort_value(_number(rec.get(c))) for c in declared],
                     "prompt": _text(rec.get("prompt")), "image": _text(rec.get("image")),
                     "meta": [(c, _short(_text(rec.get(c)))) for c in meta_cols if _text(rec.get(c)) != ""],
                     "uri": None, "width": 0, "height": 0, "missing": reason}
             if th is not None:
                 card.update(uri=th.uri, width=th.width, height=th.height, missing=th.error)
             cards.append(card)
-        out.append({"index": gi, "name": r.name, "cards": cards, "scored": int(scored.size),
+        out.append({"index": gi, "name": r.name, "cards": cards, "scored": int(scored.size), "metrics": declared,
                     "left_out": int(scored.size - len(shown)), "missing": sum(c["uri"] is None for c in cards)})
     return out
 

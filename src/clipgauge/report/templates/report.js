@@ -44,6 +44,14 @@
       cards.sort(function (a, b) {
         var sa = Number(a.getAttribute("data-score")), sb = Number(b.getAttribute("data-score"));
         var ra = Number(a.getAttribute("data-row")), rb = Number(b.getAttribute("data-row"));
+        if (order.charAt(0) === "m") {  // a metric column: "mK:low" or "mK:high"; rows without a value last
+          var key = "data-" + order.split(":")[0], high = order.split(":")[1] === "high";
+          var va = a.getAttribute(key), vb = b.getAttribute(key);
+          if (va === "" || va === null || vb === "" || vb === null) {
+            return ((va === "" || va === null) - (vb === "" || vb === null)) || (ra - rb);
+          }
+          return (high ? Number(vb) - Number(va) : Number(va) - Number(vb)) || (ra - rb);
+        }
         if (order === "worst") { return (sa - sb) || (ra - rb); }
         if (order === "best") { return (sb - sa) || (ra - rb); }
         return ra - rb;
