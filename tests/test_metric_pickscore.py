@@ -120,10 +120,13 @@ def test_scores_and_probabilities_match_the_readme_recipe(capsys, pickscore_dirs
         got_scores = [results[r["id"]]["pickscore"] for r in group]
         np.testing.assert_allclose(got_scores, want_scores, rtol=1e-4)
         np.testing.assert_allclose([probs[r["id"]] for r in group], want_probs, rtol=1e-4)
+        # the run column written by the pipeline once every row was scored (groups straddle batches)
+        np.testing.assert_allclose([results[r["id"]]["pickscore_prob"] for r in group], want_probs, rtol=1e-4)
     assert math.isclose(sum(probs.values()), len(PROMPTS), rel_tol=1e-9)
 
     summary = json.loads(Path(f"{out}.summary.json").read_text())
-    assert summary["pickscore"]["n"] == len(rows)
+    assert summary["pickscore"]["n"] == len(rows) and summary["pickscore_prob"]["n"] == len(rows)
+    assert "pickscore_prob" in [c["name"] for c in summary["columns"]]
     assert math.isclose(summary["pickscore"]["logit_scale_exp"], math.exp(4.4), rel_tol=1e-6)
     prov = summary["provenance"]["metrics"]["pickscore"]
     files = {f["role"]: f for f in prov["files"]}

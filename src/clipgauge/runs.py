@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import EngineError, UsageError
+from .pipeline.finalize import finalize_run
 from .pipeline.plan import ScoreOptions, ScoringPlan
 from .pipeline.summary import summarize_run
 from .sinks.file import consolidate, remove_staging, staging_folder
@@ -127,6 +128,7 @@ def score(
             if missing:
                 raise EngineError(f"shards {missing[:5]} were not written; run the same command again to finish them")
             run.verify()
+            finalize_run(run.folder, plan)
             summary, first_error = summarize_run(run.folder, plan)
             summary["input"] = input_description(source)
             summary["provenance"] = run.doc.get("provenance") or provenance()

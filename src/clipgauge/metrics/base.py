@@ -157,6 +157,16 @@ class Metric:
         """The columns this metric adds, in order."""
         raise NotImplementedError
 
+    def run_columns(self) -> list[Column]:
+        """Columns computed over the whole run once every row is scored (e.g. a probability within the group
+        of rows of one prompt): null while the run goes, filled in by :meth:`finalize`."""
+        return []
+
+    def finalize(self, values: dict[str, np.ndarray], groups: Sequence[Any]) -> dict[str, np.ndarray]:
+        """The :meth:`run_columns` of every row, in input order, from this metric's columns over all rows
+        (*values*, as :meth:`summarize` gets them) and each row's group key (its prompt; None where missing)."""
+        return {}
+
     def models(self) -> list[str]:
         """The model specs whose embeddings it needs (derived from :meth:`needs`)."""
         return list(dict.fromkeys(n.model for n in self.needs() if n.model is not None))

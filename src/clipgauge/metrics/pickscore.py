@@ -221,7 +221,7 @@ class PickScore(Metric):
 
     # ----------------------------------------------------------------- whole-run probability (proposed hook)
     def run_columns(self) -> list[Column]:
-        """The column computed over the whole run, once every row is scored (needs a pipeline hook)."""
+        """The column computed over the whole run, once every row is scored (see pipeline/finalize.py)."""
         return [Column("pickscore_prob", description="softmax of pickscore over the rows of the same prompt "
                        "(PickScore's preference probability)", range=(0.0, 1.0), unit="probability")]
 

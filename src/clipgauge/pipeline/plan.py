@@ -18,6 +18,8 @@ from ..sources.shards import ID_COLUMNS
 
 #: Columns the pipeline itself adds besides the row's identity (``ID_COLUMNS``): its error, saved embeddings.
 ERROR_COLUMN = "error"
+#: the column whose value groups rows for run columns (the prompt)
+GROUP_COLUMN = "prompt"
 EMBEDDING_COLUMNS = ("image_embedding", "text_embedding")
 
 
@@ -162,8 +164,13 @@ class ScoringPlan:
 
     # ----------------------------------------------------------------- schema
     def columns(self) -> list[Column]:
-        """Every metric's columns, in metric order."""
-        return [c for m in self.metrics for c in m.columns()]
+        """Every metric's columns (its run columns last), in metric order."""
+        return [c for m in self.metrics for c in (*m.columns(), *m.run_columns())]
+
+    @property
+    def run_column_names(self) -> set[str]:
+        """Columns filled in once the whole run is scored (:meth:`Metric.finalize`)."""
+        return {c.name for m in self.metrics for c in m.run_columns()}
 
     def output_schema(self, fields):
         """The schema of every output: row ids, the carried *fields* (a ``pyarrow.Schema``) minus the names the
@@ -174,6 +181,8 @@ class ScoringPlan:
         reserved = set(ID_COLUMNS) | {c.name for c in columns} | {ERROR_COLUMN} | set(EMBEDDING_COLUMNS)
         out = [pa.field("row_id", pa.int64()), pa.field("row_source", pa.string())]
         out += [f for f in fields if f.name not in reserved]
+        if self.run_column_names and GROUP_COLUMN not in {f.name for f in out}:
+            out.append(pa.field(GROUP_COLUMN, pa.string()))  # run columns are computed per prompt
         out += [pa.field(c.name, c.arrow_type()) for c in columns]
         out.append(pa.field(ERROR_COLUMN, pa.string()))
         if self.options.save_embeddings:

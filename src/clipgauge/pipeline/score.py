@@ -19,7 +19,7 @@ from ..metrics.base import MetricBatch, Need
 from ..scoring.pipeline import Skip
 from ..scoring.reference import parse_reference_texts
 from ..sources.shards import SourceRow
-from .plan import EMBEDDING_COLUMNS, ERROR_COLUMN, ScoringPlan
+from .plan import EMBEDDING_COLUMNS, ERROR_COLUMN, GROUP_COLUMN, ScoringPlan
 from .tables import arrow_column, embedding_column
 
 #: distinct reference images whose embeddings are kept between batches (per model)
@@ -73,11 +73,15 @@ def score_rows(plan: ScoringPlan, rows: Sequence[SourceRow], schema) -> Any:
         elif name in EMBEDDING_COLUMNS:
             kind = "image_embedding" if name == "image_embedding" else "text_embedding"
             col = embedding_column(batch.values[Need(kind, plan.primary_model)], n, types[name].list_size)
+        elif name in plan.run_column_names:
+            col = pa.nulls(n, types[name])  # filled in when the whole run is scored
         elif name in values:
             cells = _cells(values[name], rows)
             if pa.types.is_boolean(types[name]):  # flags are never null: False where a row has no value
                 cells = [bool(c) if c is not None else False for c in cells]
             col = arrow_column(cells, types[name])
+        elif name == GROUP_COLUMN and not any(name in r.fields for r in rows):  # the prompt, for run columns
+            col = arrow_column([r.prompt if isinstance(r.prompt, str) else None for r in rows], types[name])
         else:
             col = arrow_column([r.fields.get(name) for r in rows], types[name])
         columns.append(col)

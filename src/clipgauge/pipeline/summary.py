@@ -13,6 +13,7 @@ import numpy as np
 
 from ..metrics.base import Metric
 from ..sinks.sharded import list_parts, read_column
+from ..stats.summary import describe
 from .plan import ERROR_COLUMN
 
 CONFIDENCE = 0.95
@@ -44,17 +45,21 @@ def summarize_run(folder: str | Path, plan_or_metrics: Any, *, confidence: float
     scores: dict[str, np.ndarray] = {}  # each metric's score columns, for the correlations between metrics
     for metric in metrics:
         values = {}
-        for c in metric.columns():
+        for c in (*metric.columns(), *metric.run_columns()):
             dtype = _DTYPES[c.type]
             if dtype is not None:
                 values[c.name] = _column(folder, c.name, dtype)
             if c.type == "float64" and c.higher_is_better is not None and (c.summarize or c.name == "cosine"):
                 scores[c.name] = values[c.name]
         summary.update(metric.summarize(values, confidence=confidence))
+        for c in metric.run_columns():
+            if c.summarize and c.type == "float64":
+                summary[c.name] = describe(values[c.name], confidence=confidence)
     if len(scores) > 1:
         summary["correlations"] = correlations(scores)
     summary["metrics"] = [m.name for m in metrics]
-    summary["columns"] = [{**c.describe(), "metric": m.name} for m in metrics for c in m.columns()]
+    summary["columns"] = [{**c.describe(), "metric": m.name} for m in metrics
+                          for c in (*m.columns(), *m.run_columns())]
     return summary, first_error
 
 

@@ -1,0 +1,49 @@
+"""Run columns: values computed over the whole run once every row is scored (``Metric.finalize``), such as
+PickScore's preference probability within the rows of one prompt.
+
+The committed parts hold these columns as nulls; here they are computed from the metrics' columns over all rows
+(read back one column at a time) and each part is rewritten with them, atomically. It is deterministic, so a
+resumed or re-run finish simply computes them again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..atomic import AtomicFile
+from ..sinks.sharded import list_parts, read_column
+from .plan import GROUP_COLUMN, ScoringPlan
+
+
+def finalize_run(folder: str | Path, plan: ScoringPlan) -> None:
+    """Fill in the run columns of every part in *folder* (nothing to do when no metric declares any)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    todo = [m for m in plan.metrics if m.run_columns()]
+    if not todo:
+        return
+    groups: list[Any] = []
+    for _, path in list_parts(folder).items():
+        groups.extend(pq.read_table(path, columns=[GROUP_COLUMN]).column(GROUP_COLUMN).to_pylist())
+    filled: dict[str, np.ndarray] = {}
+    for metric in todo:
+        values = {c.name: read_column(folder, c.name) for c in metric.columns() if c.type == "float64"}
+        out = metric.finalize(values, groups)
+        for c in metric.run_columns():
+            filled[c.name] = np.asarray(out[c.name], dtype=np.float64)
+    start = 0
+    for _, path in list_parts(folder).items():
+        table = pq.read_table(path)
+        n = table.num_rows
+        for name, column in filled.items():
+            part = column[start:start + n]
+            i = table.schema.get_field_index(name)
+            array = pa.array([None if np.isnan(v) else float(v) for v in part], type=table.schema.field(i).type)
+            table = table.set_column(i, table.schema.field(i), array)
+        with AtomicFile(path, durable=True) as target:
+            pq.write_table(table, target.tmp)
+        start += n
