@@ -273,8 +273,9 @@ def test_spearman_matches_scipy():
 
 def test_three_metrics_decode_each_image_once(capsys, hf_model_dir, image_set, tmp_path, monkeypatch, mean_pixel):
     """clip on one model, clip_iqa on another and a metric that reads pixels: every image file is decoded once."""
-    import clipgauge.decode as decode
     from tiny_clip import save_tiny_hf_clip
+
+    import clipgauge.decode as decode
 
     other = save_tiny_hf_clip(tmp_path / "other", seed=1)
     folder, rows = image_set
