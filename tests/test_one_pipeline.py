@@ -294,3 +294,14 @@ def test_three_metrics_decode_each_image_once(capsys, hf_model_dir, image_set, t
     assert len(decoded) == len(rows)
     got = read_results(tmp_path / "r.jsonl")
     assert all(r["clip_iqa"] is not None and r["mean_pixel"] is not None and r["cosine"] is not None for r in got)
+
+
+def test_a_run_without_a_clip_model_still_has_provenance(capsys, image_set, tmp_path, mean_pixel):
+    folder, rows = image_set
+    code, _, err = run(capsys, "score", folder / "manifest.jsonl", "--metric", "mean_pixel", "--out",
+                       tmp_path / "r.jsonl", "--device", "cpu")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "r.jsonl.summary.json").read_text())
+    prov = summary["provenance"]
+    assert prov["clipgauge_version"] and prov["libraries"]["numpy"] and "mean_pixel" in prov["metrics"]
+    assert summary["rows"] == len(rows) and "scales" not in summary  # no clip metric, no clip statistics

@@ -214,8 +214,19 @@ class ScoringPlan:
 
     def provenance(self) -> dict[str, Any]:
         """The primary model's full provenance (as before metrics existed), plus every model and metric."""
-        base = self._embedders[self.primary_model].provenance() if self.primary_model in self._embedders else {}
-        base = dict(base)
+        if self.primary_model in self._embedders:
+            base = dict(self._embedders[self.primary_model].provenance())
+        else:  # no metric uses a CLIP model: what is left of the provenance still says what ran
+            import platform
+            from datetime import datetime, timezone
+
+            from .._version import __version__
+            from ..provenance import library_versions
+
+            base = {"clipgauge_version": __version__,
+                    "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "precision": self.options.precision, "device": self.options.device,
+                    "libraries": library_versions(), "platform": platform.platform()}
         base["metrics"] = {m.name: m.provenance() for m in self.metrics}
         others = {s: e.provenance()["model"] for s, e in self._embedders.items() if s != self.primary_model}
         if others:
