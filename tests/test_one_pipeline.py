@@ -305,3 +305,22 @@ def test_a_run_without_a_clip_model_still_has_provenance(capsys, image_set, tmp_
     prov = summary["provenance"]
     assert prov["clipgauge_version"] and prov["libraries"]["numpy"] and "mean_pixel" in prov["metrics"]
     assert summary["rows"] == len(rows) and "scales" not in summary  # no clip metric, no clip statistics
+
+
+def test_metrics_from_the_entry_point_group_are_found(monkeypatch):
+    """An installed package's metric (entry-point group clipgauge.metrics) is listed and built by name."""
+    from importlib import metadata
+
+    import clipgauge.metrics.registry as registry
+
+    class Plugin(MeanPixel):
+        name = "plugin_pixel"
+
+    ep = metadata.EntryPoint(name="plugin_pixel", value="my_plugin:Plugin", group=registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(metadata.EntryPoint, "load", lambda self: Plugin)
+    monkeypatch.setattr(registry.metadata, "entry_points",
+                        lambda group=None: [ep] if group == registry.ENTRY_POINT_GROUP else [])
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    monkeypatch.setattr(registry, "_registered", {})
+    assert "plugin_pixel" in registry.available_metrics()
+    assert registry.parse_metric("plugin_pixel").build().columns()[0].name == "mean_pixel"
