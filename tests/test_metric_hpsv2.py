@@ -226,7 +226,7 @@ def test_offline_default_checkpoint_fails_in_one_line(capsys, pictures, monkeypa
     folder, _ = pictures
     for metric, file in (("hpsv2", FILES["v2.0"]), ("hpsv21", FILES["v2.1"])):
         err = _one_line_error(capsys, folder, metric)
-        assert f"HPSv2 checkpoint {file} of hub repo {HUB_REPO} is not in the local Hugging Face cache" in err
+        assert f"file {file} of hub repo {HUB_REPO} is not in the local Hugging Face cache" in err
 
 
 def test_bad_checkpoints_fail_in_one_line(capsys, arch, pictures, tmp_path):

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..encoders.spec import HUB_ID
+from ..encoders.hub import resolve_weight_file
 from ..errors import ModelLoadError, UsageError
 
 #: Where the default (v2) head is published on the Hugging Face hub: a byte-for-byte mirror of
@@ -141,36 +141,7 @@ def resolve_head(text: str) -> tuple[Path, dict[str, Any]]:
         if not DEMO_HEAD.is_file():
             raise ModelLoadError(f"the demo aesthetic head is not installed ({DEMO_HEAD} is missing)")
         return DEMO_HEAD, {"source": "demo"}
-    local = Path(text).expanduser()
-    if local.is_file():
-        return local.resolve(), {"source": "file"}
-    if local.is_dir():
-        raise UsageError(f"aesthetic head '{text}' is a folder; give the head's file (.pth or .safetensors)")
-    parts = text.split("/")
-    if len(parts) < 3 or not HUB_ID.match("/".join(parts[:2])):
-        raise UsageError(f"aesthetic head '{text}': no such file (give a file, a hub file ORG/NAME/FILE, or demo)")
-    repo, filename = "/".join(parts[:2]), "/".join(parts[2:])
-    return _download(repo, filename, text), {"source": "hub", "repo_id": repo, "filename": filename}
-
-
-def _download(repo: str, filename: str, text: str) -> Path:
-    """The cached copy of hub file *filename* of *repo* (downloaded when missing); one line when it cannot be."""
-    from ..encoders.hub import hub_unreachable, quiet_loading
-
-    start = f"aesthetic head '{text}' is not a local file, and "
-    with quiet_loading():
-        if hub_unreachable(repo, [filename]):
-            raise ModelLoadError(start + f"file {filename} of hub repo {repo} is not in the local Hugging Face cache "
-                                 f"while the hub cannot be reached; download it where there is network (hf download "
-                                 f"{repo} {filename}) and copy the cache, or give head= a local copy of the file")
-        try:
-            from huggingface_hub import hf_hub_download
-
-            return Path(hf_hub_download(repo, filename))
-        except Exception as exc:  # noqa: BLE001 - not found, no access, no network: one line that says which
-            reason = " ".join(str(exc).split())[:200]
-            raise ModelLoadError(start + f"file {filename} of hub repo {repo} could not be downloaded: "
-                                 f"{reason}") from None
+    return resolve_weight_file(text, f"aesthetic head '{text}'", "sac+logos+ava1-l14-linearMSE.pth, or demo")
 
 
 # ------------------------------------------------------------------------------------------------ reading it

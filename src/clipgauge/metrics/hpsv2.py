@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from ..encoders.hub import resolve_weight_file
 from ..encoders.registry import register_model_loader
-from ..encoders.spec import HUB_ID, ModelSpec
+from ..encoders.spec import ModelSpec
 from ..errors import ModelLoadError, UsageError
 from .base import Column, Metric, MetricBatch, MetricOutput, Need, unit_vectors_dot
 
@@ -87,32 +88,7 @@ class HPSv2Transform:
 def resolve_checkpoint(text: str) -> tuple[Path, dict[str, Any]]:
     """``(local path, source)`` of a checkpoint given as a local file or a hub file ``ORG/NAME/FILE`` (downloaded
     into the Hugging Face cache). One-line errors when it cannot be found or reached."""
-    local = Path(text).expanduser()
-    if local.is_file():
-        return local.resolve(), {"source": "file"}
-    if local.is_dir():
-        raise UsageError(f"HPSv2 checkpoint '{text}' is a folder; give the checkpoint file ({FILES['v2.0']} …)")
-    parts = text.split("/")
-    if len(parts) < 3 or not HUB_ID.match("/".join(parts[:2])):
-        raise UsageError(f"HPSv2 checkpoint '{text}': no such file (give a file or a hub file ORG/NAME/FILE, "
-                         f"e.g. {HUB_REPO}/{FILES['v2.1']})")
-    repo, filename = "/".join(parts[:2]), "/".join(parts[2:])
-    from ..encoders.hub import hub_unreachable, quiet_loading
-
-    with quiet_loading():
-        if hub_unreachable(repo, [filename]):
-            raise ModelLoadError(f"HPSv2 checkpoint {filename} of hub repo {repo} is not in the local Hugging Face "
-                                 f"cache and the hub cannot be reached; download it where there is network (hf "
-                                 f"download {repo} {filename}) and copy the cache, or give a local copy of the file")
-        try:
-            from huggingface_hub import hf_hub_download
-
-            path = Path(hf_hub_download(repo, filename))
-        except Exception as exc:  # noqa: BLE001 - not found, no access, no network: one line that says which
-            reason = " ".join(str(exc).split())[:200]
-            raise ModelLoadError(f"HPSv2 checkpoint {filename} of hub repo {repo} could not be downloaded: "
-                                 f"{reason}") from None
-    return path, {"source": "hub", "repo_id": repo, "filename": filename}
+    return resolve_weight_file(text, f"HPSv2 checkpoint '{text}'", f"{HUB_REPO}/{FILES['v2.1']}")
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:

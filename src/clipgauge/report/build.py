@@ -20,6 +20,7 @@ import jinja2
 from markupsafe import Markup
 
 # a sibling module by its full name, so this module does not import its package's __init__ back
+import clipgauge.report.metric_sections as metric_sections
 import clipgauge.report.sections as sections
 
 from .._version import __version__
@@ -142,9 +143,9 @@ def render_report(runs: Sequence[ReportRun], options: ReportOptions | None = Non
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "confidence_pct": round(100 * opts.confidence), "ci_methods": "; ".join(methods),
         "thumb_size": int(opts.thumb_size), "warnings": warnings, "runs": summary,
-        "metric_rows": sections.metric_rows(runs, opts.confidence),
-        "metric_histograms": sections.metric_histograms(runs),
-        "metric_categories": sections.metric_categories(runs, opts.category_column, opts.confidence),
+        "metric_rows": metric_sections.metric_rows(runs, opts.confidence),
+        "metric_histograms": metric_sections.metric_histograms(runs),
+        "metric_categories": metric_sections.metric_categories(runs, opts.category_column, opts.confidence),
         "comparison": comp_section, "histograms": sections.histograms(runs, scale), "categories": cats,
         "sweep": sweep_section, "error_rows": errors, "error_total": error_total,
         "error_left_out": error_total - len(errors), "grids": grids, "csp": csp, "script": Markup(script),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,10 +20,12 @@ from ..errors import UsageError
 from ..metrics.clip import ClipScore
 from ..scoring.scales import to_scale
 from ..stats.compare import Comparison, compare_runs, format_p, run_stats
-from ..stats.records import key_value, record_key
-from ..stats.summary import describe, summarize_scores
+from ..stats.records import as_float, key_value, record_key
+from ..stats.summary import summarize_scores
 from ..stats.sweep import Sweep, display_value, sweep_table
+from .cells import Cell, Formatter, sort_value
 from .inputs import ReportRun
+from .metric_sections import metric_columns
 from .thumbnails import thumbnails
 
 #: Columns a card shows in its own places (the image, the prompt, the score line); the others (metric columns
@@ -37,43 +38,6 @@ AUTO_KEYS = (("prompt_id",), ("prompt_id", "seed"), ("prompt",), ("prompt", "see
 MAX_PLOTTED_CATEGORIES = 40
 #: Card meta line: at most this many extra columns, each value cut to this many characters.
 META_COLUMNS, META_CHARS = 6, 40
-
-
-@dataclass(frozen=True)
-class Cell:
-    """A table cell: *text* to show and an optional *sort* value (a number as text) for the sorting script."""
-
-    text: str
-    sort: str | None = None
-
-
-def sort_value(x: Any) -> str:
-    """A number as text for ``data-sort``; empty for None/NaN."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return ""
-    return repr(float(x))
-
-
-class Formatter:
-    """Score formatting for the report's scale: 2 decimals for torchmetrics (×100), 4 otherwise."""
-
-    def __init__(self, scale: str) -> None:
-        self.digits = 2 if scale == "torchmetrics" else 4
-
-    def __call__(self, x: Any, signed: bool = False) -> str:
-        if x is None or (isinstance(x, float) and (math.isnan(x))):
-            return "–"
-        if isinstance(x, float) and math.isinf(x):
-            return "∞" if x > 0 else "−∞"
-        return f"{x:+.{self.digits}f}" if signed else f"{x:.{self.digits}f}"
-
-    def ci(self, low: float, high: float, signed: bool = False) -> str:
-        return f"[{self(low, signed)}, {self(high, signed)}]"
-
-    def mean_ci(self, mean: float, low: float, high: float, n: int) -> Cell:
-        if not n:
-            return Cell("–", "")
-        return Cell(f"{self(mean)} {self.ci(low, high)} (n={n})", sort_value(mean))
 
 
 # ---------------------------------------------------------------- summary
@@ -89,74 +53,6 @@ def summary_rows(runs: Sequence[ReportRun], scale: str, confidence: float) -> li
             "truncated": s["truncated"], "stats": s["scales"][scale],
         })
     return out
-
-
-def metric_columns(run: ReportRun) -> list[str]:
-    """The numeric metric columns a run's summary declares (besides the clip score), in order."""
-    declared = (run.summary or {}).get("columns") or []
-    return [c["name"] for c in declared if c.get("summarize") and c.get("type") == "float64"]
-
-
-def metric_rows(runs: Sequence[ReportRun], confidence: float) -> list[dict[str, Any]]:
-    """Per run and declared metric column: its statistics over the rows, with the column's unit, range and
-    direction as the metric declared them."""
-    out = []
-    for i, run in enumerate(runs):
-        declared = {c["name"]: c for c in (run.summary or {}).get("columns") or []}
-        for name in metric_columns(run):
-            values = np.array([_number(r.get(name)) for r in run.records], dtype=np.float64)
-            c = declared[name]
-            rng = c.get("range")
-            out.append({"index": i, "run": run.name, "column": name, "metric": c.get("metric", ""),
-                        "unit": c.get("unit", ""), "range": f"[{_bound(rng[0])}, {_bound(rng[1])}]" if rng else "",
-                        "better": {True: "higher", False: "lower"}.get(c.get("higher_is_better"), ""),
-                        "stats": describe(values, confidence=confidence)})
-    return out
-
-
-def metric_histograms(runs: Sequence[ReportRun]) -> list[dict[str, Any]]:
-    """Per declared metric column: one histogram per run that has it, on bins shared by those runs."""
-    out = []
-    for column in dict.fromkeys(c for r in runs for c in metric_columns(r)):
-        having = [(i, r) for i, r in enumerate(runs) if column in metric_columns(r)]
-        values = [np.array([_number(rec.get(column)) for rec in r.records], dtype=np.float64) for _, r in having]
-        bins = plots.shared_bins(values)
-        out.append({"column": column, "charts": [
-            {"name": r.name, "uri": plots.histogram(v, bins, name=r.name, xlabel=column, index=i)}
-            for (i, r), v in zip(having, values)]})
-    return out
-
-
-def metric_categories(runs: Sequence[ReportRun], category: str, confidence: float) -> dict[str, Any] | None:
-    """Mean [CI] (n) of every declared metric column per value of *category*, for each run; None without
-    such columns or without the category column."""
-    columns = [(r, c) for r in runs for c in metric_columns(r)]
-    if not columns or not any(category in r.columns for r in runs):
-        return None
-    labels = {r.name: [key_value(rec.get(category)) or "(none)" for rec in r.records] for r in runs}
-    values = sorted({v for lab in labels.values() for v in lab})
-    header = [category] + [f"{c} · {r.name}: mean [CI] (n)" for r, c in columns]
-    rows = []
-    for v in values:
-        row = [Cell(v)]
-        for r, c in columns:
-            x = np.array([_number(rec.get(c)) for rec, lab in zip(r.records, labels[r.name]) if lab == v])
-            d = describe(x, confidence=confidence)
-            text = f"{d['mean']:.4f} [{d['ci_low']:.4f}, {d['ci_high']:.4f}] (n={d['n']})"
-            row.append(Cell(text, sort_value(d["mean"])) if d["n"] else Cell("–", ""))
-        rows.append(row)
-    return {"column": category, "header": header, "rows": rows}
-
-
-def _number(value: Any) -> float:
-    try:
-        return float(value) if value is not None and value != "" else math.nan
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _bound(x: Any) -> str:
-    return "–∞" if x is None else f"{x:g}"
 
 
 # ---------------------------------------------------------------- comparison
@@ -402,7 +298,7 @@ def grids(runs: Sequence[ReportRun], scale: str, max_images: int, thumb_size: in
             rec = r.records[i]
             th = next(thumbs) if path is not None else None
             card = {"row": i + 1, "score": float(score[i]), "truncated": bool(trunc[i]),
-                    "metrics": [sort_value(_number(rec.get(c))) for c in declared],
+                    "metrics": [sort_value(as_float(rec.get(c))) for c in declared],
                     "prompt": _text(rec.get("prompt")), "image": _text(rec.get("image")),
                     "meta": [(c, _short(_text(rec.get(c)))) for c in meta_cols if _text(rec.get(c)) != ""],
                     "uri": None, "width": 0, "height": 0, "missing": reason}
