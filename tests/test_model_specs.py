@@ -118,7 +118,7 @@ def test_a_registered_prefix_is_resolved_by_its_loader(clean_registry):
     with pytest.raises(ModelLoadError, match="names no model after 'mine:'"):
         parse_model_spec("mine:")
     # the unknown-model hint names registered prefixes
-    with pytest.raises(ModelLoadError, match="also registered: mine:"):
+    with pytest.raises(ModelLoadError, match="also registered: .*mine:"):  # other tests may register more
         parse_model_spec("???")
 
 
