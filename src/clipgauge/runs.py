@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .engines import ENGINES
 from .errors import EngineError, UsageError
 from .pipeline.finalize import finalize_run
 from .pipeline.plan import ScoreOptions, ScoringPlan
@@ -25,7 +26,6 @@ from .sinks.summary import SUMMARY_FILE, summary_path, write_summary
 from .sources.detect import open_source
 from .sources.shards import RowSource
 
-ENGINES = ("local", "ray")
 FINGERPRINT_VERSION = 2
 #: image paths decoded while the models load (see ``Scorer(prefetch=)``)
 PREFETCH_ROWS = 1024
@@ -185,12 +185,4 @@ def _absolute(spec: str) -> str:
     return str(Path(os.path.abspath(os.path.expanduser(spec))))
 
 
-def open_run_source(doc: dict[str, Any]) -> RowSource:
-    """Reopen the input of a run from its ``_run.json`` document (e.g. to copy kept images)."""
-    where = doc.get("input") or {}
-    if not where.get("spec"):
-        raise UsageError("the run manifest does not say where its input is")
-    return open_source(where["spec"], image_column=where.get("image_column"), prompt_column=where.get("prompt_column"))
-
-
-__all__ = ["ENGINES", "SUMMARY_FILE", "ScoreResult", "open_run_source", "score"]
+__all__ = ["ENGINES", "SUMMARY_FILE", "ScoreResult", "score"]
