@@ -4,6 +4,8 @@
 >>> scorer = Scorer("openai/clip-vit-large-patch14")          # doctest: +SKIP
 >>> scorer.score(["cat.png"], "a photo of a cat")              # doctest: +SKIP
 array([0.31], dtype=float32)  # cosine in [-1, 1]
+>>> from clipgauge import ScoreOptions, score                  # a whole run, as `clipgauge score` does it
+>>> score("manifest.jsonl", "results.jsonl", ScoreOptions(metrics=["clip", "aesthetic"]))  # doctest: +SKIP
 
 Heavy modules (torch, transformers) are imported on first use of :class:`Scorer`, so commands that
 only read results files (compare, select, sweep, report) start quickly.
@@ -19,9 +21,12 @@ from .errors import DecodeError, ModelLoadError, RowError, UsageError
 from .scoring.scales import SCALES
 
 if TYPE_CHECKING:
+    from .pipeline.plan import ScoreOptions
+    from .runs import ScoreResult, score
     from .scoring import PairScores, Scorer
 
-_LAZY = {"Scorer": "scoring.scorer", "PairScores": "scoring.scorer"}
+_LAZY = {"Scorer": "scoring.scorer", "PairScores": "scoring.scorer", "score": "runs", "ScoreResult": "runs",
+         "ScoreOptions": "pipeline.plan"}
 
 
 def __getattr__(name: str) -> Any:
@@ -39,7 +44,10 @@ __all__ = [
     "ModelLoadError",
     "PairScores",
     "RowError",
+    "ScoreOptions",
+    "ScoreResult",
     "Scorer",
     "UsageError",
     "__version__",
+    "score",
 ]
