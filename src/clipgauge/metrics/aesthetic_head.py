@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..encoders.hub import resolve_weight_file
+from ..encoders.weights import read_weights
 from ..errors import ModelLoadError, UsageError
 
 #: Where the default (v2) head is published on the Hugging Face hub: a byte-for-byte mirror of
@@ -150,17 +151,7 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     (no code from the file runs). :class:`UsageError` when it is neither."""
     import torch
 
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path), device="cpu")
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - an unreadable or unsafe file is the user's to fix: one line
-        reason = " ".join(str(exc).split())[:200]
-        raise UsageError(f"cannot read aesthetic head {path} as a plain state dict (safetensors, or torch.load "
-                         f"with weights_only=True): {reason}") from None
+    state = read_weights(path, "aesthetic head")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         what = type(state).__name__ if not isinstance(state, dict) else "a dict that is not only tensors"
         raise UsageError(f"aesthetic head {path} holds {what}, not a state dict of tensors")

@@ -30,6 +30,7 @@ import numpy as np
 from ..encoders.hub import resolve_weight_file
 from ..encoders.registry import register_model_loader
 from ..encoders.spec import ModelSpec
+from ..encoders.weights import read_weights
 from ..errors import ModelLoadError, UsageError
 from .base import Column, Metric, MetricBatch, MetricOutput, Need, unit_vectors_dot
 
@@ -96,17 +97,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     format; no code from the file runs), or a plain state dict / safetensors file with the same keys."""
     import torch
 
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            data: Any = load_file(str(path), device="cpu")
-        else:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - an unreadable or unsafe file is the user's to fix: one line
-        reason = " ".join(str(exc).split())[:200]
-        raise ModelLoadError(f"cannot read HPSv2 checkpoint {path} (torch.load with weights_only=True, or "
-                             f"safetensors): {reason}") from None
+    data = read_weights(path, "HPSv2 checkpoint")
     state = data.get("state_dict", data) if isinstance(data, dict) else data
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         found = sorted(data)[:5] if isinstance(data, dict) else type(data).__name__
