@@ -158,3 +158,21 @@ def _assert_value_close(a, e, atol: float, where: str) -> None:
             _assert_value_close(a[k], e[k], atol, f"{where}[{k!r}]")
     else:
         assert isinstance(a, bool) == isinstance(e, bool) and a == e, f"{where}: {a!r}, expected {e!r}"
+
+
+def sigkill_when(proc, ready, timeout: float = 180.0) -> None:
+    """Kill *proc* (a ``subprocess.Popen`` with ``stderr=PIPE``) with a real SIGKILL as soon as ``ready()`` is
+    true; fails if the process ends first or *timeout* seconds pass."""
+    import os
+    import signal
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, f"the run ended before the kill: {proc.stderr.read().decode()[-500:]}"
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL

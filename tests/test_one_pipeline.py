@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import assert_rows_close, jpeg_bytes, random_rgb
+from conftest import assert_rows_close, jpeg_bytes, random_rgb, sigkill_when
 
 from clipgauge.cli import main
 from clipgauge.decode import load_image
@@ -199,10 +199,8 @@ def test_metric_options_and_listing(capsys, hf_model_dir, image_set, tmp_path):
 
 def _killed_then_resumed(tmp_path: Path, model_dir: Path, out: Path, *again: str):
     import os
-    import signal
     import subprocess
     import sys
-    import time
 
     from clipgauge.sinks.file import staging_folder
     from clipgauge.sinks.sharded import list_parts
@@ -220,15 +218,7 @@ def _killed_then_resumed(tmp_path: Path, model_dir: Path, out: Path, *again: str
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     staging = staging_folder(out)
-    deadline = time.monotonic() + 180
-    while not (staging.is_dir() and list_parts(staging)):
-        assert proc.poll() is None, f"the run ended before the kill: {proc.stderr.read().decode()[-500:]}"
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+    sigkill_when(proc, lambda: staging.is_dir() and bool(list_parts(staging)))
     done = len(list_parts(staging))
     assert 1 <= done < 12 and not out.exists(), "the run was not killed mid-way"
     result = subprocess.run(cmd + list(again), capture_output=True, text=True, env=env, timeout=300)

@@ -7,18 +7,16 @@ import fcntl
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import assert_rows_close, reference_hf_cosines
+from conftest import assert_rows_close, reference_hf_cosines, sigkill_when
 from PIL import Image
 
 from clipgauge.cli import main
@@ -118,15 +116,7 @@ def test_kill_9_mid_run_then_rerun_gives_every_row_once(capsys, hf_model_dir, tm
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     proc = subprocess.Popen(_cmd(tmp_path / "wds", out, hf_model_dir), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, env=env)
-    deadline = time.monotonic() + 180
-    while not (out.is_dir() and list_parts(out)):
-        assert proc.poll() is None, f"the run ended before the kill: {proc.stderr.read().decode()[-500:]}"
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+    sigkill_when(proc, lambda: out.is_dir() and bool(list_parts(out)))
     done_before = set(list_parts(out))
     assert 1 <= len(done_before) < 12, "the run was not killed mid-way"
     assert not (out / "_SUCCESS").exists()
