@@ -1,4 +1,5 @@
-"""`clipgauge demo`: offline, with the shipped demo CLIP; outputs exist and the scores mean something."""
+"""`clipgauge demo`: offline, with the shipped demo CLIP and its aesthetic head; outputs exist and the scores mean
+something."""
 
 from __future__ import annotations
 
@@ -28,4 +29,22 @@ def test_demo_writes_every_output_and_separates_matches(tmp_path, capsys):
         group = [r for r in rows if r["prompt_id"] == pid]
         assert max(group, key=lambda r: r["cosine"])["follows_prompt"]
     assert "best-of-4" in out
+    # the second metric: the demo aesthetic head on the same embeddings (its own checks: test_demo_aesthetic.py)
+    aesthetic = [r["aesthetic"] for r in rows]
+    assert all(isinstance(a, float) for a in aesthetic)
+    assert 5.0 < sum(aesthetic) / len(aesthetic) < 9.0  # clean renders: about 7 (degraded ones: about 3)
+    assert summary["aesthetic"]["version"] == "v2-relu" and summary["aesthetic"]["n"] == 32
+    assert summary["provenance"]["metrics"]["aesthetic"]["head"]["source"] == "demo"
+    assert "demo aesthetic" in out
     assert elapsed < 60
+
+
+def test_run_demo_reports_aesthetic_means(tmp_path):
+    from clipgauge.demo.run import run_demo
+
+    res = run_demo(tmp_path / "d", per_prompt=2, seed=3, report=False)
+    rows = read_results(res.results)
+    assert res.aesthetic_mean == sum(r["aesthetic"] for r in rows) / len(rows)
+    follow = [r["aesthetic"] for r in rows if r["follows_prompt"]]
+    assert res.aesthetic_follow_mean == sum(follow) / len(follow)
+    assert abs(res.summary["aesthetic"]["mean"] - res.aesthetic_mean) < 1e-9

@@ -18,8 +18,8 @@ from .output import stdout, summary_table
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--no-report", is_flag=True, help="Skip the HTML report.")
 def demo(out: Path, per_prompt: int, seed: int, device: str, no_report: bool) -> None:
-    """Render images for 8 prompts as an image generator would, score them with the shipped demo CLIP,
-    and write the outputs every other command writes. Offline, under a minute on a CPU.
+    """Render images for 8 prompts as an image generator would, score them with the shipped demo CLIP (cosine)
+    and its aesthetic head, and write the outputs every other command writes. Offline, under a minute on a CPU.
 
     The demo CLIP knows only coloured shapes; it is no substitute for a real CLIP on real images.
     """
@@ -31,6 +31,10 @@ def demo(out: Path, per_prompt: int, seed: int, device: str, no_report: bool) ->
         f"images that follow their prompt: mean cosine {res.follow_mean:.3f}; deliberately mismatched: "
         f"{res.mismatch_mean:.3f}; best-of-{per_prompt} picks an image that follows its prompt for "
         f"{100 * res.best_of_n_follows:.0f}% of prompts", markup=False, highlight=False)
+    stdout.print(
+        f"demo aesthetic (clean renders about 7, blurred, noisy, blocky, washed-out or cut-off ones about 3): mean "
+        f"{res.aesthetic_mean:.2f}; images that follow their prompt {res.aesthetic_follow_mean:.2f}, mismatched "
+        f"{res.aesthetic_mismatch_mean:.2f}", markup=False, highlight=False)
     stdout.print(f"wrote {res.manifest}, {res.results} (+ .summary.json)"
                  + (f", {res.report}" if res.report else ""), markup=False, highlight=False)
     stdout.print(f"next: clipgauge select {res.results} --group-by prompt_id   |   "

@@ -1,5 +1,5 @@
-"""``clipgauge demo``: render images as a generator would, score them with the shipped demo CLIP, and
-write every output the other commands write (results, summary, best-of-N choice, HTML report).
+"""``clipgauge demo``: render images as a generator would, score them with the shipped demo CLIP and its aesthetic
+head, and write every output the other commands write (results, summary, best-of-N choice, HTML report).
 
 Runs offline in well under a minute on a laptop CPU.
 """
@@ -23,6 +23,12 @@ DEMO_PROMPTS = (
     "a white triangle",
 )
 
+#: The demo's metrics: CLIP cosine, and the demo aesthetic head (``src/clipgauge/demo/aesthetic``) on the same
+#: demo CLIP image embedding (the image is encoded once for both).
+DEMO_METRICS = ("clip", "aesthetic:head=demo,model=demo")
+#: The result column of the demo aesthetic head (about 7 for a clean render, 3 for a degraded one).
+AESTHETIC_COLUMN = "aesthetic"
+
 
 @dataclass
 class DemoResult:
@@ -34,6 +40,10 @@ class DemoResult:
     follow_mean: float
     mismatch_mean: float
     best_of_n_follows: float
+    #: mean demo aesthetic score of all images, of those that follow their prompt, and of the mismatched ones
+    aesthetic_mean: float
+    aesthetic_follow_mean: float
+    aesthetic_mismatch_mean: float
 
 
 def render_demo_set(folder: Path, *, per_prompt: int = 4, seed: int = 0, size: int = 256) -> Path:
@@ -68,7 +78,8 @@ def render_demo_set(folder: Path, *, per_prompt: int = 4, seed: int = 0, size: i
 def run_demo(
     folder: str | Path, *, per_prompt: int = 4, seed: int = 0, device: str = "cpu", report: bool = True
 ) -> DemoResult:
-    """Render, score with the ``demo`` model, and write results, summary and (with the extra) the report."""
+    """Render, score with the ``demo`` model (CLIP cosine and the demo aesthetic head), and write results, summary
+    and (with the extra) the report."""
     from ..pipeline.plan import ScoreOptions
     from ..runs import score
     from ..sinks import read_results
@@ -76,8 +87,12 @@ def run_demo(
     folder = Path(folder)
     manifest = render_demo_set(folder, per_prompt=per_prompt, seed=seed)
     results = folder / "results.jsonl"
-    run = score(manifest, results, ScoreOptions(model="demo", device=device), resume=False)
+    run = score(manifest, results, ScoreOptions(metrics=list(DEMO_METRICS), model="demo", device=device),
+                resume=False)
     records = read_results(results)
+
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values)
 
     follow = [r["cosine"] for r in records if r["follows_prompt"]]
     mismatch = [r["cosine"] for r in records if not r["follows_prompt"]]
@@ -100,7 +115,10 @@ def run_demo(
         results=results,
         summary=run.summary,
         report=report_path,
-        follow_mean=sum(follow) / len(follow),
-        mismatch_mean=sum(mismatch) / len(mismatch),
+        follow_mean=mean(follow),
+        mismatch_mean=mean(mismatch),
         best_of_n_follows=sum(r["follows_prompt"] for r in best.values()) / len(best),
+        aesthetic_mean=mean([r[AESTHETIC_COLUMN] for r in records]),
+        aesthetic_follow_mean=mean([r[AESTHETIC_COLUMN] for r in records if r["follows_prompt"]]),
+        aesthetic_mismatch_mean=mean([r[AESTHETIC_COLUMN] for r in records if not r["follows_prompt"]]),
     )
