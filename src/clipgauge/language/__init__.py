@@ -1,0 +1,1 @@
+"""Prompt languages: identification per distinct prompt (:mod:`.detect`)."""
