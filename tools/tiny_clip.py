@@ -88,11 +88,14 @@ def save_tiny_hf_clip(
     image_size: int = 224,
     patch_size: int = 32,
     eos_token_id: int | None = None,
+    max_position_embeddings: int = 77,
 ) -> Path:
     """Save a small random ``CLIPModel`` plus the real CLIP tokenizer and image processor to *folder*.
 
     The folder loads with ``CLIPModel.from_pretrained`` / ``CLIPProcessor.from_pretrained``
-    exactly like ``openai/clip-vit-*`` downloads do. Returns the folder.
+    exactly like ``openai/clip-vit-*`` downloads do. *max_position_embeddings* is the text context (248 for
+    Long-CLIP in transformers format); the saved tokenizer always says 77, as those conversions' tokenizers do.
+    Returns the folder.
     """
     import torch
     from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel
@@ -105,7 +108,7 @@ def save_tiny_hf_clip(
         intermediate_size=hidden_size * 4,
         num_hidden_layers=layers,
         num_attention_heads=4,
-        max_position_embeddings=77,
+        max_position_embeddings=max_position_embeddings,
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id if eos_token_id is None else eos_token_id,
         pad_token_id=tok.pad_token_id,
@@ -131,8 +134,9 @@ def save_tiny_hf_clip(
 TINY_OPENCLIP_ARCH = "clipgauge-tiny-test"
 
 
-def register_tiny_openclip_arch(folder: str | Path, name: str = TINY_OPENCLIP_ARCH) -> str:
-    """Register a small ViT CLIP architecture with open_clip (uses its real BPE tokenizer)."""
+def register_tiny_openclip_arch(folder: str | Path, name: str = TINY_OPENCLIP_ARCH, context_length: int = 77) -> str:
+    """Register a small ViT CLIP architecture with open_clip (uses its real BPE tokenizer) with a text context of
+    *context_length* tokens."""
     import open_clip
 
     folder = Path(folder)
@@ -140,7 +144,8 @@ def register_tiny_openclip_arch(folder: str | Path, name: str = TINY_OPENCLIP_AR
     cfg = {
         "embed_dim": 16,
         "vision_cfg": {"image_size": 224, "layers": 2, "width": 32, "head_width": 8, "patch_size": 32},
-        "text_cfg": {"context_length": 77, "vocab_size": CLIP_VOCAB_SIZE, "width": 32, "heads": 4, "layers": 2},
+        "text_cfg": {"context_length": context_length, "vocab_size": CLIP_VOCAB_SIZE, "width": 32, "heads": 4,
+                     "layers": 2},
     }
     path = folder / f"{name}.json"
     path.write_text(json.dumps(cfg), encoding="utf-8")

@@ -84,6 +84,12 @@ def load_open_clip(spec: ModelSpec, **options: Any):
     return OpenCLIPEncoder(spec.arch or "", spec.pretrained, spec=spec.text)
 
 
+def load_longclip(spec: ModelSpec, **options: Any):
+    from .longclip import LongCLIPEncoder
+
+    return LongCLIPEncoder(spec.source or "", spec=spec.text)
+
+
 # ------------------------------------------------------------------------------- preprocessing, early
 def early_plan_demo(spec: ModelSpec):
     from .clip_pil import ClipPilPlan
@@ -123,6 +129,10 @@ BUILTIN_LOADERS: list[tuple[str, dict[str, Any]]] = [
         loader=load_open_clip, prefix="open_clip:", parse=parse_open_clip, early_plan=early_plan_open_clip,
         describe="an OpenCLIP model: open_clip:ARCH:PRETRAINED (tag or checkpoint path) or "
                  "open_clip:hf-hub:ORG/NAME (needs clipgauge[openclip])")),
+    ("longclip", dict(
+        loader=load_longclip, prefix="longclip:",
+        describe="a Long-CLIP checkpoint (248-token text context): longclip:PATH to longclip-B.pt or longclip-L.pt "
+                 "(needs clipgauge[openclip])")),
     ("demo", dict(
         loader=load_demo, prefix="demo", parse=parse_demo, early_plan=early_plan_demo,
         describe="the small CLIP shipped inside clipgauge (offline, for trying things out)")),
