@@ -10,7 +10,7 @@ import itertools
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,8 @@ class ScoreResult:
     first_error: str | None
     resumed: bool
     shards_written: int
+    #: per model spec, what it cost in this process (load, images/s, memory: ``pipeline/timing.py``)
+    timings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def n_errors(self) -> int:
@@ -148,7 +150,7 @@ def score(
             temporary.cleanup()
     output = None if out is None else Path(out)
     return ScoreResult(output=output, summary=summary, first_error=first_error, resumed=before > 0,
-                       shards_written=written)
+                       shards_written=written, timings=plan.timings.to_dict())
 
 
 def check_columns(plan: ScoringPlan, source: RowSource) -> None:

@@ -15,6 +15,7 @@ from ..errors import UsageError
 from ..metrics.base import Column, Metric, Need
 from ..metrics.registry import MetricSpec, metric_class, parse_metric
 from ..sources.shards import ID_COLUMNS
+from .timing import ModelTimings
 
 #: Columns the pipeline itself adds besides the row's identity (``ID_COLUMNS``): its error, saved embeddings.
 ERROR_COLUMN = "error"
@@ -111,6 +112,7 @@ class ScoringPlan:
         self.metrics = build_metrics(options)
         self.resolve_path = resolve_path or (lambda value: Path(value).expanduser())
         self._embedders: dict[str, Any] = dict(embedders or {})  # models already loaded (the tracker's)
+        self.timings = ModelTimings()  # per model: load and embedding time, memory (pipeline/timing.py)
         self._prefetch = prefetch
         self._dims: dict[str, int] = {}
         self._references: dict[Need, dict[Any, tuple[Any, str | None]]] = {}
@@ -136,8 +138,8 @@ class ScoringPlan:
             from ..scoring.scorer import Scorer
 
             prefetch, self._prefetch = self._prefetch, None
-            self._embedders[spec] = Scorer(spec, prefetch=prefetch if not self.decode_once else None,
-                                           **self.options.scorer_kwargs())
+            self._embedders[spec] = self.timings.load(spec, lambda: Scorer(
+                spec, prefetch=prefetch if not self.decode_once else None, **self.options.scorer_kwargs()))
         return self._embedders[spec]
 
     def load(self) -> ScoringPlan:
@@ -227,7 +229,7 @@ class ScoringPlan:
                     "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "precision": self.options.precision, "device": self.options.device,
                     "libraries": library_versions(), "platform": platform.platform()}
-        base["metrics"] = {m.name: m.provenance() for m in self.metrics}
+        base["metrics"] = {getattr(m, "key", m.name): m.provenance() for m in self.metrics}
         others = {s: e.provenance()["model"] for s, e in self._embedders.items() if s != self.primary_model}
         if others:
             base["models"] = others

@@ -157,7 +157,10 @@ def _decode(plan: ScoringPlan, rows: Sequence[SourceRow], blocked: list[str | No
 
 
 def _embed_images(plan: ScoringPlan, spec: str, srcs: Sequence[Any]) -> tuple[np.ndarray, list[str | None]]:
-    emb, errs = plan.embedder(spec).try_embed_images(srcs)
+    scorer = plan.embedder(spec)
+    count = sum(not isinstance(s, Skip) for s in srcs)
+    with plan.timings.embedding(spec, "image", count, scorer.device):
+        emb, errs = scorer.try_embed_images(srcs)
     if emb.shape[1] == 0:
         emb = np.full((len(srcs), plan.embedding_dim(spec)), np.nan, dtype=np.float32)
     return emb, errs
@@ -167,7 +170,9 @@ def _prompt_embeddings(plan: ScoringPlan, need: Need, rows: Sequence[SourceRow],
     n = len(rows)
     errors = [None if r.error else prompt_error(r.prompt) for r in rows]
     valid = sorted({r.prompt for r, e in zip(rows, errors) if e is None and r.error is None})
-    table = plan.embedder(need.model).prompt_table(valid)
+    scorer = plan.embedder(need.model)
+    with plan.timings.embedding(need.model, "text", len(valid), scorer.device):
+        table = scorer.prompt_table(valid)
     emb = np.full((n, plan.embedding_dim(need.model)), np.nan, dtype=np.float32)
     truncated = np.zeros(n, dtype=bool)
     for i, r in enumerate(rows):
