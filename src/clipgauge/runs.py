@@ -17,7 +17,7 @@ from typing import Any
 from .engines import ENGINES
 from .errors import EngineError, UsageError
 from .pipeline.finalize import finalize_run
-from .pipeline.plan import ScoreOptions, ScoringPlan
+from .pipeline.plan import ScoreOptions, ScoringPlan, build_metrics, needs_prompts
 from .pipeline.summary import summarize_run
 from .sinks.file import consolidate, remove_staging, staging_folder
 from .sinks.results import results_format
@@ -79,7 +79,8 @@ def score(
     folder_out = out is not None and is_folder_output(out)
     if out is not None and not folder_out:
         results_format(out)
-    source = open_source(input_spec, image_column=image_column, prompt_column=prompt_column)
+    source = open_source(input_spec, image_column=image_column, prompt_column=prompt_column,
+                         require_prompt=needs_prompts(build_metrics(options)))
     folder = None if out is None else (Path(out) if folder_out else staging_folder(out))
     fresh = folder is None or not is_run_folder(folder) or not resume
     # image files of the first rows are decoded while the models load (a resumed run starts elsewhere)

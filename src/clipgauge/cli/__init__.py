@@ -30,6 +30,8 @@ COMMANDS = {
     "track": "track:track",
     "demo": "demo:demo",
     "metrics": "metrics_cmd:metrics",
+    "classify": "classify:classify",
+    "retrieve": "retrieve:retrieve",
 }
 
 

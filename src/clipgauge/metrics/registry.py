@@ -34,6 +34,7 @@ _BUILTIN = {
     "hpsv21": "hpsv2:HPSv21",
     "clip_iqa": "clip_iqa:ClipIQA",
     "aesthetic": "aesthetic:Aesthetic",
+    "zeroshot": "zeroshot:ZeroShot",
 }
 _registered: dict[str, type[Metric]] = {}
 _plugins_loaded = False

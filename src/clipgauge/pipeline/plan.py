@@ -98,6 +98,12 @@ def build_metrics(options: ScoreOptions) -> list[Metric]:
     return metrics
 
 
+def needs_prompts(metrics: Sequence[Metric]) -> bool:
+    """Whether *metrics* read each row's own prompt (False for image-only metrics such as ``zeroshot``: the
+    input then needs no prompt column, sidecar or caption)."""
+    return any(n.kind == "text_embedding" and n.own_row for m in metrics for n in m.needs())
+
+
 class ScoringPlan:
     """The loaded metrics and models of a run, in one process. Models are loaded on first use, once each.
 
@@ -125,7 +131,8 @@ class ScoringPlan:
             if self.primary_model is None:
                 raise UsageError("saving embeddings needs a metric that uses a CLIP model")
             needs.setdefault(Need("image_embedding", self.primary_model), None)
-            needs.setdefault(Need("text_embedding", self.primary_model), None)
+            if needs_prompts(self.metrics):  # image-only runs save no text embedding (their rows have no prompt)
+                needs.setdefault(Need("text_embedding", self.primary_model), None)
         # the row's own prompt first (a bad prompt means its image need not be decoded), then images
         self.needs = sorted(needs, key=lambda n: (n.column is not None, n.kind != "text_embedding"))
         own_image_models = {n.model for n in self.needs if n.kind == "image_embedding" and n.own_row}

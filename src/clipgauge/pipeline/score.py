@@ -72,7 +72,7 @@ def score_rows(plan: ScoringPlan, rows: Sequence[SourceRow], schema) -> Any:
             col = pa.array(errors, pa.string())
         elif name in EMBEDDING_COLUMNS:
             kind = "image_embedding" if name == "image_embedding" else "text_embedding"
-            col = embedding_column(batch.values[Need(kind, plan.primary_model)], n, types[name].list_size)
+            col = embedding_column(batch.values.get(Need(kind, plan.primary_model)), n, types[name].list_size)
         elif name in plan.run_column_names:
             col = pa.nulls(n, types[name])  # filled in when the whole run is scored
         elif name in values:

@@ -20,6 +20,7 @@ import jinja2
 from markupsafe import Markup
 
 # a sibling module by its full name, so this module does not import its package's __init__ back
+import clipgauge.report.classification as classification
 import clipgauge.report.metric_sections as metric_sections
 import clipgauge.report.sections as sections
 
@@ -132,6 +133,7 @@ def render_report(runs: Sequence[ReportRun], options: ReportOptions | None = Non
                                  if opts.sweep_param else (None, None))
     errors, error_total = sections.error_rows(runs, opts.max_error_rows)
     grids = sections.grids(runs, scale, opts.max_images, opts.thumb_size)
+    classified = classification.classification_sections(runs, opts.thumb_size)
     script, script_hash = _script()
     csp = (f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src {script_hash}; "
            "base-uri 'none'; form-action 'none'")
@@ -146,6 +148,7 @@ def render_report(runs: Sequence[ReportRun], options: ReportOptions | None = Non
         "metric_rows": metric_sections.metric_rows(runs, opts.confidence),
         "metric_histograms": metric_sections.metric_histograms(runs),
         "metric_categories": metric_sections.metric_categories(runs, opts.category_column, opts.confidence),
+        "classification": classified,
         "comparison": comp_section, "histograms": sections.histograms(runs, scale), "categories": cats,
         "sweep": sweep_section, "error_rows": errors, "error_total": error_total,
         "error_left_out": error_total - len(errors), "grids": grids, "csp": csp, "script": Markup(script),
@@ -158,7 +161,7 @@ def render_report(runs: Sequence[ReportRun], options: ReportOptions | None = Non
         "scale": scale,
         "warnings": warnings,
         "sections": [name for name, present in (
-            ("summary", True), ("metrics", bool(context["metric_rows"])),
+            ("summary", True), ("metrics", bool(context["metric_rows"])), ("classification", bool(classified)),
             ("comparison", comp_section is not None), ("histograms", True),
             ("categories", cats is not None), ("sweep", sweep_section is not None), ("errors", True),
             ("images", True)) if present],

@@ -112,7 +112,7 @@ def load_runs(paths: Sequence[str | Path], *, image_root: str | Path | None = No
     for path, name in zip(paths, names):
         path = Path(path)
         records = read_results(path)
-        if records and not any("cosine" in r for r in records):
+        if records and not any("cosine" in r or ("label" in r and "probability" in r) for r in records):
             raise UsageError(f"{path} has no 'cosine' column (is this a file written by 'clipgauge score --out'?)")
         summary = _read_summary(path)
         runs.append(ReportRun(name=name, path=path, records=records, summary=summary,

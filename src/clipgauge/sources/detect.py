@@ -26,8 +26,12 @@ from .shards import ID_COLUMNS, RowSource, Selection, SourceRow, expand_input, h
 from .webdataset import is_tar_path
 
 
-def open_source(spec: str | Path, *, image_column: str | None = None, prompt_column: str | None = None) -> RowSource:
-    """The :class:`RowSource` for *spec*; :class:`UsageError` when it names nothing readable."""
+def open_source(spec: str | Path, *, image_column: str | None = None, prompt_column: str | None = None,
+                require_prompt: bool = True) -> RowSource:
+    """The :class:`RowSource` for *spec*; :class:`UsageError` when it names nothing readable.
+
+    *require_prompt* False (a run that needs only images, e.g. zero-shot classification): rows without a
+    prompt (no sidecar, no prompt column or value, no caption) are not errors; their prompt is None."""
     spec = str(spec)
     path = Path(spec).expanduser()
     if has_pattern(spec) and not path.exists():
@@ -36,25 +40,26 @@ def open_source(spec: str | Path, *, image_column: str | None = None, prompt_col
             raise UsageError(f"no input file matches {spec}")
         if not any(p.exists() for p in paths):
             raise UsageError(f"none of the {len(paths)} files of {spec} exists (first: {paths[0]})")
-        return _by_suffix(spec, paths, image_column, prompt_column)
+        return _by_suffix(spec, paths, image_column, prompt_column, require_prompt)
     if path.is_dir():
         from .hf_datasets import HFDatasetSource, is_hf_dataset_dir
 
         if is_hf_dataset_dir(path):
-            return HFDatasetSource(path, image_column=image_column, prompt_column=prompt_column)
+            return HFDatasetSource(path, image_column=image_column, prompt_column=prompt_column,
+                                   require_prompt=require_prompt)
         tars = sorted(p for p in path.iterdir() if p.is_file() and is_tar_path(p))
         if tars:
-            return _by_suffix(spec, tars, image_column, prompt_column)
+            return _by_suffix(spec, tars, image_column, prompt_column, require_prompt)
         parquets = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".parquet")
         if parquets:
-            return _by_suffix(spec, parquets, image_column, prompt_column)
-        return ManifestSource(path)
+            return _by_suffix(spec, parquets, image_column, prompt_column, require_prompt)
+        return ManifestSource(path, require_prompt=require_prompt)
     if not path.exists():
         what = "manifest" if path.suffix.lower() in (".jsonl", ".ndjson", ".csv", ".tsv") else "input"
         raise UsageError(f"{what} not found: {spec}")
     if is_tar_path(path) or path.suffix.lower() == ".parquet":
-        return _by_suffix(spec, [path], image_column, prompt_column)
-    return ManifestSource(path)
+        return _by_suffix(spec, [path], image_column, prompt_column, require_prompt)
+    return ManifestSource(path, require_prompt=require_prompt)
 
 
 def is_manifest_input(spec: str | Path) -> bool:
@@ -70,17 +75,19 @@ def is_manifest_input(spec: str | Path) -> bool:
     return not is_tar_path(path)
 
 
-def _by_suffix(spec: str, paths: list[Path], image_column: str | None, prompt_column: str | None) -> RowSource:
+def _by_suffix(spec: str, paths: list[Path], image_column: str | None, prompt_column: str | None,
+               require_prompt: bool = True) -> RowSource:
     tars = [p for p in paths if is_tar_path(p)]
     parquets = [p for p in paths if p.suffix.lower() == ".parquet"]
     if len(tars) == len(paths):
         from .webdataset import WebDatasetSource
 
-        return WebDatasetSource(spec, paths, prompt_key=prompt_column)
+        return WebDatasetSource(spec, paths, prompt_key=prompt_column, require_prompt=require_prompt)
     if len(parquets) == len(paths):
         from .parquet import ParquetSource
 
-        return ParquetSource(spec, paths, image_column=image_column, prompt_column=prompt_column)
+        return ParquetSource(spec, paths, image_column=image_column, prompt_column=prompt_column,
+                             require_prompt=require_prompt)
     raise UsageError(f"{spec}: expected only .tar (WebDataset) or only .parquet files, got e.g. {paths[0].name}")
 
 
@@ -96,10 +103,10 @@ class ManifestSource(RowSource):
 
     kind = "manifest"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, require_prompt: bool = True) -> None:
         self.spec = str(path)
         self.path = Path(path)
-        self.reader = ManifestReader(self.path)
+        self.reader = ManifestReader(self.path, require_prompt=require_prompt)
         self.n_rows = self.reader.n_rows
         self.columns = list(self.reader.columns)
         self._sha256: str | None = None

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from .parquet import IMAGE_COLUMNS, PROMPT_COLUMNS, carried_fields, image_kind, image_value, pick_column
+from .parquet import (
+    IMAGE_COLUMNS,
+    PROMPT_COLUMNS,
+    carried_fields,
+    image_kind,
+    image_value,
+    optional_column,
+    pick_column,
+)
 from .shards import RowSource, Selection, SourceRow
 
 BATCH_ROWS = 256
@@ -33,7 +41,8 @@ class HFDatasetSource(RowSource):
 
     kind = "hf-dataset"
 
-    def __init__(self, path: Path, *, image_column: str | None = None, prompt_column: str | None = None) -> None:
+    def __init__(self, path: Path, *, image_column: str | None = None, prompt_column: str | None = None,
+                 require_prompt: bool = True) -> None:
         self.spec = str(path)
         self.path = Path(path)
         self.split: str | None = None
@@ -47,7 +56,9 @@ class HFDatasetSource(RowSource):
         schema = ds.features.arrow_schema
         where = f"dataset {path}"
         self.image_column = pick_column(schema.names, image_column, IMAGE_COLUMNS, "image", where)
-        self.prompt_column = pick_column(schema.names, prompt_column, PROMPT_COLUMNS, "prompt", where)
+        self.require_prompt = require_prompt
+        self.prompt_column = optional_column(schema.names, prompt_column, PROMPT_COLUMNS, "prompt", where,
+                                             require_prompt)
         self.image_kind = image_kind(schema.field(self.image_column).type)
         self._schema = carried_fields(schema, self.image_column, self.image_kind)
         self.n_rows = len(ds)
@@ -92,8 +103,8 @@ class HFDatasetSource(RowSource):
                     continue
                 fields = {c: cols[c][j] for c in self._schema.names}
                 image, error = image_value(cols[self.image_column][j], self.image_kind, base)
-                prompt = cols[self.prompt_column][j]
-                if error is None and prompt is None:
+                prompt = cols[self.prompt_column][j] if self.prompt_column else None
+                if error is None and prompt is None and self.require_prompt:
                     error = f"missing '{self.prompt_column}' value"
                 yield SourceRow(first + i, f"{name}:{i}", fields, image=image, prompt=prompt, error=error)
 

@@ -75,11 +75,13 @@ class ManifestReader:
     """
 
     def __init__(self, path: str | Path, *, image_column: str = "image", prompt_column: str = "prompt",
-                 infer_types: bool = True) -> None:
+                 infer_types: bool = True, require_prompt: bool = True) -> None:
         path = Path(path).expanduser()
         self.path = path
         self.image_column = image_column
         self.prompt_column = prompt_column
+        #: False where the run needs only images (zero-shot classification): a missing prompt is no error
+        self.require_prompt = require_prompt
         self._types: dict[str, Any] | None = None  # column types, once known (small: pickled)
         if path.is_dir():
             self.kind = "folder"
@@ -97,7 +99,7 @@ class ManifestReader:
         with _reading(path):
             self.n_rows, columns, self._types = _SCANS[kind](path, kind, infer_types)
         self.columns = columns
-        for needed in (image_column, prompt_column):
+        for needed in (image_column, prompt_column) if require_prompt else (image_column,):
             if needed not in columns:
                 raise ManifestError(
                     f"manifest {path.name} has no '{needed}' column (columns: {', '.join(columns) or 'none'})"
@@ -142,7 +144,8 @@ class ManifestReader:
             if record is None:
                 yield SourceRow(first + i, skipped=True)
             else:
-                yield _row(SourceRow(first + i, f"{name}:{i}", record[0], error=record[1]), base, ic, pc)
+                yield _row(SourceRow(first + i, f"{name}:{i}", record[0], error=record[1]), base, ic, pc,
+                           self.require_prompt)
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Each row's fields, in order (broken rows' too: e.g. ``{"line": 3}`` for an invalid JSON line)."""
@@ -192,7 +195,8 @@ class ManifestReader:
             try:
                 prompt = sidecar.read_text(encoding="utf-8").strip()
             except FileNotFoundError:
-                row.error = f"no prompt: sidecar {sidecar.name} is missing"
+                if self.require_prompt:
+                    row.error = f"no prompt: sidecar {sidecar.name} is missing"
             except UnicodeDecodeError:
                 row.error = f"unreadable prompt: {sidecar.name} is not valid UTF-8"
             except OSError as exc:
@@ -215,7 +219,8 @@ def _resolve(base: Path, value: str) -> Path:
     return p if p.is_absolute() else base / p
 
 
-def _row(row: SourceRow, base: Path, image_column: str, prompt_column: str) -> SourceRow:
+def _row(row: SourceRow, base: Path, image_column: str, prompt_column: str, require_prompt: bool = True
+         ) -> SourceRow:
     if row.error:
         return row
     fields = row.fields
@@ -230,7 +235,8 @@ def _row(row: SourceRow, base: Path, image_column: str, prompt_column: str) -> S
         row.image = p if p.is_absolute() else base / p
     if row.error is None:
         if _missing(prompt):
-            row.error = f"missing '{prompt_column}' value"
+            if require_prompt:
+                row.error = f"missing '{prompt_column}' value"
         elif not isinstance(prompt, str):
             row.error = f"'{prompt_column}' is not text (got {type(prompt).__name__})"
         else:

@@ -50,6 +50,15 @@ def pick_column(names: list[str], wanted: str | None, candidates: tuple[str, ...
                      f"{', '.join(names)}); name it with --{what}-column")
 
 
+def optional_column(names: list[str], wanted: str | None, candidates: tuple[str, ...], what: str, where: str,
+                    required: bool) -> str | None:
+    """:func:`pick_column`, or None when the column is not *required*, not named, and none of *candidates* is
+    present."""
+    if not required and wanted is None and not any(c in names for c in candidates):
+        return None
+    return pick_column(names, wanted, candidates, what, where)
+
+
 def image_kind(type_) -> str:
     """``bytes``, ``path`` or ``struct`` (HF Image: bytes + path) for an Arrow image column type."""
     import pyarrow as pa
@@ -95,7 +104,7 @@ class ParquetSource(RowSource):
     kind = "parquet"
 
     def __init__(self, spec: str, paths: list[Path], *, image_column: str | None = None,
-                 prompt_column: str | None = None) -> None:
+                 prompt_column: str | None = None, require_prompt: bool = True) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -117,7 +126,9 @@ class ParquetSource(RowSource):
             raise UsageError(f"the Parquet files of {spec} have incompatible schemas: {short_error(exc)}") from None
         where = f"Parquet input {spec}"
         self.image_column = pick_column(schema.names, image_column, IMAGE_COLUMNS, "image", where)
-        self.prompt_column = pick_column(schema.names, prompt_column, PROMPT_COLUMNS, "prompt", where)
+        self.require_prompt = require_prompt
+        self.prompt_column = optional_column(schema.names, prompt_column, PROMPT_COLUMNS, "prompt", where,
+                                             require_prompt)
         self.image_kind = image_kind(schema.field(self.image_column).type)
         self._schema = carried_fields(schema, self.image_column, self.image_kind)
 
@@ -184,8 +195,8 @@ class ParquetSource(RowSource):
             return SourceRow(index, skipped=True)
         fields = {c: cells.get(c) for c in self._schema.names}
         image, error = image_value(cells.get(self.image_column), self.image_kind, base)
-        prompt = cells.get(self.prompt_column)
-        if error is None and prompt is None:
+        prompt = cells.get(self.prompt_column) if self.prompt_column else None
+        if error is None and prompt is None and self.require_prompt:
             error = f"missing '{self.prompt_column}' value"
         return SourceRow(index, source, fields, image=image, prompt=prompt, error=error)
 

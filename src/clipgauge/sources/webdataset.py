@@ -55,10 +55,12 @@ class WebDatasetSource(RowSource):
 
     kind = "webdataset"
 
-    def __init__(self, spec: str, paths: list[Path], *, prompt_key: str | None = None) -> None:
+    def __init__(self, spec: str, paths: list[Path], *, prompt_key: str | None = None,
+                 require_prompt: bool = True) -> None:
         self.spec = spec
         self.paths = [Path(p) for p in paths]
         self.prompt_key = prompt_key
+        self.require_prompt = require_prompt
         root = common_root(self.paths)
         self.names = [relative_name(p, root) for p in self.paths]
 
@@ -69,7 +71,8 @@ class WebDatasetSource(RowSource):
         return sum(1 for _ in self.iter_unit(unit, 0, _NOTHING))
 
     def iter_unit(self, unit: int, first: int, selection: Selection) -> Iterator[SourceRow]:
-        yield from _iter_tar(self.paths[unit], self.names[unit], first, selection, self.prompt_key)
+        yield from _iter_tar(self.paths[unit], self.names[unit], first, selection, self.prompt_key,
+                             self.require_prompt)
 
     def fingerprint(self) -> dict[str, Any]:
         return {"kind": self.kind, "units": len(self.paths), "prompt_key": self.prompt_key,
@@ -102,7 +105,8 @@ def unsafe_member(member: tarfile.TarInfo) -> str | None:
     return None
 
 
-def _iter_tar(path: Path, name: str, first: int, selection: Selection, prompt_key: str | None) -> Iterator[SourceRow]:
+def _iter_tar(path: Path, name: str, first: int, selection: Selection, prompt_key: str | None,
+              require_prompt: bool = True) -> Iterator[SourceRow]:
     index = first
     try:
         tar = tarfile.open(path, mode="r:*")  # noqa: SIM115 - closed by the with-block below
@@ -130,7 +134,7 @@ def _iter_tar(path: Path, name: str, first: int, selection: Selection, prompt_ke
                     continue  # hidden files (._foo resource forks and the like) are not samples
                 if mkey != key:
                     if key is not None:
-                        yield _sample(index, name, key, members, problems, want, prompt_key)
+                        yield _sample(index, name, key, members, problems, want, prompt_key, require_prompt)
                         index += 1
                     key, members, problems, want = mkey, {}, [], selection.wants(index)
                 reason = unsafe_member(member)
@@ -152,7 +156,7 @@ def _iter_tar(path: Path, name: str, first: int, selection: Selection, prompt_ke
         else:
             broken = _tail_problem(tar, path, name)
         if key is not None:
-            yield _sample(index, name, key, members, problems, want, prompt_key)
+            yield _sample(index, name, key, members, problems, want, prompt_key, require_prompt)
             index += 1
         if broken is not None:
             yield _broken(index, name, broken)
@@ -186,7 +190,7 @@ def _text(data: bytes | None) -> str | None:
 
 
 def _sample(index: int, name: str, key: str, members: dict[str, bytes | None], problems: list[str], want: bool,
-            prompt_key: str | None) -> SourceRow:
+            prompt_key: str | None, require_prompt: bool = True) -> SourceRow:
     fields: dict[str, Any] = {"key": key, "prompt": None, "json": None}
     row = SourceRow(index, f"{name}:{key}", fields)
     if not want:
@@ -211,7 +215,7 @@ def _sample(index: int, name: str, key: str, members: dict[str, bytes | None], p
     image_ext = next((e for e in members if e.rpartition(".")[2] in IMAGE_EXTENSIONS), None)
     if image_ext is None:
         row.error = f"no image in sample {key} (members: {', '.join(sorted(members)) or 'none'})"
-    elif row.prompt is None:
+    elif row.prompt is None and require_prompt:
         what = f"'{prompt_key}'" if prompt_key else ".txt, or 'caption' in .json"
         row.error = f"no caption in sample {key} ({what})"
     else:
