@@ -75,6 +75,11 @@ from .process import allow_fast_exit
 @click.option("--prompt-column", default=None, metavar="NAME",
               help="Parquet/HF input: the caption column (default: prompt, caption, txt or text); WebDataset: "
                    "a member extension or .json field.")
+@click.option("--long-prompt", type=click.Choice(["truncate", "chunks-mean", "chunks-max"]), default="truncate",
+              show_default=True,
+              help="Prompts longer than the model's text context: truncate (the CLIP score, always written); "
+                   "chunks-mean / chunks-max also score them in context-sized pieces split at sentence and clause "
+                   "boundaries (metric clip_chunks, its own columns: not the CLIP score).")
 @click.option("--json", "json_output", is_flag=True, help="Print the summary as JSON instead of a table.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow custom model code from the hub (off by default).")
 def score(manifest: Path, model: str, metrics: tuple[str, ...], out: Path | None, batch_size: int, device: str,
@@ -82,7 +87,7 @@ def score(manifest: Path, model: str, metrics: tuple[str, ...], out: Path | None
           reference_text: str | None, embedding_cache: Path | None, fast_decode: bool, strict: bool,
           json_output: bool, trust_remote_code: bool, engine: str, address: str | None, ray_workers: int | None,
           num_gpus_per_worker: float | None, cpus_per_worker: float, shard_size: int, resume: bool,
-          save_embeddings: bool, image_column: str | None, prompt_column: str | None) -> None:
+          save_embeddings: bool, image_column: str | None, prompt_column: str | None, long_prompt: str) -> None:
     """Score how well each image follows its prompt (CLIP cosine similarity, and any other --metric).
 
     MANIFEST is a JSONL/CSV/TSV/Parquet file with 'image' and 'prompt' columns (image paths relative to the
@@ -105,7 +110,7 @@ def score(manifest: Path, model: str, metrics: tuple[str, ...], out: Path | None
     options = ScoreOptions(metrics=chosen, model=model, scale=scale, device=device, batch_size=batch_size,
                            precision=precision, num_workers=workers, prompt_prefix=prompt_prefix,
                            trust_remote_code=trust_remote_code, cache_dir=embedding_cache, fast_decode=fast_decode,
-                           save_embeddings=save_embeddings, strict=strict)
+                           save_embeddings=save_embeddings, strict=strict, long_prompt=long_prompt)
     ray = RayOptions(address=address, workers=ray_workers, gpus_per_worker=num_gpus_per_worker,
                      cpus_per_worker=cpus_per_worker)
     bars = []

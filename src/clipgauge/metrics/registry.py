@@ -33,6 +33,7 @@ _BUILTIN = {
     "hpsv2": "hpsv2:HPSv2",
     "hpsv21": "hpsv2:HPSv21",
     "clip_iqa": "clip_iqa:ClipIQA",
+    "clip_chunks": "clip_chunks:ClipChunks",
     "aesthetic": "aesthetic:Aesthetic",
     "zeroshot": "zeroshot:ZeroShot",
 }

@@ -32,6 +32,8 @@ class ScoreOptions:
     ``(cls, {"key": "value"})``; a ``model`` or ``scale`` option a metric accepts and inherits (``Metric.inherits``)
     but is not given is taken from ``model`` and ``scale``.
     ``scale`` is the ``clip`` metric's ``score`` scale (``cosine``, ``torchmetrics`` = 100 × cosine, ``clip-s``).
+    ``long_prompt``: ``truncate`` (the standard CLIP score only), or ``chunks-mean`` / ``chunks-max``, which add the
+    ``clip_chunks`` metric (its own columns) unless it is already among ``metrics``.
     """
 
     metrics: Sequence[Any] = ("clip",)
@@ -48,6 +50,7 @@ class ScoreOptions:
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     save_embeddings: bool = False
     strict: bool = False
+    long_prompt: str = "truncate"
     _resolved: list[tuple[type[Metric], dict[str, str]]] | None = field(default=None, repr=False)
 
     def resolved(self) -> list[tuple[type[Metric], dict[str, str]]]:
@@ -55,7 +58,13 @@ class ScoreOptions:
         (so Ray actors need no registration of their own)."""
         if self._resolved is None:
             out = []
-            for item in self.metrics:
+            from ..metrics.clip_chunks import long_prompt_metric
+
+            extra = long_prompt_metric(self.long_prompt)
+            items = list(self.metrics)
+            if extra is not None and extra not in items:
+                items.append(extra)
+            for item in items:
                 if isinstance(item, tuple):
                     cls, opts = item
                 else:
