@@ -75,7 +75,17 @@ def load_transformers(spec: ModelSpec, *, trust_remote_code: bool = False, **opt
     local = Path(source).expanduser()
     if local.exists() and not (local / "config.json").exists():
         raise ModelLoadError(f"{local} is not a transformers model folder (no config.json)")
-    return HFEncoder(str(local) if local.exists() else source, spec=spec.text, trust_remote_code=trust_remote_code)
+    where = str(local) if local.exists() else source
+    from .remote import read_config, refuse_without_trust, remote_code_classes
+
+    auto_map = remote_code_classes(read_config(where) or {})
+    if auto_map:  # a model with its own code (jinaai/jina-clip-v2): only when trusted
+        if not trust_remote_code:
+            raise refuse_without_trust(spec.text, auto_map)
+        from .remote import RemoteCodeEncoder
+
+        return RemoteCodeEncoder(where, spec=spec.text)
+    return HFEncoder(where, spec=spec.text, trust_remote_code=trust_remote_code)
 
 
 def load_open_clip(spec: ModelSpec, **options: Any):
