@@ -21,12 +21,14 @@ from .errors import DecodeError, ModelLoadError, RowError, UsageError
 from .scoring.scales import SCALES
 
 if TYPE_CHECKING:
+    from .backbones import compare_backbones
     from .pipeline.plan import ScoreOptions
     from .runs import ScoreResult, score
     from .scoring import PairScores, Scorer
+    from .validation import validate
 
 _LAZY = {"Scorer": "scoring.scorer", "PairScores": "scoring.scorer", "score": "runs", "ScoreResult": "runs",
-         "ScoreOptions": "pipeline.plan"}
+         "ScoreOptions": "pipeline.plan", "validate": "validation", "compare_backbones": "backbones"}
 
 
 def __getattr__(name: str) -> Any:
@@ -49,5 +51,7 @@ __all__ = [
     "Scorer",
     "UsageError",
     "__version__",
+    "compare_backbones",
     "score",
+    "validate",
 ]

@@ -30,6 +30,8 @@ COMMANDS = {
     "track": "track:track",
     "demo": "demo:demo",
     "metrics": "metrics_cmd:metrics",
+    "backbones": "backbones:backbones",
+    "validate": "validate:validate",
     "classify": "classify:classify",
     "retrieve": "retrieve:retrieve",
 }

@@ -1,0 +1,98 @@
+"""``clipgauge backbones``: score the same rows with several CLIPs in one run and compare them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich import box
+from rich.table import Table
+
+from ..pipeline.plan import ScoreOptions
+from ..scoring.device import PRECISIONS
+from .evalio import check_json_target, emit_json, fmt, json_option, say
+from .output import stdout
+
+
+@click.command()
+@click.argument("manifest", type=click.Path(path_type=Path))
+@click.option("--model", "models", multiple=True, required=True, metavar="SPEC",
+              help="A CLIP to compare (repeat: --model A --model B [--model C …]); any spec 'clipgauge score "
+                   "--model' takes.")
+@click.option("--system-column", metavar="COLUMN",
+              help="Column naming the generator or run of each row: adds each backbone's system ranking, Kendall "
+                   "τ between rankings and the share of system pairs whose sign all backbones agree on.")
+@click.option("--top", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Rows the backbones disagree on most to show.")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Keep the per-row results (one cosine_bK column per backbone) in this file.")
+@click.option("--report", "report_out", type=click.Path(path_type=Path), metavar="HTML",
+              help="Write an HTML page: speed, correlations, system agreement, disagreement rows with images.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Images per forward pass.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+              help="Precision of every backbone.")
+@click.option("--image-column", default=None, metavar="NAME", help="Parquet/HF input: the image column.")
+@click.option("--prompt-column", default=None, metavar="NAME", help="Parquet/HF input: the caption column.")
+@json_option
+def backbones(manifest: Path, models: tuple[str, ...], system_column: str | None, top: int, out: Path | None,
+              report_out: Path | None, device: str, batch_size: int, precision: str, image_column: str | None,
+              prompt_column: str | None, json_out: str | None) -> None:
+    """Compare CLIP backbones on your own data ("CLIP Benchmark" for a manifest).
+
+    Scores MANIFEST (any input 'clipgauge score' reads) with every --model in one run: each image is decoded
+    once and every backbone sees the same rows. Prints per backbone the images/s of its embedding, load time
+    and memory (measured in this run), per pair of backbones Spearman ρ and Kendall τ-b of the per-row cosines,
+    with --system-column the agreement on system rankings, and the rows they disagree on most.
+    """
+    check_json_target(json_out)
+    from ..backbones import compare_backbones
+
+    options = ScoreOptions(device=device, batch_size=batch_size, precision=precision)
+    result = compare_backbones(manifest, list(models), options=options, out=out, system_column=system_column,
+                               top=top, image_column=image_column, prompt_column=prompt_column)
+    doc = result.to_dict()
+    if report_out is not None:
+        from ..report.evaluation import backbones_report
+
+        backbones_report(doc, report_out)
+        doc["report"] = str(report_out)
+    if not emit_json(doc, json_out):
+        return
+    _print(doc)
+    if report_out is not None:
+        say(f"wrote {report_out}")
+
+
+def _print(doc: dict) -> None:
+    speed = Table(title=f"backbones on {doc['input']} ({doc['rows']} rows, {doc['errors']} not scored)",
+                  title_justify="left", box=box.SIMPLE_HEAD)
+    for col in ("", "model", "scored", "mean cosine", "images/s", "load s", "weights MB", "peak MB"):
+        speed.add_column(col, justify="left" if col in ("", "model") else "right")
+    for b in doc["backbones"]:
+        t = b.get("timing") or {}
+        speed.add_row(b["name"], b["model"], str(b["scored"]), fmt(b["mean"]), fmt(t.get("images_per_s"), 1),
+                      fmt(t.get("load_s"), 2), _mb(t.get("weights_bytes")), _mb(t.get("peak_bytes")))
+    stdout.print(speed)
+    corr = Table(title="agreement of per-row cosines", title_justify="left", box=box.SIMPLE_HEAD)
+    for col in ("pair", "rows", "Spearman ρ", "Kendall τ-b"):
+        corr.add_column(col, justify="left" if col == "pair" else "right")
+    for c in doc["correlations"]:
+        corr.add_row(f"{c['a']} vs {c['b']}", str(c["n"]), fmt(c["spearman"]), fmt(c["kendall_tau_b"]))
+    stdout.print(corr)
+    systems = doc.get("systems")
+    if systems:
+        for t in systems["ranking_tau"]:
+            say(f"system ranking {t['a']} vs {t['b']}: Kendall τ-b {fmt(t['kendall_tau_b'])} "
+                f"over {t['systems']} systems")
+        share = systems["sign_agreement"]
+        say(f"all backbones agree on the sign of {fmt(share, 3)} of {systems['system_pairs']} system pairs")
+    for d in doc["disagreements"][:5]:
+        cos = ", ".join(f"{k} {v:.3f}" for k, v in d["cosines"].items())
+        say(f"disagree: row {d['index']} (spread {d['spread']:.2f}) {d['prompt']!r}: {cos}")
+    say(f"memory: {next((b['timing'] or {}).get('memory_kind') for b in doc['backbones'])}")
+
+
+def _mb(value: int | None) -> str:
+    return "-" if value is None else f"{value / 1e6:.1f}"

@@ -1,0 +1,116 @@
+"""HTML pages of ``clipgauge backbones --report`` and ``clipgauge validate --report``: self-contained (thumbnails
+as ``data:`` URIs, no script, a Content-Security-Policy that forbids every request), one section per finding."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from .._version import __version__
+from ..atomic import write_atomic
+from ..errors import UsageError
+from .thumbnails import thumbnails
+
+_LABELS = {"kendall_tau_b": "Kendall τ-b", "kendall_tau_c": "Kendall τ-c", "spearman": "Spearman ρ",
+           "pairwise_accuracy": "pairwise accuracy"}
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _mb(value: Any) -> str:
+    return "-" if value is None else f"{value / 1e6:.1f}"
+
+
+def _write(out: str | Path, title: str, sections: list[dict[str, Any]], thumb_size: int = 160) -> Path:
+    out = Path(out)
+    if out.is_dir():
+        raise UsageError(f"--report {out} is a folder; give a file name such as report.html")
+    env = jinja2.Environment(loader=jinja2.PackageLoader("clipgauge.report", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    html = env.get_template("evaluation.html.j2").render(
+        title=title, version=__version__, thumb_size=thumb_size, sections=sections,
+        generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    write_atomic(out, html)
+    return out
+
+
+def _section(id_: str, title: str, tables: list[dict[str, Any]] | None = None, notes: list[str] | None = None,
+             cards: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"id": id_, "title": title, "tables": tables or [], "notes": notes or [], "cards": cards or []}
+
+
+def backbones_report(doc: dict[str, Any], out: str | Path, *, title: str = "clipgauge backbones",
+                     thumb_size: int = 160) -> Path:
+    """Write the backbone comparison *doc* (``BackboneComparison.to_dict()``): speed and memory per backbone,
+    the correlation of every two, system agreement, and the rows they disagree on most, with their images."""
+    bbs = doc["backbones"]
+    timing = [b.get("timing") or {} for b in bbs]
+    speed = {"header": ["backbone", "model", "scored", "mean cosine", "images/s", "load s", "weights MB",
+                        "peak MB", "memory measured"],
+             "rows": [[b["name"], b["model"], b["scored"], _num(b["mean"]), _num(t.get("images_per_s"), 1),
+                       _num(t.get("load_s"), 2), _mb(t.get("weights_bytes")), _mb(t.get("peak_bytes")),
+                       t.get("memory_kind", "-")] for b, t in zip(bbs, timing)]}
+    corr = {"header": ["backbones", "rows", "Spearman ρ", "Kendall τ-b"],
+            "rows": [[f"{c['a']} vs {c['b']}", c["n"], _num(c["spearman"]), _num(c["kendall_tau_b"])]
+                     for c in doc["correlations"]]}
+    sections = [
+        _section("speed", "Backbones: speed and memory", [speed], doc.get("notes", [])[:1]),
+        _section("correlations", "Agreement of per-row scores", [corr],
+                 ["Correlations of per-row cosines over the rows both backbones scored (scipy.stats)."]),
+    ]
+    systems = doc.get("systems")
+    if systems:
+        names = [b["name"] for b in bbs]
+        means = {"caption": "mean cosine per system",
+                 "header": ["system", *names],
+                 "rows": [[s, *(_num(systems["means"][n][s]) for n in names)] for s in systems["systems"]]}
+        taus = {"caption": "ranking agreement", "header": ["backbones", "systems", "Kendall τ-b"],
+                "rows": [[f"{t['a']} vs {t['b']}", t["systems"], _num(t["kendall_tau_b"])]
+                         for t in systems["ranking_tau"]]}
+        share = systems.get("sign_agreement")
+        sections.append(_section("systems", "Agreement on systems", [means, taus], [
+            f"All backbones agree on the sign of {_num(share, 3) if share is not None else '-'} of the "
+            f"{systems['system_pairs']} system pairs (A − B mean difference)."]))
+    rows = doc.get("disagreements") or []
+    thumbs = thumbnails([r.get("image") or "" for r in rows], thumb_size) if rows else []
+    cards = [{"uri": t.uri, "missing": t.error or "no image", "prompt": r.get("prompt") or "",
+              "lines": [f"row {r['index']} · spread {r['spread']:.2f}"] + [
+                  f"{n}: cos {_num(r['cosines'][n])} · pct {_num(r['percentiles'][n], 2)}" for n in r["cosines"]]}
+             for r, t in zip(rows, thumbs)]
+    sections.append(_section("disagreements", "Rows the backbones disagree on most", notes=[
+        "Largest spread of rank percentiles (a row's rank among all rows under each backbone, divided by n)."],
+        cards=cards))
+    return _write(out, title, sections, thumb_size)
+
+
+def validation_report(doc: dict[str, Any], out: str | Path, *, title: str = "clipgauge validate") -> Path:
+    """Write the validation *doc* (``ValidationResult.to_dict()``): each statistic with its CI, and the
+    published numbers of the benchmark beside it."""
+    pct = round(100 * doc.get("confidence", 0.95))
+    measured = {"header": ["statistic", "measured", f"{pct}% CI"], "rows": []}
+    for key, label in _LABELS.items():
+        value = doc.get(key)
+        if value is None:
+            continue
+        ci = doc.get(f"{key}_ci") or [None, None]
+        measured["rows"].append([label, _num(value), f"[{_num(ci[0])}, {_num(ci[1])}]"])
+    published = {"caption": f"published ({doc.get('benchmark') or 'no recognised benchmark'})",
+                 "header": ["metric", "statistic", "published", "measured here", "model", "source"],
+                 "rows": [[p["metric"], _LABELS[p["statistic"]], _num(p["value"], 3),
+                           _num(doc.get(p["statistic"]), 3) if p["matches"] else "-", p["model"], p["source"]]
+                          for p in doc.get("published") or []]}
+    notes = [f"{doc['n']} judged units ({doc.get('left_out', 0)} left out: not scored or not rated); metric "
+             f"{doc.get('metric') or '-'}, column {doc.get('column')}; {doc.get('n_resamples')} bootstrap resamples."]
+    if doc.get("pairwise_accuracy") is not None:
+        notes.append("Pairwise accuracy: 1 when the metric prefers the image people preferred (or both call it a "
+                     "tie), 0.5 when exactly one of them is a tie, else 0 (Pick-a-Pic's convention).")
+    tables = [measured] + ([published] if published["rows"] else [])
+    return _write(out, title, [_section("validation", "Agreement with human judgement", tables, notes)])
