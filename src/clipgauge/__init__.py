@@ -26,9 +26,12 @@ if TYPE_CHECKING:
     from .runs import ScoreResult, score
     from .scoring import PairScores, Scorer
     from .validation import validate
+    from .zeroshot.classify import classify
+    from .zeroshot.retrieve import RetrievalResult, retrieve
 
 _LAZY = {"Scorer": "scoring.scorer", "PairScores": "scoring.scorer", "score": "runs", "ScoreResult": "runs",
-         "ScoreOptions": "pipeline.plan", "validate": "validation", "compare_backbones": "backbones"}
+         "ScoreOptions": "pipeline.plan", "validate": "validation", "compare_backbones": "backbones",
+         "classify": "zeroshot.classify", "retrieve": "zeroshot.retrieve", "RetrievalResult": "zeroshot.retrieve"}
 
 
 def __getattr__(name: str) -> Any:
@@ -45,13 +48,16 @@ __all__ = [
     "DecodeError",
     "ModelLoadError",
     "PairScores",
+    "RetrievalResult",
     "RowError",
     "ScoreOptions",
     "ScoreResult",
     "Scorer",
     "UsageError",
     "__version__",
+    "classify",
     "compare_backbones",
+    "retrieve",
     "score",
     "validate",
 ]
