@@ -135,6 +135,10 @@ def score(
             summary, first_error = summarize_run(run.folder, plan)
             summary["input"] = input_description(source)
             summary["provenance"] = run.doc.get("provenance") or provenance()
+            if options.decode != "cpu" and engine == "local" and plan.primary_model in plan.embedders:
+                # the stored provenance counted the first part's fallbacks; the summary counts this process's rows
+                summary["provenance"] = {**summary["provenance"],
+                                         "decode": plan.embedder(plan.primary_model).provenance()["decode"]}
             summary["run"] = {"shards": run.n_shards, "shard_size": run.shard_size, "engine": engine,
                               "resumed_from_shards": before}
             if folder_out:

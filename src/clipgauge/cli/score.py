@@ -50,6 +50,10 @@ from .process import allow_fast_exit
                    "preprocessing, precision and exact content).")
 @click.option("--fast-decode", is_flag=True,
               help="Decode JPEGs at reduced DCT scale (faster, not exact; see benchmarks/RESULTS.md).")
+@click.option("--decode", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True,
+              help="cpu: exact (Pillow, worker threads). gpu: JPEGs decoded, resized and cropped on the model's "
+                   "device (nvJPEG on CUDA); not exact (deviation measured, in provenance); other images take the "
+                   "exact path, with the reason counted in provenance.")
 @click.option("--strict", is_flag=True, help="Stop at the first row that cannot be scored (exit 1).")
 @click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
               help="local: this process. ray: Ray Data, a pool of scoring actors (needs clipgauge[ray]).")
@@ -84,7 +88,7 @@ from .process import allow_fast_exit
 @click.option("--trust-remote-code", is_flag=True, help="Allow custom model code from the hub (off by default).")
 def score(manifest: Path, model: str, metrics: tuple[str, ...], out: Path | None, batch_size: int, device: str,
           scale: str, precision: str, prompt_prefix: str, workers: int | None, reference_image: str | None,
-          reference_text: str | None, embedding_cache: Path | None, fast_decode: bool, strict: bool,
+          reference_text: str | None, embedding_cache: Path | None, fast_decode: bool, decode: str, strict: bool,
           json_output: bool, trust_remote_code: bool, engine: str, address: str | None, ray_workers: int | None,
           num_gpus_per_worker: float | None, cpus_per_worker: float, shard_size: int, resume: bool,
           save_embeddings: bool, image_column: str | None, prompt_column: str | None, long_prompt: str) -> None:
@@ -110,7 +114,7 @@ def score(manifest: Path, model: str, metrics: tuple[str, ...], out: Path | None
     options = ScoreOptions(metrics=chosen, model=model, scale=scale, device=device, batch_size=batch_size,
                            precision=precision, num_workers=workers, prompt_prefix=prompt_prefix,
                            trust_remote_code=trust_remote_code, cache_dir=embedding_cache, fast_decode=fast_decode,
-                           save_embeddings=save_embeddings, strict=strict, long_prompt=long_prompt)
+                           decode=decode, save_embeddings=save_embeddings, strict=strict, long_prompt=long_prompt)
     ray = RayOptions(address=address, workers=ray_workers, gpus_per_worker=num_gpus_per_worker,
                      cpus_per_worker=cpus_per_worker)
     bars = []

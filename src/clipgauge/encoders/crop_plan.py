@@ -64,19 +64,23 @@ class CropPlan:
         return hash(astuple(self))
 
     # ------------------------------------------------------------------ stage 1: geometry
-    def crop(self, image: Image.Image) -> np.ndarray:
-        """Resize the shortest side to ``short`` and centre-crop: uint8 (crop_h, crop_w, 3)."""
-        w, h = image.size
+    def geometry(self, w: int, h: int) -> tuple[int, int, int, int]:
+        """For a *w* × *h* picture: the resized size ``(new_w, new_h)`` and the crop's ``(top, left)`` in it."""
         if w <= h:
             new_w, new_h = self.short, int(self.short * h / w)
         else:
             new_w, new_h = int(self.short * w / h), self.short
-        image = image.resize((new_w, new_h), resample=self.resample, reducing_gap=None)
         if self.arithmetic == "torchvision":  # torchvision.transforms.functional.center_crop
             top = int(round((new_h - self.crop_h) / 2.0))
             left = int(round((new_w - self.crop_w) / 2.0))
         else:
             top, left = (new_h - self.crop_h) // 2, (new_w - self.crop_w) // 2
+        return new_w, new_h, top, left
+
+    def crop(self, image: Image.Image) -> np.ndarray:
+        """Resize the shortest side to ``short`` and centre-crop: uint8 (crop_h, crop_w, 3)."""
+        new_w, new_h, top, left = self.geometry(*image.size)
+        image = image.resize((new_w, new_h), resample=self.resample, reducing_gap=None)
         image = image.crop((left, top, left + self.crop_w, top + self.crop_h))
         if self.arithmetic == "torchvision" and image.mode != "RGB":
             image = image.convert("RGB")  # OpenCLIP converts after the crop (decoded images are RGB already)

@@ -47,6 +47,7 @@ class ScoreOptions:
     trust_remote_code: bool = False
     cache_dir: str | os.PathLike | None = None
     fast_decode: bool = False
+    decode: str = "cpu"
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     save_embeddings: bool = False
     strict: bool = False
@@ -85,7 +86,7 @@ class ScoreOptions:
         return dict(device=self.device, batch_size=self.batch_size, precision=self.precision,
                     num_workers=self.num_workers, prompt_prefix=self.prompt_prefix,
                     trust_remote_code=self.trust_remote_code, cache_dir=self.cache_dir, fast_decode=self.fast_decode,
-                    max_image_pixels=self.max_image_pixels)
+                    decode=self.decode, max_image_pixels=self.max_image_pixels)
 
     def with_(self, **changes: Any) -> ScoreOptions:
         return replace(self, **changes)

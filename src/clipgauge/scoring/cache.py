@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ..decode import load_image
+
 FILENAME = "embeddings.sqlite"
 
 
@@ -66,3 +68,11 @@ class EmbeddingCache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def image_content(src: Any) -> bytes:
+    """The exact content an image cache key is made of: file bytes, or decoded pixels for in-memory images."""
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        return bytes(src)
+    img = load_image(src)
+    return f"{img.mode}{img.size}".encode() + img.tobytes()

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..provenance import library_versions
+from .gpu_decode import decode_provenance
 from .precision import PRECISION_EFFECTS
 from .scales import SCALE_DEFINITIONS
 
@@ -34,7 +35,10 @@ def scorer_provenance(scorer: Scorer) -> dict[str, Any]:
             "context_length": enc.context_length,
             "attention": _attention(enc),
         },
-        "preprocessing": {**enc.preprocessing(), "fast_decode": scorer.fast_decode},
+        # decode="gpu" changes the pixels, so it is part of the preprocessing (absent: the exact decode)
+        "preprocessing": {**enc.preprocessing(), "fast_decode": scorer.fast_decode,
+                          **({"decode_path": scorer.decode} if scorer.decode != "cpu" else {})},
+        "decode": decode_provenance(scorer.tensor_decoder, scorer.device),
         "text": {
             "prompt_prefix": scorer.prompt_prefix,
             "truncation": f"model tokenizer, max {enc.context_length} tokens, end-of-text token kept",

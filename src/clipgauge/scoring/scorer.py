@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..decode import DEFAULT_MAX_PIXELS, load_image, read_file
+from ..decode import DEFAULT_MAX_PIXELS, read_file
 from ..encoders import DEFAULT_MODEL, Encoder, early_crop_plan, resolve_encoder
 from ..errors import RowError
-from .cache import EmbeddingCache
+from .cache import EmbeddingCache, image_content
 from .device import PrecisionWarning, autocast, check_precision, precision_warning, resolve_device
+from .gpu_decode import TensorDecoder, check_decode
 from .pipeline import Item, Prefetch, Skip, failed, ordered, prepare_image
 from .text_batches import length_batches
 
@@ -63,6 +64,7 @@ class Scorer:
             captions cannot exhaust memory; a prompt seen again is simply re-encoded).
         fast_decode: decode JPEGs at a reduced DCT scale (>= the model's input size). Faster, NOT exact:
             the deviation from the exact path is measured in ``benchmarks/RESULTS.md``. Off by default.
+        decode: ``cpu`` (exact, default) or ``gpu``: JPEGs decoded and resized on the model's device, NOT exact.
         prefetch: the image paths the first scoring call will start with: they are decoded while the model
             loads (seconds of imports and weight loading that leave the other cores idle). Used only where
             the loaded model preprocesses exactly as its config file said, so it never changes a score.
@@ -81,6 +83,7 @@ class Scorer:
         trust_remote_code: bool = False,
         cache_dir: str | os.PathLike | None = None,
         fast_decode: bool = False,
+        decode: str = "cpu",
         max_cached_prompts: int = 100_000,
         prefetch: Sequence[Any] | None = None,
     ) -> None:
@@ -95,8 +98,9 @@ class Scorer:
         self.num_workers = int(num_workers) if num_workers else max(1, min(8, os.cpu_count() or 1))
         self.max_image_pixels = int(max_image_pixels)
         self.fast_decode = bool(fast_decode)
+        self.decode = check_decode(decode, self.fast_decode)
         self._prefetch: Prefetch | None = None
-        if prefetch and cache_dir is None and not isinstance(model, Encoder):
+        if prefetch and cache_dir is None and not isinstance(model, Encoder) and self.decode == "cpu":
             plan = early_crop_plan(model)
             if plan is not None:  # the main thread is busy loading: leave it a core
                 workers = max(1, min(self.num_workers, (os.cpu_count() or 2) - 1))
@@ -112,6 +116,7 @@ class Scorer:
                     self._prefetch.cancel()  # no decoding for a model that will not load
                 raise
         self.encoder.to(self.device)
+        self.tensor_decoder = TensorDecoder(self.encoder.crop_plan, self.max_image_pixels) if decode == "gpu" else None
         self.prompt_prefix = prompt_prefix
         self._text_cache: dict[str, tuple[np.ndarray, bool]] = {}
         self._tables: dict[str, torch.Tensor] = {}
@@ -125,6 +130,7 @@ class Scorer:
                 "precision": self.precision,
                 "max_image_pixels": self.max_image_pixels,
                 "fast_decode": self.fast_decode,
+                **({"decode": self.decode} if self.decode != "cpu" else {}),  # exact-path caches stay valid
             })
 
     # ----------------------------------------------------------------- properties
@@ -312,15 +318,16 @@ class Scorer:
             try:
                 if isinstance(src, (str, os.PathLike)):
                     src = read_file(src)
-                key = self.cache.key("image", _image_content(src))
+                key = self.cache.key("image", image_content(src))
             except Exception as exc:  # noqa: BLE001 - that row's error
                 return failed(exc)
             hit = self.cache.get(key)
             if hit is not None:
                 return Item(embedding=hit[0])
-        plan = self.encoder.crop_plan
-        item = prepare_image(src, plan.crop if plan is not None else self.encoder.preprocess,
-                             max_pixels=self.max_image_pixels, draft=self._draft)
+        plan, gpu = self.encoder.crop_plan, self.tensor_decoder
+        item = gpu.prepare(src) if gpu is not None else prepare_image(
+            src, plan.crop if plan is not None else self.encoder.preprocess, max_pixels=self.max_image_pixels,
+            draft=self._draft)
         item.key = key
         return item
 
@@ -339,6 +346,8 @@ class Scorer:
 
         def flush() -> Iterator[tuple[int, np.ndarray | None, str | None]]:
             todo = [item for _, item in pending if item.pixels is not None]
+            if todo and self.tensor_decoder is not None:  # JPEGs decoded on the device (those it fails: reasons)
+                todo = self.tensor_decoder.decode_batch(todo, self.device)
             if todo:
                 emb = self._encode_image_batch([item.pixels for item in todo])
                 for item, e in zip(todo, emb):
@@ -359,9 +368,9 @@ class Scorer:
             yield from flush()
 
     def _encode_image_batch(self, pixels: list[torch.Tensor | np.ndarray]) -> np.ndarray:
-        crops = isinstance(pixels[0], np.ndarray)
-        batch = torch.from_numpy(np.stack(pixels)) if crops else torch.stack(pixels)
-        if self.device.type == "cuda":
+        crops = isinstance(pixels[0], np.ndarray) or pixels[0].dtype == torch.uint8  # uint8 crops (device decode)
+        batch = torch.from_numpy(np.stack(pixels)) if isinstance(pixels[0], np.ndarray) else torch.stack(pixels)
+        if self.device.type == "cuda" and batch.device.type == "cpu":
             batch = batch.pin_memory()
         batch = batch.to(self.device, non_blocking=True)  # crops cross as uint8: a quarter of the bytes
         if crops:
@@ -383,14 +392,6 @@ class Scorer:
         from .provenance import scorer_provenance
 
         return scorer_provenance(self)
-
-
-def _image_content(src: Any) -> bytes:
-    """The exact content an image cache key is made of: file bytes, or decoded pixels for in-memory images."""
-    if isinstance(src, (bytes, bytearray, memoryview)):
-        return bytes(src)
-    img = load_image(src)
-    return f"{img.mode}{img.size}".encode() + img.tobytes()
 
 
 def _normalise(feats: torch.Tensor) -> np.ndarray:
