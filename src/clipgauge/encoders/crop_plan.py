@@ -103,10 +103,14 @@ class CropPlan:
     def normalize(self, crops: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
         """uint8 (N, H, W, 3) crops → float32 (N, 3, H, W) model input, on the crops' device.
 
-        *table* is :meth:`table` as a flat float32 tensor on that device (built when not given).
+        Without *table*: element-wise arithmetic checked, once per device, to equal :meth:`table` bit for bit
+        (:mod:`clipgauge.encoders.normalize`). *table*: :meth:`table` as a flat float32 tensor on that device,
+        looked up.
         """
         if table is None:
-            table = torch.from_numpy(self.table().reshape(-1)).to(crops.device)
+            from .normalize import normalizer
+
+            return normalizer(self, str(crops.device))(crops)
         offsets = torch.tensor([0, 256, 512], device=crops.device, dtype=torch.int32)
         index = crops.to(torch.int32) + offsets
         return table[index].permute(0, 3, 1, 2).contiguous()

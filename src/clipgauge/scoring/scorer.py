@@ -119,7 +119,6 @@ class Scorer:
         self.tensor_decoder = TensorDecoder(self.encoder.crop_plan, self.max_image_pixels) if decode == "gpu" else None
         self.prompt_prefix = prompt_prefix
         self._text_cache: dict[str, tuple[np.ndarray, bool]] = {}
-        self._tables: dict[str, torch.Tensor] = {}
         self.max_cached_prompts = int(max_cached_prompts)
         self._draft = self.encoder.input_size if self.fast_decode else None
         self.cache: EmbeddingCache | None = None
@@ -374,17 +373,10 @@ class Scorer:
             batch = batch.pin_memory()
         batch = batch.to(self.device, non_blocking=True)  # crops cross as uint8: a quarter of the bytes
         if crops:
-            batch = self.encoder.crop_plan.normalize(batch, self._table())
+            batch = self.encoder.crop_plan.normalize(batch)  # exact arithmetic, checked once per device
         with torch.inference_mode(), autocast(self.precision, self.device):
             feats = self.encoder.encode_images(batch)
         return _normalise(feats)
-
-    def _table(self) -> torch.Tensor:
-        """The crop plan's normalisation table on the current device (kept per device)."""
-        key = str(self.device)
-        if key not in self._tables:
-            self._tables[key] = torch.from_numpy(self.encoder.crop_plan.table().reshape(-1)).to(self.device)
-        return self._tables[key]
 
     # ----------------------------------------------------------------- provenance
     def provenance(self) -> dict[str, Any]:
