@@ -119,7 +119,9 @@ def test_cli_long_prompt_max_and_bad_value(hf_model_dir, reference, tmp_path, ca
     out = tmp_path / "out.jsonl"
     code = main(["score", str(tmp_path / "m.jsonl"), "--model", f"hf:{hf_model_dir}", "--device", "cpu",
                  "--long-prompt", "chunks-max", "--out", str(out)])
-    assert code == 0, capsys.readouterr()
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "chunks_max: 1 long prompts split into pieces" in printed and "chunks_max_cosine" in printed
     row = json.loads(out.read_text())
     img = ref_image(random_rgb(7))
     want = max(float(np.dot(img, ref_text(p))) for p in (f"{S1} {S2}", S3))

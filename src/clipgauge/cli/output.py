@@ -48,6 +48,12 @@ def summary_table(summary: dict[str, Any], title: str = "clipgauge score") -> Ta
             name, _fmt(d["mean"]), f"[{_fmt(d['ci_low'])}, {_fmt(d['ci_high'])}]", _fmt(d["std"]),
             _fmt(d["min"]), _fmt(d["median"]), _fmt(d["max"]),
         )
+    split = [f"{name}: {d['rows_split']} long prompts split into pieces, |{name}_cosine - cosine| on them: mean "
+             f"{_fmt(d['mean_abs_shift'])}, max {_fmt(d['max_abs_shift'])}" for name in ("chunks_mean", "chunks_max")
+             if isinstance(d := summary.get(name), dict) and "rows_split" in d]
+    if split:  # clip_chunks (--long-prompt chunks-mean|chunks-max)
+        table.caption = "\n".join([table.caption, *split] if table.caption else split)
+        table.caption_justify = "left"
     return table
 
 

@@ -116,7 +116,7 @@ class RemoteCodeEncoder(Encoder):
         return int(found or 512)
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
-        return self.processor(images=[image], return_tensors="pt")["pixel_values"][0]
+        return torch.as_tensor(self.processor(images=[image], return_tensors="pt")["pixel_values"][0])
 
     def tokenize(self, texts: list[str], languages: Any = None) -> Tokens:
         n = self.context_length
