@@ -55,6 +55,8 @@ def test_flickr8k_expert_runs_the_metric_like_the_clipscore_code(tmp_path, capsy
     assert len(scored) == len(human) == 21 and out["n"] == 21
     assert [r["prompt"] for r in scored][:3] == [CAPTIONS[0]] * 3
     assert " ".join(CAPTIONS[4].split()) in [r["prompt"] for r in scored]
+    summary = json.loads((tmp_path / "scores.jsonl.summary.json").read_text())
+    assert summary["provenance"]["text"]["prompt_prefix"] == "A photo depicts "  # the paper's CLIPCapDataset prefix
     metric = np.array([r["score"] for r in scored])
     assert np.all(metric == 2.5 * np.maximum([r["cosine"] for r in scored], 0))  # CLIP-S, the paper's scale
     assert out["kendall_tau_c"] == pytest.approx(kendalltau(metric, human, variant="c")[0], abs=1e-9)

@@ -15,6 +15,8 @@ from ..stats.agreement import N_RESAMPLES
 from .evalio import check_json_target, emit_json, fmt, json_option, say
 from .output import stdout
 
+#: the CLIPScore paper's caption prefix (clipscore.py, CLIPCapDataset), for candidates and references alike
+FLICKR8K_PREFIX = "A photo depicts "
 _LABELS = {"kendall_tau_b": "Kendall τ-b", "kendall_tau_c": "Kendall τ-c", "spearman": "Spearman ρ",
            "pairwise_accuracy": "pairwise accuracy"}
 
@@ -30,6 +32,9 @@ _LABELS = {"kendall_tau_b": "Kendall τ-b", "kendall_tau_c": "Kendall τ-c", "sp
 @click.option("--scale", type=click.Choice(SCALES), default=None,
               help="Scale of the clip metric [default: clip-s for Flickr8K files, as the CLIPScore paper; else "
                    "cosine].")
+@click.option("--prompt-prefix", default=None, metavar="TEXT",
+              help="Text put before every caption and reference [default: 'A photo depicts ' for Flickr8K files, "
+                   "as the CLIPScore paper's code; else none].")
 @click.option("--image-root", type=click.Path(path_type=Path, file_okay=False),
               help="Folder relative image paths are relative to [default: the judgement file's folder].")
 @click.option("--tie-threshold", type=click.FloatRange(min=0), default=0.0, show_default=True,
@@ -47,7 +52,7 @@ _LABELS = {"kendall_tau_b": "Kendall τ-b", "kendall_tau_c": "Kendall τ-c", "sp
               help="Images per forward pass.")
 @json_option
 def validate(judgements: Path, metric: str | None, column: str | None, model: str, scale: str | None,
-             image_root: Path | None, tie_threshold: float, scores_out: Path | None, report_out: Path | None,
+             prompt_prefix: str | None, image_root: Path | None, tie_threshold: float, scores_out: Path | None, report_out: Path | None,
              confidence: float, resamples: int, seed: int, device: str, batch_size: int, json_out: str | None) -> None:
     """Measure how well a metric agrees with human judgement, with bootstrap CIs.
 
@@ -64,9 +69,13 @@ def validate(judgements: Path, metric: str | None, column: str | None, model: st
 
     if metric is not None and column is not None:
         raise UsageError("give --metric or --column, not both")
-    if scale is None:
-        scale = "clip-s" if read_judgements(judgements, image_root=image_root).format == "flickr8k" else "cosine"
-    options = ScoreOptions(model=model, scale=scale, device=device, batch_size=batch_size)
+    flickr8k = read_judgements(judgements, image_root=image_root).format == "flickr8k"
+    if scale is None:  # the CLIPScore paper's settings for its benchmark
+        scale = "clip-s" if flickr8k else "cosine"
+    if prompt_prefix is None:
+        prompt_prefix = FLICKR8K_PREFIX if flickr8k else ""
+    options = ScoreOptions(model=model, scale=scale, device=device, batch_size=batch_size,
+                           prompt_prefix=prompt_prefix)
     result = run_validate(judgements, metric=metric or "clip", column=column, options=options,
                           image_root=image_root, scores_out=scores_out, tie_threshold=tie_threshold,
                           confidence=confidence, n_resamples=resamples, seed=seed)
