@@ -31,7 +31,8 @@ def test_score_jsonl_end_to_end(capsys, hf_model_dir, image_set):
     got = read_results(out)
     assert [r["id"] for r in got] == [r["id"] for r in rows]  # input order, every row
     assert all(g["seed"] == r["seed"] and g["cfg"] == r["cfg"] for g, r in zip(got, rows))  # carried through
-    assert list(got[0]) == ["id", "image", "prompt", "seed", "cfg", "score", "cosine", "truncated", "error"]
+    assert list(got[0]) == ["id", "image", "prompt", "seed", "cfg", "score", "cosine", "truncated", "language",
+                            "language_confidence", "error"]  # language: on by default (tests/test_language.py)
     expected = reference_hf_cosines(hf_model_dir, [folder / r["image"] for r in rows], [r["prompt"] for r in rows])
     np.testing.assert_allclose([g["cosine"] for g in got], expected, atol=1e-4)
     assert [g["score"] for g in got] == [g["cosine"] for g in got]  # exact: the cosine scale is the cosine itself

@@ -97,7 +97,7 @@ def test_every_output_and_engine_gives_the_same_rows(capsys, hf_model_dir, mixed
     s_dir = json.loads((tmp_path / "dir" / "_summary.json").read_text())
     for key in ("rows", "scored", "errors", "truncated"):
         assert s_file[key] == s_dir[key]
-    assert s_file["metrics"] == ["clip", "clip_i", "refclip_s"]
+    assert s_file["metrics"] == ["clip", "clip_i", "refclip_s", "language"]  # language: added by default
     assert abs(s_file["refclip_s"]["mean"] - s_dir["refclip_s"]["mean"]) < 1e-6
 
 

@@ -51,3 +51,7 @@ class DecodeError(RowError):
 
 class PrecisionWarning(RuntimeWarning):
     """The chosen precision is allowed but will be slow on this device (e.g. bf16 on a CPU without bf16)."""
+
+
+class LanguageWarning(UserWarning):
+    """Prompts that are not English were scored with a model that reads English only (less reliable scores)."""

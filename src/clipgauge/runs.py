@@ -9,13 +9,14 @@ from __future__ import annotations
 import itertools
 import os
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .engines import ENGINES
-from .errors import EngineError, UsageError
+from .errors import EngineError, LanguageWarning, UsageError
 from .pipeline.finalize import finalize_run
 from .pipeline.plan import ScoreOptions, ScoringPlan, build_metrics, needs_prompts
 from .pipeline.summary import summarize_run
@@ -153,6 +154,9 @@ def score(
         plan.close()
         if temporary is not None:
             temporary.cleanup()
+    language_warning = (summary.get("language") or {}).get("warning")
+    if language_warning:  # once per run; the CLI prints it as one line on stderr
+        warnings.warn(language_warning, LanguageWarning, stacklevel=2)
     output = None if out is None else Path(out)
     return ScoreResult(output=output, summary=summary, first_error=first_error, resumed=before > 0,
                        shards_written=written, timings=plan.timings.to_dict())

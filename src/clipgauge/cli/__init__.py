@@ -16,7 +16,7 @@ import warnings
 import click
 
 from .._version import __version__
-from ..errors import EngineError, PrecisionWarning, UsageError
+from ..errors import EngineError, LanguageWarning, PrecisionWarning, UsageError
 
 #: command name → "module:attribute" (modules relative to this package)
 COMMANDS = {
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
     """clipgauge's own warnings as one line on stderr; others as Python prints them."""
-    if issubclass(category, PrecisionWarning):
+    if issubclass(category, (PrecisionWarning, LanguageWarning)):
         click.echo(f"clipgauge: warning: {message}", err=True)
     else:
         _show_warning(message, category, filename, lineno, file, line)

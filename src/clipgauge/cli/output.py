@@ -48,6 +48,10 @@ def summary_table(summary: dict[str, Any], title: str = "clipgauge score") -> Ta
             name, _fmt(d["mean"]), f"[{_fmt(d['ci_low'])}, {_fmt(d['ci_high'])}]", _fmt(d["std"]),
             _fmt(d["min"]), _fmt(d["median"]), _fmt(d["max"]),
         )
+    counts = (summary.get("language") or {}).get("counts")
+    if counts:  # the language metric: rows per prompt language
+        table.caption = "prompt languages: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+        table.caption_justify = "left"
     split = [f"{name}: {d['rows_split']} long prompts split into pieces, |{name}_cosine - cosine| on them: mean "
              f"{_fmt(d['mean_abs_shift'])}, max {_fmt(d['max_abs_shift'])}" for name in ("chunks_mean", "chunks_max")
              if isinstance(d := summary.get(name), dict) and "rows_split" in d]

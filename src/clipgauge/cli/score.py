@@ -84,6 +84,9 @@ from .process import allow_fast_exit
               help="Prompts longer than the model's text context: truncate (the CLIP score, always written); "
                    "chunks-mean / chunks-max also score them in context-sized pieces split at sentence and clause "
                    "boundaries (metric clip_chunks, its own columns: not the CLIP score).")
+@click.option("--language/--no-language", default=True, show_default=True,
+              help="Add each prompt's language (columns language, language_confidence; rows per language in the "
+                   "summary; a warning when an English-only model scores other languages).")
 @click.option("--json", "json_output", is_flag=True, help="Print the summary as JSON instead of a table.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow custom model code from the hub (off by default).")
 def score(manifest: Path, model: str, metrics: tuple[str, ...], out: Path | None, batch_size: int, device: str,
@@ -91,6 +94,7 @@ def score(manifest: Path, model: str, metrics: tuple[str, ...], out: Path | None
           reference_text: str | None, embedding_cache: Path | None, fast_decode: bool, decode: str, strict: bool,
           json_output: bool, trust_remote_code: bool, engine: str, address: str | None, ray_workers: int | None,
           num_gpus_per_worker: float | None, cpus_per_worker: float, shard_size: int, resume: bool,
+          language: bool,
           save_embeddings: bool, image_column: str | None, prompt_column: str | None, long_prompt: str) -> None:
     """Score how well each image follows its prompt (CLIP cosine similarity, and any other --metric).
 
@@ -115,6 +119,7 @@ def score(manifest: Path, model: str, metrics: tuple[str, ...], out: Path | None
                            precision=precision, num_workers=workers, prompt_prefix=prompt_prefix,
                            trust_remote_code=trust_remote_code, cache_dir=embedding_cache, fast_decode=fast_decode,
                            decode=decode, save_embeddings=save_embeddings, strict=strict, long_prompt=long_prompt)
+    options = options.with_(language=language)  # --no-language: no language columns, counts or warning
     ray = RayOptions(address=address, workers=ray_workers, gpus_per_worker=num_gpus_per_worker,
                      cpus_per_worker=cpus_per_worker)
     bars = []

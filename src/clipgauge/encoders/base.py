@@ -15,6 +15,9 @@ from typing import Any
 import torch
 from PIL import Image
 
+#: class names of CLIP's English BPE tokenizers (see :attr:`Encoder.languages`)
+ENGLISH_TOKENIZERS = frozenset({"CLIPTokenizer", "CLIPTokenizerFast", "SimpleTokenizer"})
+
 
 @dataclass
 class Tokens:
@@ -64,6 +67,20 @@ class Encoder(ABC):
         device), and ``normalize(crop(x)[None])[0]`` equals :meth:`preprocess` bit for bit.
         """
         return None
+
+    @property
+    def languages(self) -> str:
+        """``"en"`` when the text tower reads English only, ``"multilingual"`` otherwise.
+
+        The default decides from the tokenizer (``self.tokenizer``, or the transformers tokenizer an OpenCLIP
+        ``HFTokenizer`` wraps): CLIP's English byte-pair vocabulary (transformers ``CLIPTokenizer`` /
+        ``CLIPTokenizerFast``, OpenCLIP ``SimpleTokenizer``: OpenAI CLIP, the English LAION and DataComp models,
+        the demo model) is ``"en"``; any other tokenizer (XLM-R, NLLB, mT5 SentencePiece…) is ``"multilingual"``.
+        An encoder whose tokenizer says nothing about its training data overrides this property.
+        """
+        tok = getattr(self, "tokenizer", None)
+        tok = getattr(tok, "tokenizer", tok)
+        return "en" if type(tok).__name__ in ENGLISH_TOKENIZERS else "multilingual"
 
     @property
     def input_size(self) -> int | None:

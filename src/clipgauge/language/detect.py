@@ -20,13 +20,26 @@ from importlib import metadata
 from typing import Any, NamedTuple
 
 PACKAGE = "lingua-language-detector"
-MODE = "low_accuracy"  # trigram models only: see docs/languages.md for the measured trade-off
+# The measured trade-off is in docs/languages.md and benchmarks/RESULTS.md: "two_stage" classifies with
+# lingua's fast low-accuracy (trigram) models, and re-classifies a text whose confidence is below
+# RECHECK_BELOW with the high-accuracy models of its RECHECK_TOP most likely languages only.
+MODE = "two_stage"  # or "low_accuracy" / "high_accuracy" (one lingua mode for every text)
+RECHECK_BELOW = 0.9
+RECHECK_TOP = 3
+# ISO 639-1 codes to choose among (None = all 75 that lingua knows: measured less accurate on prompts,
+# e.g. Hindi taken for Marathi, short English for Tagalog or Norwegian; a text in a language outside the
+# set is reported as the closest language in it).
+LANGUAGES: tuple[str, ...] | None = (
+    "en", "de", "fr", "es", "it", "pt", "nl", "pl", "cs", "sv", "da", "tr", "id", "vi",
+    "ru", "uk", "el", "ar", "fa", "he", "hi", "th", "zh", "ja", "ko",
+)
 MIN_LETTERS = 4
 CJK_LETTER_WEIGHT = 2
 CACHE_SIZE = 200_000
 
 _lock = threading.Lock()
 _detector: Any = None
+_rechecks: dict[tuple[Any, ...], Any] = {}
 _cache: OrderedDict[str, Detection] = OrderedDict()
 
 
@@ -60,8 +73,13 @@ def letter_weight(text: str) -> int:
 def _build() -> Any:
     from lingua import LanguageDetectorBuilder
 
-    builder = LanguageDetectorBuilder.from_all_languages()
-    if MODE == "low_accuracy":
+    if LANGUAGES is None:
+        builder = LanguageDetectorBuilder.from_all_languages()
+    else:
+        from lingua import IsoCode639_1
+
+        builder = LanguageDetectorBuilder.from_iso_codes_639_1(*[getattr(IsoCode639_1, c.upper()) for c in LANGUAGES])
+    if MODE != "high_accuracy":
         builder = builder.with_low_accuracy_mode()
     return builder.build()
 
@@ -75,16 +93,35 @@ def _get_detector() -> Any:
     return _detector
 
 
+def _recheck(text: str, ranked: list[Any]) -> tuple[Any, float]:
+    """High-accuracy pass over the `RECHECK_TOP` likeliest languages of the first pass; the confidence is
+    P(one of them) x P(this one | one of them), so it stays a probability over all candidate languages."""
+    from lingua import LanguageDetectorBuilder
+
+    top = tuple(c.language for c in ranked[:RECHECK_TOP] if c.value > 0.0)
+    if len(top) < 2:
+        return ranked[0].language, ranked[0].value
+    with _lock:
+        detector = _rechecks.get(top)
+        if detector is None:
+            detector = _rechecks[top] = LanguageDetectorBuilder.from_languages(*top).build()
+    second = detector.compute_language_confidence_values(text)
+    share = sum(c.value for c in ranked[:RECHECK_TOP])
+    return second[0].language, second[0].value * share
+
+
 def _classify(texts: list[str]) -> list[Detection]:
     detector = _get_detector()
     values = detector.compute_language_confidence_values_in_parallel(texts)
     out = []
-    for ranked in values:
+    for text, ranked in zip(texts, values):
         if not ranked or ranked[0].value <= 0.0:
             out.append(NO_LANGUAGE)
             continue
-        top = ranked[0]
-        out.append(Detection(top.language.iso_code_639_1.name.lower(), float(min(max(top.value, 0.0), 1.0))))
+        language, value = ranked[0].language, ranked[0].value
+        if MODE == "two_stage" and value < RECHECK_BELOW:
+            language, value = _recheck(text, ranked)
+        out.append(Detection(language.iso_code_639_1.name.lower(), float(min(max(value, 0.0), 1.0))))
     return out
 
 
@@ -114,5 +151,8 @@ def detector_info() -> dict[str, Any]:
         version = metadata.version(PACKAGE)
     except metadata.PackageNotFoundError:  # pragma: no cover - it is a core dependency
         version = None
-    return {"package": PACKAGE, "version": version, "mode": MODE, "languages": "all",
+    return {"package": PACKAGE, "version": version, "mode": MODE,
+            "languages": "all" if LANGUAGES is None else list(LANGUAGES),
+            "recheck_below": RECHECK_BELOW if MODE == "two_stage" else None,
+            "recheck_top": RECHECK_TOP if MODE == "two_stage" else None,
             "min_letters": MIN_LETTERS, "cjk_letter_weight": CJK_LETTER_WEIGHT}

@@ -35,6 +35,7 @@ _BUILTIN = {
     "clip_iqa": "clip_iqa:ClipIQA",
     "clip_chunks": "clip_chunks:ClipChunks",
     "aesthetic": "aesthetic:Aesthetic",
+    "language": "language:Language",
     "zeroshot": "zeroshot:ZeroShot",
 }
 _registered: dict[str, type[Metric]] = {}

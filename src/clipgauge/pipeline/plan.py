@@ -32,6 +32,8 @@ class ScoreOptions:
     ``(cls, {"key": "value"})``; a ``model`` or ``scale`` option a metric accepts and inherits (``Metric.inherits``)
     but is not given is taken from ``model`` and ``scale``.
     ``scale`` is the ``clip`` metric's ``score`` scale (``cosine``, ``torchmetrics`` = 100 × cosine, ``clip-s``).
+    ``language``: add the ``language`` metric (each prompt's language, a warning for English-only models) unless
+    it is already among ``metrics`` or no metric reads the rows' prompts.
     ``long_prompt``: ``truncate`` (the standard CLIP score only), or ``chunks-mean`` / ``chunks-max``, which add the
     ``clip_chunks`` metric (its own columns) unless it is already among ``metrics``.
     """
@@ -51,6 +53,7 @@ class ScoreOptions:
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     save_embeddings: bool = False
     strict: bool = False
+    language: bool = True
     long_prompt: str = "truncate"
     _resolved: list[tuple[type[Metric], dict[str, str]]] | None = field(default=None, repr=False)
 
@@ -78,6 +81,9 @@ class ScoreOptions:
                 out.append((cls, opts))
             if not out:
                 raise UsageError("no metric to compute")
+            if self.language and not any(cls.name == "language" for cls, _ in out) and any(
+                    n.kind == "text_embedding" and n.own_row for cls, opts in out for n in cls(**opts).needs()):
+                out.append((metric_class("language"), {}))  # the prompts' languages (metrics/language.py)
             self._resolved = out
         return self._resolved
 

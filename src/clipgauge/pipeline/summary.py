@@ -6,13 +6,14 @@ and the ``error`` column (counted part by part). The rows themselves are never h
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..metrics.base import Metric
-from ..sinks.sharded import list_parts, read_column
+from ..sinks.sharded import list_parts, read_column, read_parts
 from ..stats.summary import describe
 from .plan import ERROR_COLUMN
 
@@ -49,6 +50,8 @@ def summarize_run(folder: str | Path, plan_or_metrics: Any, *, confidence: float
             dtype = _DTYPES[c.type]
             if dtype is not None:
                 values[c.name] = _column(folder, c.name, dtype)
+            elif c.name in getattr(metric, "counted_columns", ()):  # string columns: value -> rows (None: empty)
+                values[c.name] = _counts(folder, c.name)
             if c.type == "float64" and c.higher_is_better is not None and (c.summarize or c.name == "cosine"):
                 scores[c.name] = values[c.name]
         summary.update(metric.summarize(values, confidence=confidence))
@@ -99,6 +102,16 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     ranks = np.empty(x.size)
     ranks[order] = np.repeat(average, ends - starts)
     return ranks
+
+
+def _counts(folder: str | Path, name: str) -> Counter:
+    """Rows per value of a string column, part by part (None counts the empty rows)."""
+    counts: Counter = Counter()
+    for _, table in read_parts(folder, [name]):
+        col = table.column(name)
+        for item in col.value_counts().to_pylist():
+            counts[item["values"]] += item["counts"]
+    return counts
 
 
 def _column(folder: str | Path, name: str, dtype: Any) -> np.ndarray:

@@ -1,0 +1,165 @@
+"""Prompt languages: detection accuracy on a written corpus, the ``language`` metric, the English-only warning,
+and per-language comparisons."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import random_rgb
+
+from clipgauge import ScoreOptions, score
+from clipgauge.cli import main
+from clipgauge.errors import LanguageWarning
+from clipgauge.language.detect import NO_LANGUAGE, detect_languages, detector_info
+from clipgauge.sinks import read_results, write_results
+from clipgauge.stats.compare import compare_runs
+
+CORPUS = Path(__file__).parent / "data" / "languages.tsv"
+REQUIRED = {"tr", "de", "ja", "ru", "ar", "zh", "en"}
+
+
+def corpus() -> list[tuple[str, str]]:
+    lines = CORPUS.read_text(encoding="utf-8").splitlines()
+    return [tuple(ln.split("\t", 1)) for ln in lines if ln.strip() and not ln.startswith("#")]
+
+
+def test_corpus_accuracy_at_least_95_percent() -> None:
+    rows = corpus()
+    langs = Counter(lang for lang, _ in rows)
+    assert len(rows) >= 200 and len(langs) >= 10 and set(langs) >= REQUIRED
+    got = detect_languages([p for _, p in rows])
+    right = Counter(lang for (lang, _), d in zip(rows, got) if d.code == lang)
+    accuracy = sum(right.values()) / len(rows)
+    per_language = {lang: right[lang] / n for lang, n in langs.items()}
+    assert accuracy >= 0.95, per_language
+    assert min(per_language[lang] for lang in REQUIRED) >= 0.9, per_language
+    for d in got:
+        assert d.code is None or (d.code.islower() and len(d.code) == 2)
+        assert d.confidence is None or 0.0 <= d.confidence <= 1.0
+
+
+@pytest.mark.parametrize("text", ["", "   ", None, "😀🎉🐱", "12345", "!!! ???", "ok", "猫", "3 😀"])
+def test_too_short_or_empty_text_gets_no_language(text) -> None:
+    assert detect_languages([text]) == [NO_LANGUAGE]
+
+
+def test_each_distinct_text_once_and_info() -> None:
+    texts = ["kırmızı bir araba sessiz bir sokakta", "", "kırmızı bir araba sessiz bir sokakta"]
+    got = detect_languages(texts)
+    assert got[0] == got[2] and got[0].code == "tr" and got[1] == NO_LANGUAGE
+    info = detector_info()
+    assert info["package"] == "lingua-language-detector" and info["version"]
+
+
+MIXED = [("a red circle on a white background", "en"), ("two blue squares next to each other", "en"),
+         ("beyaz zemin üzerinde kırmızı bir daire", "tr"), ("ein roter Kreis auf weißem Hintergrund", "de"),
+         ("白い背景に赤い丸", "ja"), ("", None), ("😀😀", None), ("a green triangle and a yellow star", "en")]
+
+
+@pytest.fixture()
+def mixed_manifest(tmp_path) -> Path:
+    rows = []
+    for i, (prompt, _) in enumerate(MIXED):
+        random_rgb(i).save(tmp_path / f"{i}.png")
+        rows.append({"image": f"{i}.png", "prompt": prompt})
+    path = tmp_path / "manifest.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def test_english_only_model_warns_once_and_counts(mixed_manifest, hf_model_dir, tmp_path) -> None:
+    out = tmp_path / "results.jsonl"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = score(mixed_manifest, out, ScoreOptions(model=f"hf:{hf_model_dir}", device="cpu"))
+    ours = [w for w in caught if issubclass(w.category, LanguageWarning)]
+    assert len(ours) == 1 and "3 of 8 prompts are not English" in str(ours[0].message)
+    lang = result.summary["language"]
+    assert lang["non_english"] == 3 and lang["english_only_model"] == f"hf:{hf_model_dir}"
+    assert lang["counts"] == {"en": 3, "unknown": 2, "tr": 1, "de": 1, "ja": 1}
+    assert lang["warning"] == str(ours[0].message)
+    rows = read_results(out)
+    assert [r["language"] for r in rows] == [code for _, code in MIXED]
+    assert all((r["language_confidence"] is None) == (code is None) for r, (_, code) in zip(rows, MIXED))
+    assert list(rows[0])[-4:] == ["truncated", "language", "language_confidence", "error"]
+    assert result.summary["provenance"]["metrics"]["language"]["detector"]["package"] == "lingua-language-detector"
+
+
+def test_english_manifest_no_warning_and_no_language_option(mixed_manifest, hf_model_dir, tmp_path) -> None:
+    english = tmp_path / "english.jsonl"
+    english.write_text("\n".join(ln for ln in mixed_manifest.read_text().splitlines()
+                                 if json.loads(ln)["prompt"] in {p for p, c in MIXED if c == "en"}) + "\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = score(english, None, ScoreOptions(model=f"hf:{hf_model_dir}", device="cpu"))
+        off = score(mixed_manifest, tmp_path / "off.jsonl",
+                    ScoreOptions(model=f"hf:{hf_model_dir}", device="cpu", language=False))
+    assert not [w for w in caught if issubclass(w.category, LanguageWarning)]
+    assert result.summary["language"]["counts"] == {"en": 3} and result.summary["language"]["warning"] is None
+    assert "language" not in off.summary and "language" not in read_results(tmp_path / "off.jsonl")[0]
+
+
+def test_users_language_column_wins(tmp_path, hf_model_dir) -> None:
+    rows = []
+    for i, (prompt, given) in enumerate([("a red circle", "TR"), ("ein roter Kreis auf weißem Grund", "")]):
+        random_rgb(i).save(tmp_path / f"{i}.png")
+        rows.append({"image": f"{i}.png", "prompt": prompt, "language": given})
+    (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LanguageWarning)
+        score(tmp_path / "m.jsonl", tmp_path / "r.jsonl", ScoreOptions(model=f"hf:{hf_model_dir}", device="cpu"))
+    got = read_results(tmp_path / "r.jsonl")
+    assert [r["language"] for r in got] == ["tr", "de"]
+    assert got[0]["language_confidence"] is None and 0.0 < got[1]["language_confidence"] <= 1.0
+
+
+def test_cli_prints_the_warning_once(capsys, mixed_manifest, hf_model_dir, tmp_path) -> None:
+    code = main(["score", str(mixed_manifest), "--model", f"hf:{hf_model_dir}", "--device", "cpu",
+                 "--out", str(tmp_path / "r.jsonl")])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert err.count("clipgauge: warning: 3 of 8 prompts are not English") == 1 and "Traceback" not in err
+    assert "prompt languages: en 3, unknown 2, tr 1, de 1, ja 1" in " ".join(out.split())
+    code = main(["score", str(mixed_manifest), "--model", f"hf:{hf_model_dir}", "--device", "cpu", "--no-language",
+                 "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0 and "not English" not in err and "language" not in json.loads(out)
+
+
+COLUMNS = ["prompt_id", "prompt", "image", "score", "cosine", "truncated", "language", "language_confidence",
+           "error"]
+
+
+def test_compare_by_language_advantage_holds_in_english_not_turkish(tmp_path, capsys) -> None:
+    """B = A + 0.02 on English prompts, B = A on Turkish ones: the breakdown shows where B's advantage holds."""
+    rng = np.random.default_rng(0)
+    n = 120
+    base = rng.normal(0.28, 0.04, n)
+    runs = {}
+    for name in ("A", "B"):
+        rows = []
+        for i in range(n):
+            lang = "en" if i % 2 else "tr"
+            cos = base[i] + rng.normal(0, 0.005) + (0.02 if name == "B" and lang == "en" else 0.0)
+            rows.append({"prompt_id": f"p{i:03d}", "prompt": f"prompt {i}", "image": f"{name}/{i}.png",
+                         "score": cos, "cosine": cos, "truncated": False, "language": lang,
+                         "language_confidence": 0.99, "error": None})
+        runs[name] = rows
+    comp = compare_runs(runs, key=("prompt_id",), by=("language",))
+    groups = {g.value: g for g in comp.breakdowns["language"]}
+    en = next(p for p in groups["en"].pairs if (p.a, p.b) == ("A", "B"))
+    tr = next(p for p in groups["tr"].pairs if (p.a, p.b) == ("A", "B"))
+    assert en.significant and en.test.mean_diff == pytest.approx(-0.02, abs=0.003)
+    assert not tr.significant
+    paths = []
+    for name, rows in runs.items():
+        write_results(tmp_path / f"{name}.jsonl", rows, COLUMNS)
+        paths.append(str(tmp_path / f"{name}.jsonl"))
+    code = main(["compare", *paths, "--by", "language", "--key", "prompt_id"])
+    out, _ = capsys.readouterr()
+    assert code == 0 and "language" in out and "tr" in out
