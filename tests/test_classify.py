@@ -139,3 +139,35 @@ def test_no_images_is_a_usage_error(tmp_path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(UsageError):
         classify(tmp_path / "empty", ["a", "b"], model="demo", options=ScoreOptions(device="cpu"))
+
+
+def test_open_clip_probabilities_follow_its_own_encoders_and_logit_scale(tmp_path, openclip_checkpoint) -> None:
+    open_clip = pytest.importorskip("open_clip")
+    from conftest import random_rgb
+    from tiny_clip import TINY_OPENCLIP_ARCH
+
+    for i in range(4):
+        random_rgb(i, size=(90 + 10 * i, 120)).save(tmp_path / f"{i}.png")
+    labels, templates = ["cat", "dog", "bird"], ["a photo of a {}.", "a {}"]
+    classify(tmp_path, labels, templates=templates, model=f"open_clip:{TINY_OPENCLIP_ARCH}:{openclip_checkpoint}",
+             top_k=3, out=tmp_path / "out.jsonl", options=ScoreOptions(device="cpu"))
+    rows = read_results(tmp_path / "out.jsonl")
+    model, _, preprocess = open_clip.create_model_and_transforms(TINY_OPENCLIP_ARCH,
+                                                                 pretrained=str(openclip_checkpoint))
+    model.eval()
+    tokenizer = open_clip.get_tokenizer(TINY_OPENCLIP_ARCH)
+    from PIL import Image
+
+    with torch.no_grad():
+        img = torch.stack([model.encode_image(preprocess(Image.open(tmp_path / r["image"]).convert("RGB"))[None],
+                                              normalize=True)[0] for r in rows])
+        weights = []
+        for label in labels:
+            e = model.encode_text(tokenizer([t.format(label) for t in templates]), normalize=True).mean(dim=0)
+            weights.append(e / e.norm())
+        ref = softmax((model.logit_scale.exp() * img @ torch.stack(weights).T).double().numpy(), axis=1)
+    assert np.ptp(ref) > 1e-3  # not uniform: the check can tell labels apart
+    for r, p in zip(rows, ref):
+        got = {x["label"]: x["probability"] for x in json.loads(r["top_labels"])}
+        np.testing.assert_allclose([got[label] for label in labels], p, atol=1e-4)
+        assert r["label"] == labels[int(p.argmax())]

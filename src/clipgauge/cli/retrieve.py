@@ -72,6 +72,9 @@ def retrieve(gallery: Path | None, queries: tuple[str, ...], queries_file: Path 
                 say(f"{direction.replace('_', ' ')} recall@k: " + ", ".join(
                     f"@{key} {fmt(v)}" for key, v in result.recall[direction].items()))
         info = result.gallery
+        if info.get("kind") == "stored":
+            say(f"gallery: {info['rows']} stored embeddings of {info.get('model')} in {info.get('path')}, "
+                "used as stored")
         if info.get("unusable_rows"):
             say(f"{info['unusable_rows']} of {info['rows']} gallery rows have no image embedding "
                 f"(first: {info['first_error']})")
