@@ -152,6 +152,8 @@ def child_clipgauge(a: argparse.Namespace) -> dict:
         args += ["--workers", str(a.workers)]
     if a.child == "clipgauge-fast":
         args.append("--fast-decode")
+    if a.child == "clipgauge-gpudecode":
+        args += ["--decode", "gpu"]
     import contextlib
     import io
 
@@ -236,16 +238,20 @@ def child_ceiling(a: argparse.Namespace) -> dict:
     with torch.inference_mode(), autocast:
         for start in range(0, len(rows), a.batch_size):
             model.get_image_features(pixel_values=pixels[start : start + a.batch_size].to(a.device))
+        if a.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        image_s = time.perf_counter() - t
         for start in range(0, len(prompts), a.batch_size):
             enc = tok(prompts[start : start + a.batch_size], padding=True, truncation=True, max_length=77,
                       return_tensors="pt").to(a.device)
             model.get_text_features(**enc)
         if a.device.startswith("cuda"):
             torch.cuda.synchronize()
-    return {"exit": 0, "forward_s": time.perf_counter() - t, "excluded_setup_s": prep_s, "peak_rss_mb": peak_rss_mb()}
+    return {"exit": 0, "forward_s": time.perf_counter() - t, "image_forward_s": image_s, "excluded_setup_s": prep_s,
+            "peak_rss_mb": peak_rss_mb()}
 
 
-CHILDREN = {"clipgauge": child_clipgauge, "clipgauge-fast": child_clipgauge,
+CHILDREN = {"clipgauge": child_clipgauge, "clipgauge-fast": child_clipgauge, "clipgauge-gpudecode": child_clipgauge,
             "clipgauge-baseline": child_clipgauge, "torchmetrics": child_torchmetrics,
             "torchmetrics-docs": child_torchmetrics, "ceiling": child_ceiling}
 
@@ -312,6 +318,9 @@ def main() -> None:
     ap.add_argument("--memory-scale", type=int, default=0, help="also run clipgauge on N× the pairs (RSS growth)")
     ap.add_argument("--skip", nargs="*", default=[], help="children to skip (e.g. torchmetrics)")
     ap.add_argument("--fast-decode", action="store_true", help="also time clipgauge --fast-decode (and its deviation)")
+    ap.add_argument("--gpu-decode", action="store_true", help="also time clipgauge --decode gpu (and its deviation)")
+    ap.add_argument("--force-bf16", action="store_true",
+                    help="time bf16 on a CPU even where it is emulated (no AVX512-BF16/AMX): skipped otherwise")
     ap.add_argument("--torchmetrics-python", metavar="PYTHON",
                     help="an interpreter with torchmetrics and transformers 4.x: also time torchmetrics loading "
                          "the model folder itself, exactly as its docs show ('torchmetrics-docs')")
@@ -342,12 +351,19 @@ def main() -> None:
 
     print(f"# {a.arch}, {a.prompts} prompts x {a.per_prompt} images (512x512 JPEG) = {n_pairs} pairs, "
           f"device {a.device}, batch {a.batch_size}, torch {torch.__version__}, {os.cpu_count()} CPUs, "
+          f"{len(os.sched_getaffinity(0))} usable, "
           f"{platform.processor() or platform.machine()}, native CPU bf16: {cpu_has_native_bf16()}, "
           f"median of {a.repeat} runs, {time.strftime('%Y-%m-%d')}")
     report = {}
-    kinds = ["clipgauge", "clipgauge-baseline", "torchmetrics", "torchmetrics-docs", "ceiling", "clipgauge-fast"]
+    kinds = ["clipgauge", "clipgauge-baseline", "torchmetrics", "torchmetrics-docs", "ceiling", "clipgauge-fast",
+             "clipgauge-gpudecode"]
     for precision in a.precision:
+        skip = precision_skip(precision, a.device, a.force_bf16)
+        if skip:
+            print(f"\n## {precision}: not timed: {skip}")
+            continue
         todo = [k for k in kinds if k not in a.skip and (k != "clipgauge-fast" or a.fast_decode)
+                and (k != "clipgauge-gpudecode" or a.gpu_decode)
                 and (k != "clipgauge-baseline" or a.baseline_src)
                 and (k != "torchmetrics-docs" or a.torchmetrics_python)
                 and (not k.startswith("torchmetrics") or precision == "fp32")]  # torchmetrics: fp32, as documented
@@ -359,6 +375,7 @@ def main() -> None:
         res = {kind: median_run(r) for kind, r in runs.items()}
         for r in res.values():
             r["pairs_per_s"] = n_pairs / r["wall_s"]
+            r["pairs"] = n_pairs
         for tm_kind in ("torchmetrics", "torchmetrics-docs"):
             if tm_kind not in res and tm_kind in report.get("fp32", {}):
                 res[tm_kind] = report["fp32"][tm_kind]  # the fp32 torchmetrics runs are the baseline
@@ -372,12 +389,32 @@ def main() -> None:
             exact = [r["cosine"] for r in read_jsonl(a.workdir / f"out_clipgauge_{precision}.jsonl")]
             fast = [r["cosine"] for r in read_jsonl(a.workdir / f"out_clipgauge-fast_{precision}.jsonl")]
             res["fast_decode_max_abs_dcos"] = max(abs(x - y) for x, y in zip(exact, fast))
+        if "clipgauge-gpudecode" in res and "clipgauge" in res:
+            exact = [r["cosine"] for r in read_jsonl(a.workdir / f"out_clipgauge_{precision}.jsonl")]
+            dev = [r["cosine"] for r in read_jsonl(a.workdir / f"out_clipgauge-gpudecode_{precision}.jsonl")]
+            d = [abs(x - y) for x, y in zip(exact, dev) if x is not None and y is not None]
+            res["gpu_decode_abs_dcos"] = {"max": max(d), "mean": sum(d) / len(d)}
         if a.memory_scale:
             big = make_workload(a.workdir / "workload", a.prompts * a.memory_scale, a.per_prompt)
             res["clipgauge_x"] = run_child("clipgauge", a, precision, big, a.workdir / "out_big.jsonl")
         report[precision] = res
         print_summary(precision, res, a.memory_scale)
     (a.workdir / "report.json").write_text(json.dumps(report, indent=2))
+
+
+def precision_skip(precision: str, device: str, force_bf16: bool) -> str | None:
+    """Why *precision* is not timed on *device* (None: it is)."""
+    if precision == "fp16" and device == "cpu":
+        return "fp16 is for GPUs (clipgauge refuses it on CPU)"
+    if precision == "bf16" and device == "cpu" and not force_bf16:
+        from clipgauge.scoring.device import cpu_has_native_bf16
+
+        native = cpu_has_native_bf16()
+        if native is not True:
+            why = "has no AVX512-BF16 or AMX" if native is False else "cannot be probed for AVX512-BF16/AMX"
+            return (f"this CPU {why}, so PyTorch would emulate bf16, many times slower than fp32 "
+                    "(benchmarks/cpu_bf16.py measures by how much); --force-bf16 times it anyway")
+    return None
 
 
 def print_summary(precision: str, res: dict, scale: int) -> None:
@@ -398,6 +435,13 @@ def print_summary(precision: str, res: dict, scale: int) -> None:
             print(f"ceiling   / {tm_kind} (fp32) pairs/s: {ceil['pairs_per_s'] / tm['pairs_per_s']:.2f}x")
     if cg and ceil:
         print(f"clipgauge end-to-end = {100 * ceil['wall_s'] / cg['wall_s']:.1f}% of the model-only ceiling")
+        if ceil.get("image_forward_s"):
+            rate = ceil["pairs"] / ceil["image_forward_s"] if "pairs" in ceil else None
+            for kind in ("clipgauge", "clipgauge-fast", "clipgauge-gpudecode"):
+                if kind in res and rate:
+                    print(f"{kind} end to end {res[kind]['pairs_per_s']:.1f} images/s = "
+                          f"{100 * res[kind]['pairs_per_s'] / rate:.1f}% of the model-only image forward rate "
+                          f"({rate:.1f} images/s, warm, no load or start-up)")
     base = res.get("clipgauge-baseline")
     if cg and base:
         print(f"clipgauge / clipgauge-baseline pairs/s: {cg['pairs_per_s'] / base['pairs_per_s']:.3f}x")
@@ -409,6 +453,9 @@ def print_summary(precision: str, res: dict, scale: int) -> None:
                   f"{ag['max_abs_dcos_truncated'] or 0:.2e} (torchmetrics drops their end-of-text token)")
     if "fast_decode_max_abs_dcos" in res:
         print(f"--fast-decode vs exact decode: max |dcos| {res['fast_decode_max_abs_dcos']:.2e}")
+    if "gpu_decode_abs_dcos" in res:
+        g = res["gpu_decode_abs_dcos"]
+        print(f"--decode gpu vs exact decode: max |dcos| {g['max']:.2e}, mean {g['mean']:.2e}")
     if "clipgauge_x" in res:
         big = res["clipgauge_x"]
         growth = 100 * (big["peak_rss_mb"] / cg["peak_rss_mb"] - 1)

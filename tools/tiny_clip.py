@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 
 #: Number of BPE merges used by CLIP (vocab = 256 bytes + 256 ``</w>`` + merges + 2 specials).
@@ -21,7 +22,10 @@ CLIP_VOCAB_SIZE = 49408
 
 
 def clip_bpe_vocab_path() -> Path:
-    """Path of CLIP's ``bpe_simple_vocab_16e6.txt.gz`` as shipped by ``open_clip_torch``."""
+    """Path of CLIP's ``bpe_simple_vocab_16e6.txt.gz`` as shipped by ``open_clip_torch`` (or the copy named by
+    ``CLIPGAUGE_BPE_VOCAB``, for machines without open_clip: ``benchmarks/gpu_suite.sh`` carries one)."""
+    if os.environ.get("CLIPGAUGE_BPE_VOCAB"):
+        return Path(os.environ["CLIPGAUGE_BPE_VOCAB"])
     try:
         import open_clip
     except ImportError as exc:  # pragma: no cover - depends on the environment
