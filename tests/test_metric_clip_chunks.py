@@ -146,3 +146,18 @@ def test_bad_options_are_one_line():
     assert long_prompt_metric("truncate") is None
     names = [cls.name for cls, _ in ScoreOptions(long_prompt="chunks-max", model="demo").resolved()]
     assert names == ["clip", "clip_chunks"]
+
+
+def test_tracker_takes_clip_chunks_as_a_metric(hf_model_dir, hf_scorer, reference):
+    """Training-time tracking gets the chunked score through ``--metric clip_chunks`` like any metric."""
+    from clipgauge.track.metrics import TrackedMetrics
+
+    tok, ref_text, ref_image = reference
+    tracked = TrackedMetrics(["clip_chunks:reduce=max"], hf_scorer)
+    images = [random_rgb(3), random_rgb(4)]
+    prompts = [f"{S1} {S2} {S3}", "a photo of a cat"]
+    values = tracked.score(images, prompts, "cpu")
+    assert tracked.columns() == ["chunks_max_cosine"]
+    want = max(float(np.dot(ref_image(images[0]), ref_text(p))) for p in (f"{S1} {S2}", S3))
+    assert abs(values["chunks_max_cosine"][0] - want) < 1e-4
+    assert abs(values["chunks_max_cosine"][1] - float(np.dot(ref_image(images[1]), ref_text(prompts[1])))) < 1e-4
