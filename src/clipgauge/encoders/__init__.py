@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..defaults import DEFAULT_MODEL
+from . import mclip_family  # noqa: F401 - registers the mclip: family (it resolves its image tower through the registry)
 from .registry import (
     ENTRY_POINT_GROUP,
     ModelLoader,

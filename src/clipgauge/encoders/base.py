@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,14 +38,21 @@ class Encoder(ABC):
     #: the text context in tokens (77 for CLIP); longer prompts are truncated, keeping end-of-text
     context_length: int
     module: torch.nn.Module
+    #: True when the tokenizer needs each prompt's language (NLLB: a FLORES-200 language token); the scorer then
+    #: passes ``languages`` to :meth:`tokenize` and keys its cached text embeddings by (prompt, language)
+    needs_language: bool = False
 
     @abstractmethod
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """The model's own preprocessing of one RGB image: a float32 tensor (3, H, W)."""
 
     @abstractmethod
-    def tokenize(self, texts: list[str]) -> Tokens:
-        """Tokenise exactly as the model's tokenizer does, truncating to ``context_length``."""
+    def tokenize(self, texts: list[str], languages: Sequence[str | None] | None = None) -> Tokens:
+        """Tokenise exactly as the model's tokenizer does, truncating to ``context_length``.
+
+        *languages*: one FLORES-200 code per text (None: the tokenizer's default), passed only to encoders that
+        declare :attr:`needs_language`; the others may leave the argument out of their signature.
+        """
 
     @abstractmethod
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:

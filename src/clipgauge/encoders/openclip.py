@@ -8,6 +8,8 @@ crops in the decode workers, normalisation per batch on the device, bit-identica
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,9 @@ class OpenCLIPEncoder(Encoder):
         self.transform = preprocess
         self.context_length = int(getattr(self.tokenizer, "context_length", None) or model.context_length)
         self._plan = plan_from_transform(preprocess)
+        inner = getattr(self.tokenizer, "tokenizer", None)  # open_clip.HFTokenizer wraps a transformers tokenizer
+        self.needs_language = inner is not None and callable(getattr(inner, "set_src_lang_special_tokens", None))
+        self._language_lock = threading.Lock()
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         if self._plan is not None:
@@ -72,9 +77,39 @@ class OpenCLIPEncoder(Encoder):
         size = getattr(self.module.visual, "image_size", None)
         return int(min(size)) if isinstance(size, (tuple, list)) else (int(size) if size else None)
 
-    def tokenize(self, texts: list[str]) -> Tokens:
+    def tokenize(self, texts: list[str], languages: Sequence[str | None] | None = None) -> Tokens:
+        """open_clip's tokenizer; for NLLB-CLIP each text in its own language (see :meth:`_tokenize_languages`)."""
+        if self.needs_language and languages is not None and any(languages):
+            return self._tokenize_languages(texts, list(languages))
         ids = self.tokenizer(texts, context_length=self.context_length)
         return Tokens(inputs={"text": ids}, truncated=[self._n_tokens(t) > self.context_length for t in texts])
+
+    def _tokenize_languages(self, texts: list[str], languages: list[str | None]) -> Tokens:
+        """NLLB-CLIP: the texts of each FLORES-200 code tokenised with the tokenizer's source language set to it.
+
+        open_clip's ``HFTokenizer.set_language`` calls ``set_src_lang_special_tokens``, which transformers'
+        ``NllbTokenizer`` undoes at the start of every call (``_switch_to_input_mode`` restores ``src_lang``): the
+        language token would stay ``eng_Latn``. Setting ``src_lang`` is transformers' documented way, and what
+        ``NllbTokenizer.from_pretrained(..., src_lang=CODE)`` does.
+        """
+        inner = self.tokenizer.tokenizer
+        ids = torch.zeros((len(texts), self.context_length), dtype=torch.long)
+        truncated = [False] * len(texts)
+        groups: dict[str | None, list[int]] = {}
+        for i, code in enumerate(languages):
+            groups.setdefault(code, []).append(i)
+        with self._language_lock:  # src_lang is tokenizer state
+            before = inner.src_lang
+            try:
+                for code, rows in groups.items():
+                    inner.src_lang = code or before
+                    group = [texts[i] for i in rows]
+                    ids[rows] = self.tokenizer(group, context_length=self.context_length)
+                    for i, t in zip(rows, group):
+                        truncated[i] = self._n_tokens(t) > self.context_length
+            finally:
+                inner.src_lang = before
+        return Tokens(inputs={"text": ids}, truncated=truncated)
 
     def _n_tokens(self, text: str) -> int:
         """Length of the untruncated token sequence, start and end tokens included."""
@@ -83,7 +118,10 @@ class OpenCLIPEncoder(Encoder):
             return len(tok.encode(text)) + 2
         inner = getattr(tok, "tokenizer", None)  # open_clip.HFTokenizer wraps a transformers tokenizer
         if inner is not None:
-            return len(inner(text, truncation=False)["input_ids"])
+            text = tok.clean_fn(text) if callable(getattr(tok, "clean_fn", None)) else text
+            if getattr(tok, "tokenizer_mode", "") == "clips":  # bos + text + eos, then a class token at the end
+                return len(inner(text, add_special_tokens=False, truncation=False)["input_ids"]) + 3
+            return len(inner(text, truncation=False, verbose=False)["input_ids"])
         return 0
 
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:

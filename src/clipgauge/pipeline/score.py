@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import RowError
+from ..language.flores import LANGUAGE_COLUMN
 from ..metrics.base import MetricBatch, Need
 from ..scoring.pipeline import Skip
 from ..scoring.reference import parse_reference_texts
@@ -171,13 +172,19 @@ def _prompt_embeddings(plan: ScoringPlan, need: Need, rows: Sequence[SourceRow],
     errors = [None if r.error else prompt_error(r.prompt) for r in rows]
     valid = sorted({r.prompt for r, e in zip(rows, errors) if e is None and r.error is None})
     scorer = plan.embedder(need.model)
-    with plan.timings.embedding(need.model, "text", len(valid), scorer.device):
-        table = scorer.prompt_table(valid)
     emb = np.full((n, plan.embedding_dim(need.model)), np.nan, dtype=np.float32)
     truncated = np.zeros(n, dtype=bool)
-    for i, r in enumerate(rows):
-        if r.error is None and errors[i] is None:
-            emb[i], truncated[i] = table[r.prompt]
+    ok = [i for i, r in enumerate(rows) if r.error is None and errors[i] is None]
+    with plan.timings.embedding(need.model, "text", len(valid), scorer.device):
+        if scorer.encoder.needs_language:  # each row in its language: the 'language' column, else detected
+            got, flags, bad = scorer.embed_prompt_rows([rows[i].prompt for i in ok],
+                                                       [rows[i].fields.get(LANGUAGE_COLUMN) for i in ok])
+            for j, i in enumerate(ok):
+                emb[i], truncated[i], errors[i] = got[j], flags[j], bad[j]
+        else:
+            table = scorer.prompt_table(valid)
+            for i in ok:
+                emb[i], truncated[i] = table[rows[i].prompt]
     batch.values[need], batch.errors[need], batch.truncated[need] = emb, errors, truncated
 
 

@@ -42,6 +42,7 @@ def scorer_provenance(scorer: Scorer) -> dict[str, Any]:
         "text": {
             "prompt_prefix": scorer.prompt_prefix,
             "truncation": f"model tokenizer, max {enc.context_length} tokens, end-of-text token kept",
+            **({"languages": scorer.language_tally.provenance()} if enc.needs_language else {}),
         },
         "precision": scorer.precision,
         "precision_effect": PRECISION_EFFECTS[scorer.precision],

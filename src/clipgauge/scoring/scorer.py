@@ -21,11 +21,9 @@ from .cache import EmbeddingCache, image_content
 from .device import PrecisionWarning, autocast, check_precision, precision_warning, resolve_device
 from .gpu_decode import TensorDecoder, check_decode
 from .pipeline import Item, Prefetch, Skip, failed, ordered, prepare_image
-from .text_batches import length_batches
+from .texts import LanguageTally, keyed_table, normalise, prompt_rows
 
 ProgressFn = Callable[[int], None]
-#: distinct prompts tokenised at a time (bounds the token tensors' memory)
-_TEXT_BLOCK = 4096
 
 
 @dataclass
@@ -118,7 +116,8 @@ class Scorer:
         self.encoder.to(self.device)
         self.tensor_decoder = TensorDecoder(self.encoder.crop_plan, self.max_image_pixels) if decode == "gpu" else None
         self.prompt_prefix = prompt_prefix
-        self._text_cache: dict[str, tuple[np.ndarray, bool]] = {}
+        self._text_cache: dict[Any, tuple[np.ndarray, bool]] = {}  # see scoring/texts.py
+        self.language_tally = LanguageTally()  # rows per FLORES-200 code (encoders that need the language)
         self.max_cached_prompts = int(max_cached_prompts)
         self._draft = self.encoder.input_size if self.fast_decode else None
         self.cache: EmbeddingCache | None = None
@@ -155,10 +154,16 @@ class Scorer:
         return self
 
     # ----------------------------------------------------------------- public API
-    def embed_texts(self, texts: Sequence[str] | str) -> np.ndarray:
-        """L2-normalised text embeddings, float32 (N, D). ``prompt_prefix`` is applied."""
+    def embed_texts(self, texts: Sequence[str] | str, languages: Sequence[Any] | None = None) -> np.ndarray:
+        """L2-normalised text embeddings, float32 (N, D). ``prompt_prefix`` is applied.
+
+        *languages*: for encoders that need the prompt's language (NLLB-CLIP), one ISO 639-1 or FLORES-200 code
+        per text (None: detected); without it each text's language is detected. Ignored by other encoders.
+        """
         texts = [texts] if isinstance(texts, str) else list(texts)
-        emb, _ = self._embed_prompts(texts)
+        if isinstance(languages, str):
+            languages = [languages] * len(texts)
+        emb, _ = self._embed_prompts(texts, languages)
         return emb
 
     def embed_images(self, images: Iterable[Any]) -> np.ndarray:
@@ -253,10 +258,16 @@ class Scorer:
                 truncated[i] = text[p][1]
         return PairScores(cosine=cosine, truncated=truncated, error=errors, image_embeddings=kept)
 
-    def prompt_table(self, prompts: Sequence[str]) -> dict[str, tuple[np.ndarray, bool]]:
+    def prompt_table(self, prompts: Sequence[str], languages: Sequence[Any] | None = None
+                     ) -> dict[Any, tuple[np.ndarray, bool]]:
         """Each distinct prompt → (its L2-normalised float32 embedding with ``prompt_prefix``, whether it was
-        truncated to the text context). Embedded once each, in batches of similar token length, and cached."""
-        return self._prompt_table(sorted(set(prompts)))
+        truncated to the text context). Embedded once each, in batches of similar token length, and cached.
+
+        With *languages* (one per prompt: ISO 639-1, FLORES-200 or None to detect; used by encoders that need
+        the language) the keys are ``(prompt, language as given)``."""
+        if languages is None:
+            return self._prompt_table(sorted(set(prompts)))
+        return self._prompt_table(list(prompts), list(languages))
 
     def clear_text_cache(self) -> None:
         """Forget the in-memory prompt embeddings (the on-disk cache, if any, is kept)."""
@@ -268,45 +279,25 @@ class Scorer:
         return [table[p][1] for p in prompts]
 
     # ----------------------------------------------------------------- text
-    def _prompt_table(self, prompts: list[str]) -> dict[str, tuple[np.ndarray, bool]]:
-        """Embed each distinct prompt once (cached across calls)."""
-        full = {p: self.prompt_prefix + p for p in prompts}
-        if len(self._text_cache) + len(full) > self.max_cached_prompts:
-            self.clear_text_cache()
-        missing = sorted({t for t in full.values() if t not in self._text_cache})
-        if self.cache is not None:
-            still = []
-            for text in missing:
-                hit = self.cache.get(self.cache.key("text", text.encode("utf-8")))
-                if hit is None:
-                    still.append(text)
-                else:
-                    self._text_cache[text] = hit
-            missing = still
-        # prompts tokenised in blocks (bounded memory), encoded in batches of similar token length
-        for block in range(0, len(missing), _TEXT_BLOCK):
-            texts = missing[block : block + _TEXT_BLOCK]
-            tokens = self.encoder.tokenize(texts)
-            for idx, inputs in length_batches(tokens, self.batch_size):
-                emb = self._encode_tokens(inputs)
-                chunk = [(texts[i], e, tokens.truncated[i]) for i, e in zip(idx, emb)]
-                for text, e, t in chunk:
-                    self._text_cache[text] = (e, t)
-                if self.cache is not None:
-                    self.cache.put_many([(self.cache.key("text", x.encode("utf-8")), e, t) for x, e, t in chunk])
-        return {p: self._text_cache[t] for p, t in full.items()}
+    def embed_prompt_rows(self, prompts: Sequence[str], languages: Sequence[Any] | None = None
+                          ) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+        """Per row: (L2-normalised float32 embeddings (N, D), truncated flags (N,), errors). For an encoder that
+        needs the language, *languages* are the rows' given languages (ISO 639-1 or FLORES-200; None or blank:
+        detect), a bad one being that row's error (NaN embedding); other encoders ignore them. The rows' languages
+        are counted in the provenance (``text.languages``)."""
+        return prompt_rows(self, prompts, languages)
 
-    def _embed_prompts(self, prompts: list[str]) -> tuple[np.ndarray, list[bool]]:
-        table = self._prompt_table(sorted(set(prompts)))
+    def _prompt_table(self, prompts: list[str], languages: Sequence[Any] | None = None
+                      ) -> dict[Any, tuple[np.ndarray, bool]]:
+        return keyed_table(self, prompts, languages)
+
+    def _embed_prompts(self, prompts: list[str], languages: Sequence[Any] | None = None
+                       ) -> tuple[np.ndarray, list[bool]]:
         if not prompts:
             return np.zeros((0, 0), dtype=np.float32), []
-        return np.stack([table[p][0] for p in prompts]), [table[p][1] for p in prompts]
-
-    def _encode_tokens(self, tokens: dict[str, torch.Tensor]) -> np.ndarray:
-        inputs = {k: v.to(self.device) for k, v in tokens.items()}
-        with torch.inference_mode(), autocast(self.precision, self.device):
-            feats = self.encoder.encode_texts(inputs)
-        return _normalise(feats)
+        table = self._prompt_table(prompts, languages)
+        keys = prompts if languages is None else list(zip(prompts, languages))
+        return np.stack([table[k][0] for k in keys]), [table[k][1] for k in keys]
 
     # ----------------------------------------------------------------- images
     def _prepare(self, src: Any) -> Item:
@@ -376,7 +367,7 @@ class Scorer:
             batch = self.encoder.crop_plan.normalize(batch)  # exact arithmetic, checked once per device
         with torch.inference_mode(), autocast(self.precision, self.device):
             feats = self.encoder.encode_images(batch)
-        return _normalise(feats)
+        return normalise(feats)
 
     # ----------------------------------------------------------------- provenance
     def provenance(self) -> dict[str, Any]:
@@ -385,8 +376,3 @@ class Scorer:
 
         return scorer_provenance(self)
 
-
-def _normalise(feats: torch.Tensor) -> np.ndarray:
-    feats = feats.float()
-    feats = feats / feats.norm(dim=-1, keepdim=True)
-    return feats.cpu().numpy()

@@ -1,0 +1,163 @@
+"""The scorer's text path: prompts → L2-normalised text embeddings, each distinct prompt embedded once.
+
+Prompts are tokenised in blocks (bounded memory) and encoded in batches of similar token length
+(:mod:`.text_batches`); embeddings are kept in memory (bounded) and, with a cache folder, on disk.
+
+For an encoder that declares ``needs_language`` (NLLB-CLIP), each prompt is tokenised in its language: a
+FLORES-200 code from the row's ``language`` value or the detector (:mod:`clipgauge.language.flores`), and the
+cached embeddings are keyed by (prompt, language) — the same words in two languages are two inputs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from ..language.flores import DEFAULT_FLORES, LANGUAGE_COLUMN, row_languages
+from .device import autocast
+from .text_batches import length_batches
+
+if TYPE_CHECKING:
+    from .scorer import Scorer
+
+#: distinct prompts tokenised at a time (bounds the token tensors' memory)
+TEXT_BLOCK = 4096
+
+#: a cache key: the prompt with its prefix, or (that, FLORES-200 code) for encoders that need the language
+TextKey = Any
+
+
+class LanguageTally:
+    """Rows embedded per FLORES-200 code and per source of the code (``column``, ``detected``, ``default``)."""
+
+    def __init__(self) -> None:
+        self.codes: Counter[str] = Counter()
+        self.sources: Counter[str] = Counter()
+
+    def add(self, code: str | None, source: str) -> None:
+        if code is not None:
+            self.codes[code] += 1
+            self.sources[source] += 1
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "codes": dict(sorted(self.codes.items())),
+            "sources": dict(sorted(self.sources.items())),
+            "policy": f"the row's '{LANGUAGE_COLUMN}' column (ISO 639-1 or FLORES-200), else the detected language, "
+                      f"else {DEFAULT_FLORES} (source 'default')",
+        }
+
+
+def languages_of(scorer: Scorer, prompts: Sequence[str], given: Sequence[Any] | None, *, count: bool = False
+                 ) -> tuple[list[str | None], list[str | None]]:
+    """``(FLORES-200 code or None, error or None)`` per prompt, by the policy of :mod:`clipgauge.language.flores`;
+    with *count* (rows of a run), counted in the scorer's tally. All None for encoders that need no language."""
+    if not scorer.encoder.needs_language:
+        return [None] * len(prompts), [None] * len(prompts)
+    found = row_languages(list(prompts), given, column=LANGUAGE_COLUMN)
+    for r in found if count else ():
+        scorer.language_tally.add(r.flores, r.source)
+    return [r.flores for r in found], [r.error for r in found]
+
+
+def text_table(scorer: Scorer, prompts: Sequence[str], codes: Sequence[str | None] | None = None
+               ) -> dict[TextKey, tuple[np.ndarray, bool]]:
+    """Embed each distinct prompt (with ``prompt_prefix``) once, cached across calls. Keys: the prompt, or
+    ``(prompt, code)`` when *codes* (one FLORES-200 code per prompt) are given to an encoder that needs them."""
+    with_codes = codes is not None and scorer.encoder.needs_language
+    wanted: dict[TextKey, TextKey] = {}
+    for i, p in enumerate(prompts):
+        full = scorer.prompt_prefix + p
+        wanted[(p, codes[i]) if with_codes else p] = (full, codes[i]) if with_codes else full
+    cache = scorer._text_cache
+    if len(cache) + len(wanted) > scorer.max_cached_prompts:
+        cache.clear()
+    missing = sorted({k for k in wanted.values() if k not in cache}, key=_order)
+    if scorer.cache is not None:
+        still = []
+        for key in missing:
+            hit = scorer.cache.get(scorer.cache.key("text", _disk_key(key)))
+            if hit is None:
+                still.append(key)
+            else:
+                cache[key] = hit
+        missing = still
+    for block in range(0, len(missing), TEXT_BLOCK):
+        keys = missing[block : block + TEXT_BLOCK]
+        if with_codes:
+            tokens = scorer.encoder.tokenize([k[0] for k in keys], languages=[k[1] for k in keys])
+        else:
+            tokens = scorer.encoder.tokenize(list(keys))
+        for idx, inputs in length_batches(tokens, scorer.batch_size):
+            emb = encode_tokens(scorer, inputs)
+            chunk = [(keys[i], e, tokens.truncated[i]) for i, e in zip(idx, emb)]
+            for key, e, t in chunk:
+                cache[key] = (e, t)
+            if scorer.cache is not None:
+                scorer.cache.put_many([(scorer.cache.key("text", _disk_key(k)), e, t) for k, e, t in chunk])
+    return {k: cache[full] for k, full in wanted.items()}
+
+
+def prompt_rows(scorer: Scorer, prompts: Sequence[str], languages: Sequence[Any] | None = None
+                ) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+    """:meth:`Scorer.embed_prompt_rows`: per row embeddings (NaN where the row's language is bad), truncated
+    flags and errors."""
+    codes, errors = languages_of(scorer, prompts, languages, count=True)
+    ok = [i for i, e in enumerate(errors) if e is None]
+    keyed = scorer.encoder.needs_language
+    table = text_table(scorer, [prompts[i] for i in ok], [codes[i] for i in ok] if keyed else None)
+    dim = next(iter(table.values()))[0].shape[0] if table else 0
+    emb = np.full((len(prompts), dim), np.nan, dtype=np.float32)
+    truncated = np.zeros(len(prompts), dtype=bool)
+    for i in ok:
+        emb[i], truncated[i] = table[(prompts[i], codes[i]) if keyed else prompts[i]]
+    return emb, truncated, errors
+
+
+def keyed_table(scorer: Scorer, prompts: Sequence[str], languages: Sequence[Any] | None = None
+                ) -> dict[TextKey, tuple[np.ndarray, bool]]:
+    """:meth:`Scorer.prompt_table`: keyed by prompt, or by ``(prompt, language as given)`` with *languages*.
+    A language that names nothing raises :class:`~clipgauge.errors.UsageError`."""
+    if languages is None and not scorer.encoder.needs_language:
+        return text_table(scorer, prompts)
+    given = languages if languages is not None else [None] * len(prompts)
+    pairs = list(dict.fromkeys(zip(prompts, given)))
+    codes, errors = languages_of(scorer, [p for p, _ in pairs], [g for _, g in pairs])
+    bad = next((e for e in errors if e), None)
+    if bad:
+        from ..errors import UsageError
+
+        raise UsageError(bad)
+    table = text_table(scorer, [p for p, _ in pairs], codes)
+    keyed = scorer.encoder.needs_language
+    return {(p if languages is None else (p, g)): table[(p, c) if keyed else p] for (p, g), c in zip(pairs, codes)}
+
+
+def encode_tokens(scorer: Scorer, tokens: dict[str, torch.Tensor]) -> np.ndarray:
+    """L2-normalised float32 text embeddings (N, D) of tokenised prompts."""
+    inputs = {k: v.to(scorer.device) for k, v in tokens.items()}
+    with torch.inference_mode(), autocast(scorer.precision, scorer.device):
+        feats = scorer.encoder.encode_texts(inputs)
+    return normalise(feats)
+
+
+def normalise(feats: torch.Tensor) -> np.ndarray:
+    """Rows divided by their L2 norm, as float32 on the host."""
+    feats = feats.float()
+    feats = feats / feats.norm(dim=-1, keepdim=True)
+    return feats.cpu().numpy()
+
+
+def _order(key: TextKey) -> tuple[str, str]:
+    return (key[0], key[1] or "") if isinstance(key, tuple) else (key, "")
+
+
+def _disk_key(key: TextKey) -> bytes:
+    """The on-disk cache key's content: the prompt, plus its language for encoders that need one."""
+    if isinstance(key, tuple):
+        return key[0].encode("utf-8") + b"\x00lang=" + (key[1] or "").encode("ascii")
+    return key.encode("utf-8")
