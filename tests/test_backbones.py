@@ -17,6 +17,7 @@ from scipy.stats import kendalltau, rankdata, spearmanr
 from clipgauge.cli import main
 
 SYSTEMS = ["sd15", "sdxl", "flux"]
+LABELS = ["circle", "square", "star", "cat"]
 PROMPTS = ["a red circle", "two blue squares", "a green star above a yellow circle", "a photo of a cat"]
 
 
@@ -27,9 +28,11 @@ def compared(hf_model_dir, tmp_path_factory):
     rows = []
     for i in range(9):
         random_rgb(i, size=(64 + 8 * i, 90)).save(folder / f"img_{i}.png")
-        rows.append({"image": f"img_{i}.png", "prompt": PROMPTS[i % 4], "system": SYSTEMS[i % 3]})
+        rows.append({"image": f"img_{i}.png", "prompt": PROMPTS[i % 4], "system": SYSTEMS[i % 3],
+                     "label": LABELS[i % 4]})
     with open(folder / "manifest.jsonl", "w", encoding="utf-8") as fh:
         fh.writelines(json.dumps(r) + "\n" for r in rows)
+    (folder / "labels.txt").write_text("\n".join(LABELS) + "\n")
     out = tmp_path_factory.mktemp("bb")
     code = main(["backbones", str(folder / "manifest.jsonl"), "--model", "demo", "--model", f"hf:{hf_model_dir}",
                  "--device", "cpu", "--batch-size", "3", "--system-column", "system", "--top", "3",
@@ -103,6 +106,45 @@ def test_disagreement_rows_are_the_largest_rank_percentile_spreads_and_the_repor
                   "Rows the backbones disagree on most"):
         assert title in html
     assert html.count('<img src="data:image/jpeg;base64,') == 3
+    assert "Zero-shot accuracy and recall@k" not in html  # not asked for
+
+
+def test_zero_shot_accuracy_and_recall_per_backbone_are_those_of_classify_and_retrieve(
+        compared, hf_model_dir, openclip_checkpoint, tmp_path):
+    """Two tiny backbones (HF and OpenCLIP formats) with labels and recall: each backbone's numbers are what
+    clipgauge.classify and clipgauge.retrieve give for that model alone."""
+    from tiny_clip import TINY_OPENCLIP_ARCH
+
+    from clipgauge import ScoreOptions, compare_backbones
+    from clipgauge.report.evaluation import backbones_report
+    from clipgauge.zeroshot.classify import classify
+    from clipgauge.zeroshot.retrieve import retrieve
+
+    folder, rows, _, _, _ = compared
+    specs = [f"hf:{hf_model_dir}", f"open_clip:{TINY_OPENCLIP_ARCH}:{openclip_checkpoint}"]
+    doc = compare_backbones(folder / "manifest.jsonl", specs, options=ScoreOptions(device="cpu"), top=0,
+                            labels=LABELS, truth="label", recall=True).to_dict()
+    hf = doc["backbones"][0]
+    alone = classify(folder / "manifest.jsonl", LABELS, truth="label", model=specs[0],
+                     options=ScoreOptions(device="cpu"))
+    assert hf["zeroshot"]["n"] == len(rows)
+    assert hf["zeroshot"]["top1"] == pytest.approx(alone.summary["classification"]["top1"], abs=1e-12)
+    found = retrieve(folder / "manifest.jsonl", model=specs[0], evaluate=True, device="cpu")
+    assert hf["recall"]["text_to_image"] == pytest.approx(found.recall["text_to_image"], abs=1e-12)
+    assert hf["recall"]["image_to_text"] == pytest.approx(found.recall["image_to_text"], abs=1e-12)
+    for b in doc["backbones"]:
+        assert 0 <= b["zeroshot"]["top1"] <= b["zeroshot"]["top5"] <= 1
+    assert doc["disagreements"] == []
+    html = backbones_report(doc, tmp_path / "r.html").read_text()
+    assert "Zero-shot accuracy and recall@k" in html
+
+
+def test_labels_without_truth_is_refused():
+    from clipgauge import compare_backbones
+    from clipgauge.errors import UsageError
+
+    with pytest.raises(UsageError, match="both labels and the column"):
+        compare_backbones("m.jsonl", ["demo", "other"], labels=["a", "b"])
 
 
 @pytest.mark.parametrize("args, message", [

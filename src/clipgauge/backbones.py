@@ -68,13 +68,21 @@ def backbone_metrics(models: list[str]) -> list[tuple[type, dict[str, str]]]:
 
 def compare_backbones(input_spec: str | Path, models: list[str], *, options: Any = None,
                       out: str | Path | None = None, system_column: str | None = None, top: int = 20,
-                      image_column: str | None = None, prompt_column: str | None = None) -> BackboneComparison:
+                      image_column: str | None = None, prompt_column: str | None = None,
+                      labels: list[str] | None = None, truth: str | None = None, templates: Any = None,
+                      recall: bool = False) -> BackboneComparison:
     """Score *input_spec* (any input :func:`clipgauge.score` reads) with every CLIP in *models* in one run and
     compare them: per-row correlations, system rankings by *system_column*, the *top* rows they disagree on
     most, and each backbone's speed and memory in this run. *options*: a :class:`~clipgauge.ScoreOptions`
     (device, batch size, precision…; its metrics are replaced). *out*: keep the results file (one
-    ``cosine_bK`` column per backbone). Raises :class:`UsageError` for bad input.
+    ``cosine_bK`` column per backbone). With *labels* and *truth* (the column of each row's true label), each
+    backbone's zero-shot accuracy (:func:`clipgauge.classify`, *templates*); with *recall*, its recall@k in both
+    directions with each row's prompt as its true caption (:func:`clipgauge.retrieve`) — each a pass of its own
+    per backbone, after the timed run. Raises :class:`UsageError` for bad input.
     """
+    if (labels is None) != (truth is None):
+        raise UsageError("zero-shot accuracy needs both labels and the column of true labels",
+                         cli="zero-shot accuracy needs both --labels-file FILE and --truth COLUMN")
     from .pipeline.plan import ScoreOptions
     from .runs import score
     from .sinks.results import read_results
@@ -103,6 +111,9 @@ def compare_backbones(input_spec: str | Path, models: list[str], *, options: Any
         ok = ~np.isnan(x)
         backbones.append({"name": n, "model": m, "column": f"cosine_{n}", "scored": int(ok.sum()),
                           "mean": float(x[ok].mean()) if ok.any() else None, "timing": result.timings.get(m)})
+    for entry in backbones:
+        entry.update(_tasks(input_spec, entry["model"], options, labels, truth, templates, recall, image_column,
+                            prompt_column))
     worst = disagreements(scores, top=top)
     base = (result.summary.get("input") or {}).get("base_dir")
     for d in worst:
@@ -112,7 +123,7 @@ def compare_backbones(input_spec: str | Path, models: list[str], *, options: Any
     systems = system_agreement(scores, [r.get(system_column) for r in records]) if system_column else None
     notes = ["speed: images/s of each backbone's own preprocessing and forward pass (decoding is shared and not "
              "counted); load_s: building the model after the libraries were imported",
-             "zero-shot accuracy and recall@k per backbone are not computed by this command yet"]
+             "zero-shot accuracy and recall@k (when asked for) come from a pass of their own per backbone"]
     return BackboneComparison(str(input_spec), len(records), backbones, row_correlations(scores), systems, worst,
                               str(out) if out is not None else None, result.n_errors, result.first_error, notes)
 
@@ -127,3 +138,25 @@ def _path(value: Any, base: str | None) -> str | None:
         return None
     p = Path(value).expanduser()
     return str(p if p.is_absolute() or base is None else Path(base).expanduser().resolve() / p)
+
+
+def _tasks(input_spec: str | Path, model: str, options: Any, labels: list[str] | None, truth: str | None,
+           templates: Any, recall: bool, image_column: str | None, prompt_column: str | None) -> dict[str, Any]:
+    """``zeroshot`` (top-1/top-5 accuracy, mean per-class recall, n; fractions in [0, 1]) and ``recall`` (recall@k
+    per direction) of one backbone, as :func:`clipgauge.classify` and :func:`clipgauge.retrieve` compute them."""
+    out: dict[str, Any] = {}
+    if labels is not None:
+        from .zeroshot.classify import classify
+
+        result = classify(input_spec, labels, templates=templates, truth=truth, model=model, options=options,
+                          image_column=image_column)
+        found = result.summary.get("classification") or {}
+        out["zeroshot"] = {k: found.get(k) for k in ("n", "top1", "top5", "mean_per_class_recall")}
+    if recall:
+        from .zeroshot.retrieve import retrieve
+
+        found = retrieve(input_spec, model=model, evaluate=True, device=options.device,
+                         batch_size=options.batch_size, precision=options.precision, image_column=image_column,
+                         prompt_column=prompt_column)
+        out["recall"] = found.recall
+    return out

@@ -22,6 +22,13 @@ from .output import stdout
 @click.option("--system-column", metavar="COLUMN",
               help="Column naming the generator or run of each row: adds each backbone's system ranking, Kendall "
                    "τ between rankings and the share of system pairs whose sign all backbones agree on.")
+@click.option("--labels-file", type=click.Path(path_type=Path), metavar="FILE",
+              help="Labels, one a line: adds each backbone's zero-shot accuracy (needs --truth).")
+@click.option("--truth", metavar="COLUMN", help="Column with each row's true label (with --labels-file).")
+@click.option("--template", "templates", multiple=True, metavar="TEXT",
+              help="Zero-shot prompt template with {} for the label (repeatable; 'imagenet' = the CLIP paper's 80).")
+@click.option("--recall", is_flag=True,
+              help="Add each backbone's recall@k in both directions, each row's prompt its true caption.")
 @click.option("--top", type=click.IntRange(min=0), default=20, show_default=True,
               help="Rows the backbones disagree on most to show.")
 @click.option("--out", type=click.Path(path_type=Path),
@@ -36,7 +43,8 @@ from .output import stdout
 @click.option("--image-column", default=None, metavar="NAME", help="Parquet/HF input: the image column.")
 @click.option("--prompt-column", default=None, metavar="NAME", help="Parquet/HF input: the caption column.")
 @json_option
-def backbones(manifest: Path, models: tuple[str, ...], system_column: str | None, top: int, out: Path | None,
+def backbones(manifest: Path, models: tuple[str, ...], system_column: str | None, labels_file: Path | None,
+              truth: str | None, templates: tuple[str, ...], recall: bool, top: int, out: Path | None,
               report_out: Path | None, device: str, batch_size: int, precision: str, image_column: str | None,
               prompt_column: str | None, json_out: str | None) -> None:
     """Compare CLIP backbones on your own data ("CLIP Benchmark" for a manifest).
@@ -49,9 +57,15 @@ def backbones(manifest: Path, models: tuple[str, ...], system_column: str | None
     check_json_target(json_out)
     from ..backbones import compare_backbones
 
+    labels = None
+    if labels_file is not None:
+        from ..zeroshot.classify import read_labels
+
+        labels = read_labels(labels_file)
     options = ScoreOptions(device=device, batch_size=batch_size, precision=precision)
     result = compare_backbones(manifest, list(models), options=options, out=out, system_column=system_column,
-                               top=top, image_column=image_column, prompt_column=prompt_column)
+                               top=top, image_column=image_column, prompt_column=prompt_column, labels=labels,
+                               truth=truth, templates=list(templates) or None, recall=recall)
     doc = result.to_dict()
     if report_out is not None:
         from ..report.evaluation import backbones_report
@@ -75,6 +89,13 @@ def _print(doc: dict) -> None:
         speed.add_row(b["name"], b["model"], str(b["scored"]), fmt(b["mean"]), fmt(t.get("images_per_s"), 1),
                       fmt(t.get("load_s"), 2), _mb(t.get("weights_bytes")), _mb(t.get("peak_bytes")))
     stdout.print(speed)
+    for b in doc["backbones"]:
+        if b.get("zeroshot"):
+            z = b["zeroshot"]
+            say(f"{b['name']} zero-shot: top-1 {fmt(z['top1'])}, top-5 {fmt(z['top5'])}, mean per-class recall "
+                f"{fmt(z['mean_per_class_recall'])} over {z['n']} rows")
+        if b.get("recall"):
+            say(f"{b['name']} recall@k: {_recall(b['recall'])}")
     corr = Table(title="agreement of per-row cosines", title_justify="left", box=box.SIMPLE_HEAD)
     for col in ("pair", "rows", "Spearman ρ", "Kendall τ-b"):
         corr.add_column(col, justify="left" if col == "pair" else "right")
@@ -96,3 +117,12 @@ def _print(doc: dict) -> None:
 
 def _mb(value: int | None) -> str:
     return "-" if value is None else f"{value / 1e6:.1f}"
+
+
+def _recall(doc: dict) -> str:
+    """``text_to_image R@1 0.50, R@5 …; image_to_text …`` from a retrieval recall document."""
+    parts = []
+    for direction, values in doc.items():
+        if isinstance(values, dict) and all(isinstance(v, (int, float)) for v in values.values()):
+            parts.append(direction + " " + ", ".join(f"{k} {fmt(float(v), 3)}" for k, v in values.items()))
+    return "; ".join(parts) or "-"

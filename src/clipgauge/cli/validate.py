@@ -52,8 +52,9 @@ _LABELS = {"kendall_tau_b": "Kendall τ-b", "kendall_tau_c": "Kendall τ-c", "sp
               help="Images per forward pass.")
 @json_option
 def validate(judgements: Path, metric: str | None, column: str | None, model: str, scale: str | None,
-             prompt_prefix: str | None, image_root: Path | None, tie_threshold: float, scores_out: Path | None, report_out: Path | None,
-             confidence: float, resamples: int, seed: int, device: str, batch_size: int, json_out: str | None) -> None:
+             prompt_prefix: str | None, image_root: Path | None, tie_threshold: float, scores_out: Path | None,
+             report_out: Path | None, confidence: float, resamples: int, seed: int, device: str, batch_size: int,
+             json_out: str | None) -> None:
     """Measure how well a metric agrees with human judgement, with bootstrap CIs.
 
     JUDGEMENTS is the CLIPScore paper's Flickr8K-Expert/CF JSON (flickr8k.json, crowdflower_flickr8k.json),

@@ -66,6 +66,10 @@ def backbones_report(doc: dict[str, Any], out: str | Path, *, title: str = "clip
         _section("correlations", "Agreement of per-row scores", [corr],
                  ["Correlations of per-row cosines over the rows both backbones scored (scipy.stats)."]),
     ]
+    tasks = _tasks_table(bbs)
+    if tasks is not None:
+        sections.append(_section("tasks", "Zero-shot accuracy and recall@k", [tasks],
+                                 ["Fractions in [0, 1]; recall@k with each row's prompt as its true caption."]))
     systems = doc.get("systems")
     if systems:
         names = [b["name"] for b in bbs]
@@ -89,6 +93,21 @@ def backbones_report(doc: dict[str, Any], out: str | Path, *, title: str = "clip
         "Largest spread of rank percentiles (a row's rank among all rows under each backbone, divided by n)."],
         cards=cards))
     return _write(out, title, sections, thumb_size)
+
+
+def _tasks_table(bbs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if not any(b.get("zeroshot") or b.get("recall") for b in bbs):
+        return None
+    ks = next((b["recall"].get("ks", []) for b in bbs if b.get("recall")), [])
+    header = ["backbone", "zero-shot top-1", "top-5", "mean per-class recall"]
+    header += [f"text→image R@{k}" for k in ks] + [f"image→text R@{k}" for k in ks]
+    rows = []
+    for b in bbs:
+        z, r = b.get("zeroshot") or {}, b.get("recall") or {}
+        rows.append([b["name"], _num(z.get("top1")), _num(z.get("top5")), _num(z.get("mean_per_class_recall"))]
+                    + [_num((r.get("text_to_image") or {}).get(str(k))) for k in ks]
+                    + [_num((r.get("image_to_text") or {}).get(str(k))) for k in ks])
+    return {"header": header, "rows": rows}
 
 
 def validation_report(doc: dict[str, Any], out: str | Path, *, title: str = "clipgauge validate") -> Path:
