@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -70,21 +71,62 @@ def prepare_image(src: Any, preprocess: Callable[[Any], Any], *, max_pixels: int
 
 def ordered(
     sources: Iterable[Any], job: Callable[[Any], Item], *, workers: int, window: int,
-    ready: Callable[[int, Any], Future | None] | None = None,
+    ready: Callable[[int, Any], Future | None] | None = None, waits: Any = None, group: int = 1,
 ) -> Iterator[tuple[int, Item]]:
     """Run *job* on every source in *workers* threads, at most *window* ahead, yielding ``(index, item)``
-    in input order. *ready* may return an already-started job for a source (the prefetch)."""
-    pending: deque[tuple[int, Future]] = deque()
+    in input order. *ready* may return an already-started job for a source (the prefetch).
+
+    A :class:`Skip` needs no thread: its item is made here. Other sources go to the threads *group* at a time
+    (one hand-over per group: rows that fail at once, like missing files, cost little more than their reason).
+    *waits* (``cpu_threads.Waits``) adds up the seconds spent blocked on items not ready yet.
+    """
+    # (first index, items made here | Future of one item (prefetch) | Future of a list of items)
+    pending: deque[tuple[int, list[Item] | Future, bool]] = deque()
+    queued = 0  # items in pending and in the group being filled
+    group_srcs: list[Any] = []
+    first = 0
+
+    def many(srcs: list[Any]) -> list[Item]:
+        return [job(s) for s in srcs]
+
+    def submit() -> None:
+        nonlocal group_srcs
+        if group_srcs:
+            pending.append((first, pool.submit(many, group_srcs), True))
+            group_srcs = []
+
+    def take() -> Iterator[tuple[int, Item]]:
+        nonlocal queued
+        start, got, is_list = pending.popleft()
+        if isinstance(got, Future):
+            if waits is not None and not got.done():
+                t = time.perf_counter()
+                got.result()
+                waits.seconds += time.perf_counter() - t
+            got = got.result() if is_list else [got.result()]
+        queued -= len(got)
+        for k, item in enumerate(got):
+            yield start + k, item
+
     with ThreadPoolExecutor(workers, thread_name_prefix="clipgauge-decode") as pool:
         for i, src in enumerate(sources):
             started = ready(i, src) if ready is not None else None
-            pending.append((i, started or pool.submit(job, src)))
-            if len(pending) >= window:
-                j, fut = pending.popleft()
-                yield j, fut.result()
+            if started is not None or isinstance(src, Skip):
+                submit()
+                pending.append((i, started or [Item(skip=src.reason)], False))
+            else:
+                if not group_srcs:
+                    first = i
+                group_srcs.append(src)
+                if len(group_srcs) >= group:
+                    submit()
+            queued += 1
+            while queued >= window:
+                submit()
+                yield from take()
+        submit()
         while pending:
-            j, fut = pending.popleft()
-            yield j, fut.result()
+            yield from take()
 
 
 class Prefetch:

@@ -18,6 +18,7 @@ from ..decode import DEFAULT_MAX_PIXELS, read_file
 from ..encoders import DEFAULT_MODEL, Encoder, early_crop_plan, resolve_encoder
 from ..errors import RowError
 from .cache import EmbeddingCache, image_content
+from .cpu_threads import ForwardThreads, Waits
 from .device import PrecisionWarning, autocast, check_precision, precision_warning, resolve_device
 from .gpu_decode import TensorDecoder, check_decode
 from .pipeline import Item, Prefetch, Skip, failed, ordered, prepare_image
@@ -119,6 +120,7 @@ class Scorer:
         self._text_cache: dict[Any, tuple[np.ndarray, bool]] = {}  # see scoring/texts.py
         self.language_tally = LanguageTally()  # rows per FLORES-200 code (encoders that need the language)
         self.max_cached_prompts = int(max_cached_prompts)
+        self._threads = ForwardThreads(Waits())  # one torch thread for a CPU forward pass while decode-bound
         self._draft = self.encoder.input_size if self.fast_decode else None
         self.cache: EmbeddingCache | None = None
         if cache_dir is not None:
@@ -327,7 +329,9 @@ class Scorer:
         prefetch, self._prefetch = self._prefetch, None
         ready = prefetch.take(self.encoder.crop_plan, self.max_image_pixels, self._draft) if prefetch else None
         window = max(2 * self.batch_size, 4 * self.num_workers)
-        return ordered(images, self._prepare, workers=self.num_workers, window=window, ready=ready)
+        group = max(1, min(16, window // (4 * self.num_workers)))  # sources per hand-over to a thread
+        return ordered(images, self._prepare, workers=self.num_workers, window=window, ready=ready,
+                       waits=self._threads.waits, group=group)
 
     def _image_embeddings(self, images: Iterable[Any]) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
         """Yield ``(index, normalised embedding or None, error or None)`` in input order."""
@@ -365,7 +369,7 @@ class Scorer:
         batch = batch.to(self.device, non_blocking=True)  # crops cross as uint8: a quarter of the bytes
         if crops:
             batch = self.encoder.crop_plan.normalize(batch)  # exact arithmetic, checked once per device
-        with torch.inference_mode(), autocast(self.precision, self.device):
+        with torch.inference_mode(), autocast(self.precision, self.device), self._threads.forward(self.device):
             feats = self.encoder.encode_images(batch)
         return normalise(feats)
 

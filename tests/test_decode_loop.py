@@ -1,0 +1,114 @@
+"""The image loop's bookkeeping: ``ordered`` keeps input order with grouped hand-overs, skipped rows and prefetched
+jobs, and counts the time spent waiting; ``ForwardThreads`` runs a CPU forward pass on one thread only while the
+model waits for decoded images, and never changes a score."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future
+
+import numpy as np
+import pytest
+import torch
+from conftest import PROMPTS, jpeg_bytes, random_rgb
+
+from clipgauge import Scorer
+from clipgauge.scoring.cpu_threads import ForwardThreads, Waits
+from clipgauge.scoring.pipeline import Item, Skip, ordered
+
+
+def _job(src):
+    return Item(key=str(src))
+
+
+@pytest.mark.parametrize("group", [1, 3, 8, 50])
+@pytest.mark.parametrize("window", [1, 4, 64])
+def test_ordered_keeps_input_order_with_skips_and_prefetched_jobs(group, window):
+    sources = [Skip("bad") if i % 7 == 3 else i for i in range(103)]
+    prefetched = {}
+    for i in (0, 1, 2, 40):
+        fut = Future()
+        fut.set_result(Item(key=f"pre{i}"))
+        prefetched[i] = fut
+    got = list(ordered(sources, _job, workers=2, window=window, group=group,
+                       ready=lambda i, src: prefetched.get(i)))
+    assert [i for i, _ in got] == list(range(103))
+    for i, item in got:
+        if i in prefetched:
+            assert item.key == f"pre{i}"
+        elif i % 7 == 3:
+            assert item.skip == "bad" and item.key is None
+        else:
+            assert item.key == str(i)
+
+
+def test_ordered_never_runs_more_than_the_window_ahead():
+    started = []
+    lock = threading.Lock()
+
+    def job(src):
+        with lock:
+            started.append(src)
+        return Item(key=str(src))
+
+    seen = 0
+    for i, _ in ordered(range(200), job, workers=2, window=10, group=4):
+        time.sleep(0.001)
+        with lock:
+            assert len(started) <= i + 10 + 1
+        seen += 1
+    assert seen == 200
+
+
+def test_waits_count_the_time_blocked_on_slow_jobs():
+    waits = Waits()
+
+    def slow(src):
+        time.sleep(0.02)
+        return Item(key=str(src))
+
+    list(ordered(range(10), slow, workers=1, window=4, group=1, waits=waits))
+    assert waits.seconds >= 0.1  # 10 jobs of 20 ms on one thread, consumed at once: most of it waited for
+    fast = Waits()
+    list(ordered(range(10), _job, workers=1, window=4, waits=fast))
+    assert fast.seconds < waits.seconds
+
+
+def test_forward_threads_single_only_while_decode_bound():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        waits = Waits()
+        threads = ForwardThreads(waits)
+        cpu = torch.device("cpu")
+        with threads.forward(cpu):  # first pass: nothing known yet
+            assert torch.get_num_threads() == 2
+            time.sleep(0.01)
+        waits.seconds += 1.0  # the model then waited 1 s for images: decode-bound
+        with threads.forward(cpu):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2  # restored
+        with threads.forward(cpu):  # no wait since: model-bound
+            assert torch.get_num_threads() == 2
+        waits.seconds += 1.0
+        with threads.forward(torch.device("meta")):  # only CPU passes are changed
+            assert torch.get_num_threads() == 2
+        assert threads.single_passes == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_decode_bound_scoring_gives_the_same_scores(hf_model_dir, tmp_path, monkeypatch):
+    paths = []
+    for i in range(12):
+        p = tmp_path / f"{i}.jpg"
+        p.write_bytes(jpeg_bytes(random_rgb(i, size=(300, 200))))
+        paths.append(p)
+    prompts = [PROMPTS[i % len(PROMPTS)] for i in range(12)]
+    normal = Scorer(f"hf:{hf_model_dir}", device="cpu", batch_size=4).score(paths, prompts)
+    monkeypatch.setattr(ForwardThreads, "decode_bound", lambda self: True)
+    single = Scorer(f"hf:{hf_model_dir}", device="cpu", batch_size=4)
+    got = single.score(paths, prompts)
+    assert single._threads.single_passes == 3
+    np.testing.assert_allclose(got, normal, atol=1e-6, rtol=0)
