@@ -152,7 +152,7 @@ def test_nllb_run_takes_the_language_column(nllb, tmp_path):
         lines.append(json.dumps(row, ensure_ascii=False))
     (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     result = score(tmp_path / "m.jsonl", tmp_path / "out.jsonl",
-                   ScoreOptions(model=f"open_clip:{name}:{checkpoint}", device="cpu", language=False))
+                   ScoreOptions(model=f"open_clip:{name}:{checkpoint}", device="cpu", language=False), shard_size=2)
     out = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(out) == len(rows)
     assert out[4]["error"] and "unknown language 'klingon'" in out[4]["error"] and out[4]["cosine"] is None
@@ -165,7 +165,7 @@ def test_nllb_run_takes_the_language_column(nllb, tmp_path):
     expected = (text * image).sum(-1)
     np.testing.assert_allclose([out[i]["cosine"] for i in keep], expected, atol=ATOL, rtol=0)
     assert all(out[i]["error"] is None for i in keep)
-    languages = result.summary["provenance"]["text"]["languages"]
+    languages = result.summary["provenance"]["text"]["languages"]  # every row, not only the first part's
     assert languages["sources"]["column"] == 3 and sum(languages["codes"].values()) == 5
 
 
