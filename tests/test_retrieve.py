@@ -19,6 +19,7 @@ from clipgauge.errors import UsageError
 from clipgauge.pipeline.plan import ScoreOptions
 from clipgauge.runs import score
 from clipgauge.zeroshot.retrieve import retrieve
+from test_zeroshot_math import clip_benchmark_recall_at_k  # LAION CLIP_benchmark's recall_at_k
 
 CAPTIONS = [s.caption for s in demo_sampling.single_object_specs()]  # the 32 colour x shape captions
 N = 64
@@ -35,17 +36,6 @@ def gallery(tmp_path_factory) -> Path:
         rows.append({"image": f"{i:03d}.png", "prompt": CAPTIONS[c]})
     (root / "gallery.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return root
-
-
-def clip_benchmark_recall_at_k(scores: torch.Tensor, positive_pairs: torch.Tensor, k: int) -> torch.Tensor:
-    """``recall_at_k`` of clip_benchmark/metrics/zeroshot_retrieval.py (LAION-AI/CLIP_benchmark)."""
-    nb_texts, nb_images = scores.shape
-    topk_indices = torch.topk(scores, k, dim=1)[1]
-    nb_positive = positive_pairs.sum(dim=1)
-    topk_indices_onehot = torch.nn.functional.one_hot(topk_indices, num_classes=nb_images)
-    positive_pairs_reshaped = positive_pairs.view(nb_texts, 1, nb_images)
-    nb_true_positive = (topk_indices_onehot * positive_pairs_reshaped).sum(dim=(1, 2))
-    return nb_true_positive / nb_positive
 
 
 def reference_embeddings(root: Path, rows: list[dict], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -45,8 +45,8 @@ def retrieve(gallery: Path | None, queries: tuple[str, ...], queries_file: Path 
     results file scored with --save-embeddings, whose stored embeddings are used as they are (another --model is
     refused). Memory stays bounded: each query keeps a running top-k.
     """
-    from ..zeroshot.retrieve import read_lines
     from ..zeroshot.retrieve import retrieve as run_retrieve
+    from ..zeroshot.textfile import read_lines
 
     check_json_target(json_out)
     texts = list(queries) + (read_lines(queries_file, "queries") if queries_file is not None else [])

@@ -16,22 +16,13 @@ from ..errors import UsageError
 from ..metrics.zeroshot import ZeroShot, parse_labels, parse_templates
 from ..pipeline.plan import ScoreOptions
 from ..runs import ScoreResult, score
+from .textfile import read_lines
 
 
 def read_labels(path: str | Path) -> list[str]:
     """Labels from a text file, one per line (blank lines and lines starting with ``#`` skipped).
     :class:`UsageError` when the file cannot be read or holds no label."""
-    p = Path(path).expanduser()
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"labels file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read labels file {path}: {exc}") from None
-    labels = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    if not labels:
-        raise UsageError(f"labels file {path} holds no label")
-    return labels
+    return read_lines(path, "labels", comments=True)
 
 
 def classify(

@@ -41,20 +41,6 @@ class RetrievalResult:
                 "provenance": self.provenance}
 
 
-def read_lines(path: str | Path, what: str) -> list[str]:
-    """Non-blank lines of a text file; :class:`UsageError` when it cannot be read or is empty."""
-    try:
-        lines = [x.strip() for x in Path(path).expanduser().read_text(encoding="utf-8").splitlines()]
-    except FileNotFoundError:
-        raise UsageError(f"{what} file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read {what} file {path}: {exc}") from None
-    lines = [x for x in lines if x]
-    if not lines:
-        raise UsageError(f"{what} file {path} is empty")
-    return lines
-
-
 def retrieve(
     gallery: str | Path | None = None,
     *,
