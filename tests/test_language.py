@@ -4,6 +4,7 @@ and per-language comparisons."""
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -163,3 +164,40 @@ def test_compare_by_language_advantage_holds_in_english_not_turkish(tmp_path, ca
     code = main(["compare", *paths, "--by", "language", "--key", "prompt_id"])
     out, _ = capsys.readouterr()
     assert code == 0 and "language" in out and "tr" in out
+
+
+def test_report_per_language_section(tmp_path, capsys) -> None:
+    """Two runs with a language column: the report gets a per-language table with each run's mean per language
+    and the paired difference per language (B's advantage is in English only), and each run's warning."""
+    rng = np.random.default_rng(1)
+    n = 80
+    base = rng.normal(0.28, 0.04, n)
+    paths = []
+    for name in ("A", "B"):
+        rows = []
+        for i in range(n):
+            lang = "en" if i % 2 else "tr"
+            cos = base[i] + rng.normal(0, 0.005) + (0.03 if name == "B" and lang == "en" else 0.0)
+            rows.append({"prompt_id": f"p{i:03d}", "prompt": f"prompt {i}", "image": f"{name}/{i}.png",
+                         "score": cos, "cosine": cos, "truncated": False, "language": lang,
+                         "language_confidence": 0.99, "error": None})
+        path = tmp_path / f"{name}.jsonl"
+        write_results(path, rows, COLUMNS)
+        warning = "40 of 80 prompts are not English, but model 'demo' reads English only"
+        (tmp_path / f"{name}.jsonl.summary.json").write_text(json.dumps({"language": {"warning": warning}}))
+        paths.append(str(path))
+    out = tmp_path / "report.html"
+    assert main(["report", *paths, "--out", str(out), "--max-images", "0", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert "languages" in data["sections"]
+    html = out.read_text(encoding="utf-8")
+    section = html[html.index('<section id="languages">'):]
+    section = section[:section.index("</section>")]
+    table_rows = re.findall(r"<tr>(.*?)</tr>", section, re.S)
+    cells = {re.findall(r"<td[^>]*>(.*?)</td>", r)[0]: re.findall(r"<td[^>]*>(.*?)</td>", r) for r in table_rows[1:]}
+    assert set(cells) == {"en", "tr"}
+    assert all(c.endswith("(n=40)") for lang in ("en", "tr") for c in cells[lang][1:3])
+    en_diff, tr_diff = float(cells["en"][3].split()[0]), float(cells["tr"][3].split()[0])
+    assert en_diff == pytest.approx(-0.03, abs=0.003) and "&lt;0.001" in cells["en"][3]
+    assert abs(tr_diff) < 0.004 and "&lt;0.001" not in cells["tr"][3]
+    assert "Rows: tr 80, en 80." in section and section.count("reads English only") == 2

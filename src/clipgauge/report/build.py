@@ -21,6 +21,7 @@ from markupsafe import Markup
 
 # a sibling module by its full name, so this module does not import its package's __init__ back
 import clipgauge.report.classification as classification
+import clipgauge.report.languages as languages
 import clipgauge.report.metric_sections as metric_sections
 import clipgauge.report.sections as sections
 
@@ -129,6 +130,7 @@ def render_report(runs: Sequence[ReportRun], options: ReportOptions | None = Non
     comp, comp_section = sections.comparison(runs, scale, opts.key, opts.category_column, opts.confidence,
                                              opts.sweep_param)
     cats = sections.categories(runs, scale, opts.category_column, opts.confidence, comp)
+    by_language = languages.language_section(runs, scale, comp, opts.confidence, opts.category_column)
     sweep_section, sweep_json = (sections.sweep(runs, scale, opts.sweep_param, opts.confidence)
                                  if opts.sweep_param else (None, None))
     errors, error_total = sections.error_rows(runs, opts.max_error_rows)
@@ -150,6 +152,7 @@ def render_report(runs: Sequence[ReportRun], options: ReportOptions | None = Non
         "metric_categories": metric_sections.metric_categories(runs, opts.category_column, opts.confidence),
         "classification": classified,
         "comparison": comp_section, "histograms": sections.histograms(runs, scale), "categories": cats,
+        "languages": by_language,
         "sweep": sweep_section, "error_rows": errors, "error_total": error_total,
         "error_left_out": error_total - len(errors), "grids": grids, "csp": csp, "script": Markup(script),
     }
@@ -163,7 +166,8 @@ def render_report(runs: Sequence[ReportRun], options: ReportOptions | None = Non
         "sections": [name for name, present in (
             ("summary", True), ("metrics", bool(context["metric_rows"])), ("classification", bool(classified)),
             ("comparison", comp_section is not None), ("histograms", True),
-            ("categories", cats is not None), ("sweep", sweep_section is not None), ("errors", True),
+            ("categories", cats is not None), ("languages", by_language is not None),
+            ("sweep", sweep_section is not None), ("errors", True),
             ("images", True)) if present],
         "runs": [_run_info(s, g) for s, g in zip(summary, grids)],
         "comparison": comp.to_dict() if comp is not None else None,
