@@ -12,9 +12,10 @@ then the causal transformer, ``ln_final``, the end-of-text token's row (the high
 ``text_projection`` (``model/model_longclip.py``, ``CLIP.encode_text``). Because the masks are 0/1, that sum is
 exactly ``token_embedding + table`` with ``table`` = rows 0–19 of the first and rows 20–247 of the second, so
 the checkpoint is loaded as an OpenCLIP ``CLIP`` (the OpenAI architecture, QuickGELU, heads = width / 64) with
-that single 248-row table. As ``longclip.load`` does (through Long-CLIP's ``build_model``), the linear,
-convolution and attention weights and both projections go through float16 before the model runs in float32:
-exact for the published checkpoints, which hold those weights in float16 like OpenAI's.
+that single 248-row table. As ``longclip.load`` does (through Long-CLIP's ``build_model``, whose
+``convert_weights`` casts them before ``load_state_dict``), the linear, convolution and attention weights and both
+projections go through float16 before the model runs in float32, so the numbers are those of ``longclip.load`` on
+CPU; for a checkpoint that stores those weights in float16 (OpenAI's layout) that cast changes nothing.
 
 Prompts are tokenised with CLIP's BPE tokenizer at context 248 (``longclip.tokenize(..., truncate=True)``: cut
 to 248 tokens, the last one made end-of-text). Images get Long-CLIP's ``_transform``: bicubic resize of the
