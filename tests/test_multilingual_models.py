@@ -59,7 +59,7 @@ def test_openclip_xlmr_matches_open_clip(xlmr):
     tokenizer = open_clip.get_tokenizer(name)
     assert type(tokenizer).__name__ == "HFTokenizer" and scorer.context_length == tokenizer.context_length == 77
     assert not scorer.encoder.needs_language
-    assert getattr(scorer.encoder, "languages", "multilingual") == "multilingual"
+    assert scorer.encoder.languages == "multilingual"
     with torch.no_grad():
         ref_text = _unit(model.encode_text(tokenizer(PROMPTS)))
         images = [random_rgb(i) for i in range(3)]
@@ -180,7 +180,7 @@ def test_mclip_matches_the_published_forward(mclip, hf_model_dir):
 
     scorer = Scorer(f"mclip:{mclip},image={hf_model_dir}", device="cpu", batch_size=4)
     assert scorer.encoder.family == "mclip" and not scorer.encoder.needs_language
-    assert getattr(scorer.encoder, "languages", "multilingual") == "multilingual"
+    assert scorer.encoder.languages == "multilingual"
     # the forward of multilingual_clip.pt_multilingual_clip.MultilingualCLIP, written out
     config = json.loads((mclip / "config.json").read_text())
     state = torch.load(mclip / "pytorch_model.bin", weights_only=True)
@@ -220,7 +220,7 @@ def test_mclip_images_are_the_paired_clips(mclip, hf_model_dir):
     assert scorer.provenance()["preprocessing"]["image_tower"] == f"hf:{hf_model_dir}"
 
 
-def test_mclip_errors_are_one_line(mclip, hf_model_dir):
+def test_mclip_errors_are_one_line(mclip, hf_model_dir, tmp_path):
     from clipgauge.encoders import parse_model_spec, resolve_encoder
     from clipgauge.errors import ModelLoadError
 
@@ -230,6 +230,9 @@ def test_mclip_errors_are_one_line(mclip, hf_model_dir):
         parse_model_spec(f"mclip:{mclip},image=nonsense spec")
     with pytest.raises(ModelLoadError, match="lacks modelBase"):
         resolve_encoder(f"mclip:{hf_model_dir},image=demo")  # a CLIP folder is not an M-CLIP one
+    narrow = save_tiny_mclip(tmp_path / "narrow", num_dims=8)
+    with pytest.raises(ModelLoadError, match="embeds texts in 8 dimensions but the image tower .* in 16"):
+        resolve_encoder(f"mclip:{narrow},image={hf_model_dir}")
 
 
 # --------------------------------------------------------------------------------------------- the README table
