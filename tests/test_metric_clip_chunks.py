@@ -161,3 +161,18 @@ def test_tracker_takes_clip_chunks_as_a_metric(hf_model_dir, hf_scorer, referenc
     want = max(float(np.dot(ref_image(images[0]), ref_text(p))) for p in (f"{S1} {S2}", S3))
     assert abs(values["chunks_max_cosine"][0] - want) < 1e-4
     assert abs(values["chunks_max_cosine"][1] - float(np.dot(ref_image(images[1]), ref_text(prompts[1])))) < 1e-4
+
+
+def test_fast_token_count_agrees_with_the_encoders_truncated_flag(hf_scorer, openclip_checkpoint):
+    """The splitter's ``fits`` (one tokenizer call) says exactly what each encoder's ``tokenize`` flags."""
+    from tiny_clip import TINY_OPENCLIP_ARCH
+
+    from clipgauge import Scorer
+    from clipgauge.metrics.clip_chunks import fits_function
+
+    open_clip_scorer = Scorer(f"open_clip:{TINY_OPENCLIP_ARCH}:{openclip_checkpoint}", device="cpu")
+    texts = [" ".join(["red"] * k) for k in (73, 74, 75, 76, 77)] + ["caf\u00e9 &amp; " * 40, S1, f"{S1} {S2} {S3}"]
+    for scorer in (hf_scorer, open_clip_scorer):
+        fits = fits_function(scorer.encoder)
+        assert [fits(t) for t in texts] == [not f for f in scorer.encoder.tokenize(texts).truncated]
+        assert [fits(t) for t in texts[:5]] == [True, True, True, False, False]  # 75 tokens + start + end = 77

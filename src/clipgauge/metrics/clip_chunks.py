@@ -21,6 +21,7 @@ value moves from the truncated one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -72,6 +73,7 @@ class ClipChunks(Metric):
         self._image = Need("image_embedding", self.model)
         self._text = Need("text_embedding", self.model)
         self._scorer: Any = None
+        self._fits: Any = None
         self._pieces: dict[str, list[str]] = {}
         self._embedded: dict[str, np.ndarray] = {}
 
@@ -92,9 +94,7 @@ class ClipChunks(Metric):
 
     def setup(self, context: Any) -> None:
         self._scorer = context.embedder(self.model)
-
-    def _fits(self, text: str) -> bool:
-        return not self._scorer.encoder.tokenize([text]).truncated[0]
+        self._fits = fits_function(self._scorer.encoder)
 
     def _split(self, text: str) -> list[str]:
         if text not in self._pieces:
@@ -153,3 +153,22 @@ class ClipChunks(Metric):
         return {**super().provenance(), "model": self.model, "reduce": self.reduce,
                 "definition": DEFINITION.format(reduce=self.reduce),
                 "note": "a different metric from the CLIP score (clip), which truncates the prompt to the context"}
+
+
+def fits_function(encoder: Any) -> Callable[[str], bool]:
+    """``fits(text)``: whether *encoder* reads *text* whole, i.e. ``not encoder.tokenize([text]).truncated[0]``.
+
+    Counted the way the encoder counts for its ``truncated`` flag, with one tokenizer call and no padded tensors
+    where the tokenizer is one clipgauge knows (about 3x faster: splitting asks this once per candidate piece):
+    OpenCLIP's ``SimpleTokenizer`` (BPE tokens + start + end) and transformers tokenizers (``input_ids`` with
+    their special tokens, no truncation). Any other encoder (and one that needs each prompt's language) is asked
+    through :meth:`tokenize`.
+    """
+    n = int(encoder.context_length)
+    tok = getattr(encoder, "tokenizer", None)
+    if not getattr(encoder, "needs_language", False):
+        if hasattr(tok, "encode") and hasattr(tok, "sot_token_id"):  # open_clip.SimpleTokenizer (incl. Long-CLIP)
+            return lambda text: len(tok.encode(text)) + 2 <= n
+        if callable(tok) and hasattr(tok, "model_max_length") and hasattr(tok, "convert_tokens_to_ids"):
+            return lambda text: len(tok(text, truncation=False, verbose=False)["input_ids"]) <= n
+    return lambda text: not encoder.tokenize([text]).truncated[0]
