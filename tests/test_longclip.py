@@ -191,3 +191,11 @@ def test_not_a_longclip_checkpoint_is_one_line(tmp_path):
         resolve_encoder(f"longclip:{path}")
     with pytest.raises(ModelLoadError, match="does not exist"):
         resolve_encoder(f"longclip:{tmp_path / 'missing.pt'}")
+
+
+def test_listed_as_a_model_family(capsys):
+    from clipgauge.cli import main
+
+    assert main(["metrics"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "longclip longclip:" in out and "(needs clipgauge[openclip])" in out  # printed as text, not markup

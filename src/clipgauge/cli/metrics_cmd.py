@@ -32,6 +32,7 @@ def metrics(json_output: bool) -> None:
         return
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="metrics (clipgauge score --metric NAME[:KEY=VALUE,...])", title_justify="left",
                   box=box.SIMPLE_HEAD)
@@ -39,12 +40,13 @@ def metrics(json_output: bool) -> None:
         table.add_column(col, overflow="fold")
     for m in listing["metrics"]:
         options = "\n".join(f"{k}: {v}" for k, v in m["options"].items()) or "-"
-        table.add_row(m["name"], ", ".join(m["columns"]), "\n".join(m["needs"]) or "-", options, m["summary"])
+        table.add_row(*map(Text, (m["name"], ", ".join(m["columns"]), "\n".join(m["needs"]) or "-", options,
+                                  m["summary"])))  # Text: "[openclip]" is not rich markup
     stdout.print(table)
     models = Table(title="model families (--model SPEC, or a metric's model=SPEC)", title_justify="left",
                    box=box.SIMPLE_HEAD)
     for col in ("family", "spec", "what it loads"):
         models.add_column(col, overflow="fold")
     for f in listing["models"]:
-        models.add_row(f["family"], f["prefix"] or "-", f["description"])
+        models.add_row(*map(Text, (f["family"], f["prefix"] or "-", f["description"])))
     stdout.print(models)
