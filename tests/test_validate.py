@@ -85,6 +85,12 @@ def test_generic_table_with_a_precomputed_column(tmp_path, capsys):
     assert out["spearman"] == pytest.approx(spearmanr(metric[keep], human[keep])[0], abs=1e-9)
     again = _cli_json([str(tmp_path / "j.jsonl"), "--column", "mine", "--resamples", "200"], capsys)
     assert again["spearman_ci"] == out["spearman_ci"]  # seeded
+    with open(tmp_path / "j.csv", "w", encoding="utf-8") as fh:  # the same table as CSV: the same numbers
+        fh.write("image,prompt,human,mine\n")
+        fh.writelines(f"{r['image']},{r['prompt']},{r['human']},{'' if r['mine'] is None else r['mine']}\n"
+                      for r in rows)
+    as_csv = _cli_json([str(tmp_path / "j.csv"), "--column", "mine", "--resamples", "200"], capsys)
+    assert {k: as_csv[k] for k in KEYS} == {k: out[k] for k in KEYS}
 
 
 def _direct_pick_a_pic_accuracy(s0, s1, label_0):
@@ -164,3 +170,32 @@ def test_report_shows_the_numbers_beside_the_published_ones(tmp_path, capsys):
     html = (tmp_path / "v.html").read_text()
     assert "Agreement with human judgement" in html and "pairwise accuracy" in html
     assert "0.6250" in html  # (1 + 1 + 0.5 + 0) / 4
+
+
+def test_pick_a_pic_parquet_with_image_bytes_runs_the_metric(tmp_path):
+    """Pick-a-Pic's own Parquet layout: jpg_0/jpg_1 hold the encoded images; every pair is scored."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def png(seed: int) -> bytes:
+        buf = io.BytesIO()
+        random_rgb(seed, size=(48, 48)).save(buf, "PNG")
+        return buf.getvalue()
+
+    table = pa.table({"caption": CAPTIONS[:3], "jpg_0": [png(i) for i in range(3)],
+                      "jpg_1": [png(10 + i) for i in range(2)] + [b"not an image"],
+                      "label_0": [1.0, 0.5, 0.0], "label_1": [0.0, 0.5, 1.0]})
+    pq.write_table(table, tmp_path / "test_unique.parquet")
+    from clipgauge import ScoreOptions
+
+    result = validate(tmp_path / "test_unique.parquet", options=ScoreOptions(model="demo", device="cpu"),
+                      scores_out=tmp_path / "s.jsonl", n_resamples=20)
+    assert result.benchmark == "Pick-a-Pic" and result.errors == 1  # the broken image comes back with its error
+    assert result.agreement["n"] == 2 and result.agreement["left_out"] == 1
+    scores = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert len(scores) == 6 and scores[5]["error"] and scores[5]["score"] is None
+    s = [r["score"] for r in scores]
+    expected = _direct_pick_a_pic_accuracy([s[0], s[2]], [s[1], s[3]], [1.0, 0.5])
+    assert result.agreement["pairwise_accuracy"] == pytest.approx(expected, abs=1e-12)

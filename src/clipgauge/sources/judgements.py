@@ -90,9 +90,26 @@ def read_judgements(path: str | Path, *, image_root: str | Path | None = None) -
 
 
 def _table(path: Path) -> list[dict[str, Any]]:
-    from ..sinks.results import read_results
+    """The rows of a JSONL, CSV, TSV or Parquet table as dicts; :class:`UsageError` (one line) when unreadable."""
+    import csv
 
-    return read_results(path)  # JSONL/CSV/TSV/Parquet, one-line errors
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_table(path).to_pylist()
+        with open(path, encoding="utf-8", newline="") as fh:
+            if suffix == ".jsonl":
+                rows = [json.loads(line) for line in fh if line.strip()]
+                if not all(isinstance(r, dict) for r in rows):
+                    raise ValueError("every line must be a JSON object")
+                return rows
+            return list(csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ","))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"cannot read judgement file '{path}': {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - pyarrow's errors: a broken Parquet file
+        raise UsageError(f"cannot read judgement file '{path}': {type(exc).__name__}: {exc}") from None
 
 
 def _image(value: Any, root: Path) -> Any:
