@@ -105,7 +105,7 @@ def test_english_manifest_no_warning_and_no_language_option(mixed_manifest, hf_m
     assert "language" not in off.summary and "language" not in read_results(tmp_path / "off.jsonl")[0]
 
 
-def test_users_language_column_wins(tmp_path, hf_model_dir) -> None:
+def test_users_language_column_wins_in_a_results_folder(tmp_path, hf_model_dir) -> None:
     rows = []
     for i, (prompt, given) in enumerate([("a red circle", "TR"), ("ein roter Kreis auf weißem Grund", "")]):
         random_rgb(i).save(tmp_path / f"{i}.png")
@@ -113,9 +113,10 @@ def test_users_language_column_wins(tmp_path, hf_model_dir) -> None:
     (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LanguageWarning)
-        score(tmp_path / "m.jsonl", tmp_path / "r.jsonl", ScoreOptions(model=f"hf:{hf_model_dir}", device="cpu"))
-    got = read_results(tmp_path / "r.jsonl")
-    assert [r["language"] for r in got] == ["tr", "de"]
+        result = score(tmp_path / "m.jsonl", tmp_path / "results", ScoreOptions(model=f"hf:{hf_model_dir}",
+                                                                                 device="cpu"))  # --out DIR
+    got = read_results(tmp_path / "results")
+    assert [r["language"] for r in got] == ["tr", "de"] and result.summary["language"]["counts"] == {"tr": 1, "de": 1}
     assert got[0]["language_confidence"] is None and 0.0 < got[1]["language_confidence"] <= 1.0
 
 
@@ -201,3 +202,28 @@ def test_report_per_language_section(tmp_path, capsys) -> None:
     assert en_diff == pytest.approx(-0.03, abs=0.003) and "&lt;0.001" in cells["en"][3]
     assert abs(tr_diff) < 0.004 and "&lt;0.001" not in cells["tr"][3]
     assert "Rows: tr 80, en 80." in section and section.count("reads English only") == 2
+
+
+def test_encoder_languages_follow_the_tokenizer(hf_scorer, hf_model_dir, openclip_checkpoint, tmp_path,
+                                                mixed_manifest) -> None:
+    """CLIP's English BPE (transformers CLIPTokenizer, OpenCLIP SimpleTokenizer) reads English only; an XLM-R
+    SentencePiece text tower (trained in the test) or M-CLIP is multilingual, and a run with it does not warn."""
+    pytest.importorskip("sentencepiece")
+    from tiny_clip import TINY_OPENCLIP_ARCH
+    from tiny_multilingual import save_tiny_mclip, save_tiny_openclip_hf_text
+
+    from clipgauge import Scorer
+
+    assert hf_scorer.encoder.languages == "en"
+    assert Scorer(f"open_clip:{TINY_OPENCLIP_ARCH}:{openclip_checkpoint}", device="cpu").encoder.languages == "en"
+    name, checkpoint = save_tiny_openclip_hf_text(tmp_path / "xlmr", "xlm-roberta")
+    xlmr = f"open_clip:{name}:{checkpoint}"
+    assert Scorer(xlmr, device="cpu").encoder.languages == "multilingual"
+    mclip = save_tiny_mclip(tmp_path / "mclip", num_dims=16)
+    assert Scorer(f"mclip:{mclip},image={hf_model_dir}", device="cpu").encoder.languages == "multilingual"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = score(mixed_manifest, None, ScoreOptions(model=xlmr, device="cpu"))
+    assert not [w for w in caught if issubclass(w.category, LanguageWarning)]
+    lang = result.summary["language"]
+    assert lang["non_english"] == 3 and lang["english_only_model"] is None and lang["warning"] is None
