@@ -35,7 +35,7 @@ class TrackedMetrics:
 
         options = ScoreOptions(metrics=self.specs, model=self.scorer.model_spec, device=str(device),
                                precision=self.precision, batch_size=self.scorer.batch_size,
-                               prompt_prefix=self.scorer.prompt_prefix)
+                               prompt_prefix=self.scorer.prompt_prefix, language=False)  # a fixed prompt library
         self._plan = ScoringPlan(options, embedders={self.scorer.model_spec: self.scorer}).load()
         self._schema = self._plan.output_schema(pa.schema([]))
 
