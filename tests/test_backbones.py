@@ -165,3 +165,14 @@ def test_missing_manifest_is_one_line(tmp_path, capsys):
     code = main(["backbones", str(tmp_path / "nope.jsonl"), "--model", "demo", "--model", "demo2"])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_each_backbone_has_its_own_columns_summary_and_provenance(compared, hf_model_dir):
+    _, _, _, results, out = compared
+    summary = json.loads((out / "results.jsonl.summary.json").read_text())
+    assert {"score_b0", "cosine_b0", "truncated_b0", "score_b1", "cosine_b1", "truncated_b1"} <= set(results[0])
+    assert "cosine" not in results[0]
+    assert summary["clip_b0"]["model"] == "demo" and summary["clip_b1"]["model"] == f"hf:{hf_model_dir}"
+    assert summary["clip_b1"]["scales"]["cosine"]["mean"] == pytest.approx(
+        np.mean([r["cosine_b1"] for r in results]), abs=1e-9)
+    assert {"clip_b0", "clip_b1"} <= set(summary["provenance"]["metrics"])  # one entry per backbone
