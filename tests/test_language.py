@@ -137,56 +137,46 @@ COLUMNS = ["prompt_id", "prompt", "image", "score", "cosine", "truncated", "lang
            "error"]
 
 
-def test_compare_by_language_advantage_holds_in_english_not_turkish(tmp_path, capsys) -> None:
-    """B = A + 0.02 on English prompts, B = A on Turkish ones: the breakdown shows where B's advantage holds."""
-    rng = np.random.default_rng(0)
-    n = 120
+def english_advantage_runs(tmp_path, n: int, advantage: float, seed: int) -> list[str]:
+    """Results files of runs A and B over *n* prompts, half English and half Turkish: B = A + *advantage* on the
+    English prompts and B = A on the Turkish ones (plus small independent noise). Returns their paths."""
+    rng = np.random.default_rng(seed)
     base = rng.normal(0.28, 0.04, n)
-    runs = {}
+    paths = []
     for name in ("A", "B"):
         rows = []
         for i in range(n):
             lang = "en" if i % 2 else "tr"
-            cos = base[i] + rng.normal(0, 0.005) + (0.02 if name == "B" and lang == "en" else 0.0)
+            cos = base[i] + rng.normal(0, 0.005) + (advantage if name == "B" and lang == "en" else 0.0)
             rows.append({"prompt_id": f"p{i:03d}", "prompt": f"prompt {i}", "image": f"{name}/{i}.png",
                          "score": cos, "cosine": cos, "truncated": False, "language": lang,
                          "language_confidence": 0.99, "error": None})
-        runs[name] = rows
-    comp = compare_runs(runs, key=("prompt_id",), by=("language",))
-    groups = {g.value: g for g in comp.breakdowns["language"]}
-    en = next(p for p in groups["en"].pairs if (p.a, p.b) == ("A", "B"))
-    tr = next(p for p in groups["tr"].pairs if (p.a, p.b) == ("A", "B"))
-    assert en.significant and en.test.mean_diff == pytest.approx(-0.02, abs=0.003)
-    assert not tr.significant
-    paths = []
-    for name, rows in runs.items():
         write_results(tmp_path / f"{name}.jsonl", rows, COLUMNS)
         paths.append(str(tmp_path / f"{name}.jsonl"))
-    code = main(["compare", *paths, "--by", "language", "--key", "prompt_id"])
-    out, _ = capsys.readouterr()
-    assert code == 0 and "language" in out and "tr" in out
+    return paths
+
+
+def test_compare_by_language_advantage_holds_in_english_not_turkish(tmp_path, capsys) -> None:
+    paths = english_advantage_runs(tmp_path, 120, 0.02, seed=0)
+    comp = compare_runs({p: read_results(p) for p in paths}, key=("prompt_id",), by=("language",))
+    groups = {g.value: g for g in comp.breakdowns["language"]}
+    en, tr = groups["en"].pairs[0], groups["tr"].pairs[0]
+    assert en.significant and en.test.mean_diff == pytest.approx(-0.02, abs=0.003)
+    assert not tr.significant and abs(tr.test.mean_diff) < 0.003
+    code = main(["compare", *paths, "--by", "language", "--key", "prompt_id", "--json", str(tmp_path / "c.json")])
+    capsys.readouterr()
+    assert code == 0
+    cli = json.loads((tmp_path / "c.json").read_text())["breakdowns"]["language"]
+    assert {g["value"]: g["pairs"][0]["significant"] for g in cli} == {"en": True, "tr": False}
 
 
 def test_report_per_language_section(tmp_path, capsys) -> None:
     """Two runs with a language column: the report gets a per-language table with each run's mean per language
     and the paired difference per language (B's advantage is in English only), and each run's warning."""
-    rng = np.random.default_rng(1)
-    n = 80
-    base = rng.normal(0.28, 0.04, n)
-    paths = []
-    for name in ("A", "B"):
-        rows = []
-        for i in range(n):
-            lang = "en" if i % 2 else "tr"
-            cos = base[i] + rng.normal(0, 0.005) + (0.03 if name == "B" and lang == "en" else 0.0)
-            rows.append({"prompt_id": f"p{i:03d}", "prompt": f"prompt {i}", "image": f"{name}/{i}.png",
-                         "score": cos, "cosine": cos, "truncated": False, "language": lang,
-                         "language_confidence": 0.99, "error": None})
-        path = tmp_path / f"{name}.jsonl"
-        write_results(path, rows, COLUMNS)
+    paths = english_advantage_runs(tmp_path, 80, 0.03, seed=1)
+    for path in paths:
         warning = "40 of 80 prompts are not English, but model 'demo' reads English only"
-        (tmp_path / f"{name}.jsonl.summary.json").write_text(json.dumps({"language": {"warning": warning}}))
-        paths.append(str(path))
+        Path(path + ".summary.json").write_text(json.dumps({"language": {"warning": warning}}))
     out = tmp_path / "report.html"
     assert main(["report", *paths, "--out", str(out), "--max-images", "0", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
