@@ -10,6 +10,8 @@ language lingua knows, or clipgauge's default set of 25) a fresh process builds 
   against the ceiling of a plain dict lookup per row, and rows/s through the ``language`` metric itself
   (batches of 32 rows).
 
+``--tokens`` also prints how many CLIP BPE tokens the same 15 scenes take in each language.
+
 Usage::
 
     python benchmarks/language_detection.py [--configs two:common low:all high:all two:all low:common high:common]
@@ -87,13 +89,37 @@ def run(config: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def clip_tokens_per_language() -> dict[str, float]:
+    """Mean number of CLIP BPE tokens (open_clip's ``SimpleTokenizer``, the tokenizer of OpenAI CLIP) of the first
+    15 corpus prompts of each language: the same 15 scenes written in each language."""
+    from open_clip.tokenizer import SimpleTokenizer
+
+    tok = SimpleTokenizer()
+    by: dict[str, list[str]] = {}
+    for line in CORPUS.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            lang, prompt = line.split("\t", 1)
+            by.setdefault(lang, []).append(prompt)
+    means = {lang: sum(len(tok.encode(p)) for p in ps[:15]) / len(ps[:15]) for lang, ps in by.items()}
+    return dict(sorted(means.items(), key=lambda kv: kv[1]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--configs", nargs="+", default=["two:common", "low:all", "high:all", "two:all",
+    ap.add_argument("--configs", nargs="*", default=["two:common", "low:all", "high:all", "two:all",
                                                    "low:common", "high:common"])
     ap.add_argument("--show-wrong", action="store_true")
+    ap.add_argument("--tokens", action="store_true", help="also print CLIP BPE tokens per prompt, per language")
     a = ap.parse_args()
+    if a.tokens:
+        means = clip_tokens_per_language()
+        print("| " + " | ".join(means) + " |")
+        print("|---" * len(means) + "|")
+        print("| " + " | ".join(f"{v:.1f}" for v in means.values()) + " |")
+        print()
     results = {c: run(c) for c in a.configs}
+    if not results:  # --configs with none: the token table only
+        return
     langs = sorted(next(iter(results.values()))["by_lang"])
     print("| config | accuracy | first call s | peak RSS MB | distinct prompts/s | rows/s (cached) | "
           "dict lookup rows/s | ratio | metric rows/s (batch 32) |")
