@@ -15,8 +15,8 @@
 #      path and its crops' |dlevel|, decode+resize+crop images/s (exact path on every core vs nvJPEG), the
 #      model-only image forward rate (warm, batch 256) in fp32/fp16/bf16, and the steady-state end-to-end
 #      images/s from the JPEG files with the CPU decode and the GPU decode, each as a % of the forward rate;
-#   c. benchmarks/throughput.py --device cuda for both architectures in fp32/fp16/bf16: whole `clipgauge score`
-#      processes (start-up and model load included), exact and --decode gpu, against the model-only ceiling;
+#   c. benchmarks/throughput.py --device cuda: whole `clipgauge score` processes (start-up and model load
+#      included), exact and --decode gpu, against the model-only ceiling: ViT-B/32 in fp32/fp16/bf16, ViT-L/14 fp16;
 # and ends with a results block (markdown) for benchmarks/RESULTS.md. JSON results land in $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -58,7 +58,10 @@ if ls "$SUITE"/*.whl >/dev/null 2>&1; then
 fi
 export PYTHONPATH="$PWD/src:/tmp/site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 export CLIPGAUGE_BPE_VOCAB="$PWD/$SUITE/bpe_simple_vocab_16e6.txt.gz" TRANSFORMERS_VERBOSITY=error
-WORK=/tmp/clipgauge-bench
+WORK=${WORK:-/tmp/clipgauge-bench}
+# a dry run of the plumbing on a CPU machine: DEVICE=cpu IMAGES=16 PROMPTS=4 PER_PROMPT=2 ARCHS=vit-b-32
+DEVICE=${DEVICE:-cuda} IMAGES=${IMAGES:-2048} PROMPTS=${PROMPTS:-256} PER_PROMPT=${PER_PROMPT:-8}
+ARCHS=${ARCHS:-vit-b-32 vit-l-14}
 CORES=$($PY -c "import os; print(len(os.sched_getaffinity(0)))")
 echo "# gpu_suite $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 nvidia-smi -L 2>/dev/null || echo "no nvidia-smi"
@@ -70,13 +73,20 @@ print(f"# python {platform.python_version()}, torch {torch.__version__}, torchvi
       f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else ''}")
 EOF
 
-step 90 $PY -m pytest -q -p no:cacheprovider tests/test_gpu_decode.py -rs
-step 260 $PY benchmarks/gpu_decode.py --device cuda --images 2048 --workers "$CORES" --batch-size 256 \
-    --arch vit-b-32 vit-l-14 --workdir "$WORK" --json "$OUT/gpu_decode.json"
-for arch in vit-b-32 vit-l-14; do
-    step 120 $PY benchmarks/throughput.py --device cuda --arch "$arch" --prompts 256 --per-prompt 8 \
-        --precision fp32 fp16 bf16 --skip torchmetrics --gpu-decode --repeat 1 --batch-size 256 \
-        --workers "$CORES" --workdir "$WORK"
+step 60 $PY -m pytest -q -p no:cacheprovider tests/test_gpu_decode.py -rs
+# shellcheck disable=SC2086
+step 260 $PY benchmarks/gpu_decode.py --device "$DEVICE" --images "$IMAGES" --workers "$CORES" --batch-size 256 \
+    --arch $ARCHS --workdir "$WORK" --json "$OUT/gpu_decode.json"
+# whole processes (start-up and load included): ViT-B/32 in every precision, ViT-L/14 in fp16 (its fp32/bf16
+# end-to-end rates are in the steady-state numbers of gpu_decode.py above)
+for arch in $ARCHS; do
+    precisions="fp32 fp16 bf16"; cap=120
+    [ "$arch" = "vit-l-14" ] && precisions="fp16" && cap=100
+    rm -f "$WORK/report.json"
+    # shellcheck disable=SC2086
+    step $cap $PY benchmarks/throughput.py --device "$DEVICE" --arch "$arch" --prompts "$PROMPTS" \
+        --per-prompt "$PER_PROMPT" --precision $precisions --skip torchmetrics --gpu-decode --repeat 1 \
+        --batch-size 256 --workers "$CORES" --workdir "$WORK"
     [ -f "$WORK/report.json" ] && cp "$WORK/report.json" "$OUT/throughput_$arch.json"
 done
 
@@ -94,7 +104,7 @@ if g.exists():
               f"crops max |dlevel| {d['crop_max_abs_level']} |")
     s = r["speed"]
     print(f"decode+resize+crop: exact {s['exact_images_per_s']:.0f} images/s on {s['workers']} threads, "
-          f"nvJPEG {s['device_images_per_s']:.0f} images/s")
+          f"device path on {s['device']} {s['device_images_per_s']:.0f} images/s")
     print("| arch | precision | forward images/s | e2e decode=cpu | e2e decode=gpu |")
     for arch, rates in r.get("forward", {}).items():
         e2e = r.get("end_to_end", {})

@@ -154,6 +154,8 @@ def child_clipgauge(a: argparse.Namespace) -> dict:
         args.append("--fast-decode")
     if a.child == "clipgauge-gpudecode":
         args += ["--decode", "gpu"]
+    if not lingua_installed():  # GPU machines without the language detector (benchmarks/gpu_suite.sh)
+        args.append("--no-language")
     import contextlib
     import io
 
@@ -161,6 +163,13 @@ def child_clipgauge(a: argparse.Namespace) -> dict:
         code = main(args)
     print(json.dumps({"exit": code, "forward_s": forward[0], "peak_rss_mb": peak_rss_mb()}))
     exit_process(code)  # the console script's exit (fast once everything is written)
+
+
+def lingua_installed() -> bool:
+    """Whether clipgauge's prompt-language detector can run here (else the clipgauge children pass --no-language)."""
+    import importlib.util
+
+    return importlib.util.find_spec("lingua") is not None
 
 
 def _torchmetrics_model(model_dir: str, device: str):
@@ -353,6 +362,7 @@ def main() -> None:
           f"device {a.device}, batch {a.batch_size}, torch {torch.__version__}, {os.cpu_count()} CPUs, "
           f"{len(os.sched_getaffinity(0))} usable, "
           f"{platform.processor() or platform.machine()}, native CPU bf16: {cpu_has_native_bf16()}, "
+          f"{'' if lingua_installed() else 'no lingua: clipgauge --no-language, '}"
           f"median of {a.repeat} runs, {time.strftime('%Y-%m-%d')}")
     report = {}
     kinds = ["clipgauge", "clipgauge-baseline", "torchmetrics", "torchmetrics-docs", "ceiling", "clipgauge-fast",
@@ -441,7 +451,7 @@ def print_summary(precision: str, res: dict, scale: int) -> None:
                 if kind in res and rate:
                     print(f"{kind} end to end {res[kind]['pairs_per_s']:.1f} images/s = "
                           f"{100 * res[kind]['pairs_per_s'] / rate:.1f}% of the model-only image forward rate "
-                          f"({rate:.1f} images/s, warm, no load or start-up)")
+                          f"({rate:.1f} images/s: the ceiling process's image forward alone, its first batch included)")
     base = res.get("clipgauge-baseline")
     if cg and base:
         print(f"clipgauge / clipgauge-baseline pairs/s: {cg['pairs_per_s'] / base['pairs_per_s']:.3f}x")

@@ -44,10 +44,10 @@ DECODES = ("cpu", "gpu")
 #: What each decode path does to a score, as measured (``benchmarks/RESULTS.md``); written to every provenance.
 DECODE_EFFECTS = {
     "cpu": "exact: Pillow decode and PIL resize, bit-identical to the reference preprocessing (tested)",
-    "gpu": "torchvision decode_jpeg + antialiased tensor resize on the model's device; vs the exact path: measured "
-           "max |dcos| 1.5e-3, mean 3.5e-4 on the trained demo CLIP and max 7.9e-4, mean 2.0e-4 on ViT-B/32 "
-           "shapes (random weights), 512 px JPEG photos-like renders, tensor path on CPU "
-           "(benchmarks/gpu_decode.py); nvJPEG's own decoding difference on CUDA: not yet measured",
+    "gpu": "torchvision decode_jpeg + antialiased tensor resize on the model's device; vs the exact path, measured "
+           "on a CPU device (libjpeg-turbo, torch's CPU resize): max |dcos| 2.6e-5 (mean 1.7e-6) on the trained demo "
+           "CLIP and 5.0e-5 (mean 8.3e-6) on ViT-B/32 shapes with random weights, 192 512-px JPEGs each "
+           "(benchmarks/gpu_decode.py); nvJPEG and the CUDA resize: not yet measured (no GPU lent so far)",
 }
 #: decoded pixels per device call (bounds the memory of full-size decoded images: 64 MP = 192 MiB)
 DECODE_PIXELS = 1 << 26
@@ -99,11 +99,13 @@ def _probe(data: bytes, max_pixels: int) -> tuple[str | None, tuple[int, int]]:
 
 @dataclass
 class Encoded:
-    """A JPEG waiting for the device decoder: its file bytes and its size in the header."""
+    """A JPEG waiting for the device decoder: its file bytes (also as the 1-D uint8 tensor the decoder takes, made
+    in the worker thread) and its size in the header."""
 
     data: bytes
     width: int
     height: int
+    tensor: torch.Tensor
 
 
 class TensorDecoder:
@@ -150,7 +152,7 @@ class TensorDecoder:
         reason, (w, h) = _probe(data, self.max_pixels)
         if reason is not None:
             return self._fallback(data, reason)
-        return Item(pixels=Encoded(data, w, h))
+        return Item(pixels=Encoded(data, w, h, torch.frombuffer(bytearray(data), dtype=torch.uint8)))
 
     def _fallback(self, src: Any, reason: str) -> Item:
         item = prepare_image(src, self.plan.crop, max_pixels=self.max_pixels, draft=None)
@@ -181,7 +183,7 @@ class TensorDecoder:
         return [it for it in items if it.skip is None and it.pixels is not None]
 
     def _decode_chunk(self, chunk: list[Item], device: torch.device) -> None:
-        data = [torch.frombuffer(bytearray(it.pixels.data), dtype=torch.uint8) for it in chunk]
+        data = [it.pixels.tensor for it in chunk]
         try:
             images: list[torch.Tensor | None] = list(self._decode(data, device))
         except RuntimeError:  # one bad file fails the whole call: decode them one by one
