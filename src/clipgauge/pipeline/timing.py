@@ -8,8 +8,9 @@ The scoring plan records, per model spec:
   embedded; ``images_per_s`` is their ratio;
 * ``text_s`` / ``texts``: the same for prompts (each distinct prompt once);
 * ``weights_bytes``: bytes of the model's parameters and buffers (exact, from the tensors);
-* ``peak_bytes``: on CUDA, ``torch.cuda.max_memory_allocated`` over the model's load and its embedding calls,
-  less what was allocated before each (so its weights plus its largest batch); on CPU, the growth of the
+* ``peak_bytes``: on CUDA, the memory its load added (``torch.cuda.memory_allocated`` after − before: its
+  weights) plus the most ``torch.cuda.max_memory_allocated`` rose above the allocation at the start of any of its
+  embedding calls (its largest batch); on CPU, the growth of the
   process's resident memory (RSS, from ``/proc/self/statm``) over the load — an upper bound of its weights'
   host memory, None where ``/proc`` is missing. ``memory_kind`` says which.
 
@@ -43,6 +44,14 @@ def _cuda(device: Any) -> Any:
     import torch
 
     return torch.cuda
+
+
+def _allocated() -> int:
+    """CUDA memory allocated now (0 without torch or CUDA), before a model is built."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    return int(torch.cuda.memory_allocated()) if torch is not None and torch.cuda.is_available() else 0
 
 
 @dataclass
@@ -80,6 +89,7 @@ class ModelTimings:
     def load(self, spec: str, build: Any) -> Any:
         """Call ``build()`` (which returns a loaded :class:`~clipgauge.Scorer`) and record its cost."""
         rss0 = resident_bytes()
+        cuda_before = _allocated()
         t0 = time.perf_counter()
         scorer = build()
         t = self.get(spec)
@@ -92,7 +102,7 @@ class ModelTimings:
         cuda = _cuda(getattr(scorer, "device", None))
         if cuda is not None:
             t.memory_kind = "cuda max_memory_allocated (weights + largest batch)"
-            t.peak_bytes = int(cuda.memory_allocated())
+            t.peak_bytes = max(0, int(cuda.memory_allocated()) - cuda_before)  # its weights on the device
         else:
             rss1 = resident_bytes()
             if rss0 is not None and rss1 is not None:
