@@ -62,6 +62,7 @@ def score_rows(plan: ScoringPlan, rows: Sequence[SourceRow], schema) -> Any:
         if bad is not None:
             raise RowError(errors[bad], rows[bad].index)
     types = {f.name: f.type for f in schema}
+    broken = np.fromiter((r.error is not None for r in rows), dtype=bool, count=n)  # broken in the source
     columns = []
     for f in schema:
         name = f.name
@@ -77,16 +78,38 @@ def score_rows(plan: ScoringPlan, rows: Sequence[SourceRow], schema) -> Any:
         elif name in plan.run_column_names:
             col = pa.nulls(n, types[name])  # filled in when the whole run is scored
         elif name in values:
-            cells = _cells(values[name], rows)
-            if pa.types.is_boolean(types[name]):  # flags are never null: False where a row has no value
-                cells = [bool(c) if c is not None else False for c in cells]
-            col = arrow_column(cells, types[name])
+            col = _numeric_column(values[name], broken, types[name])
+            if col is None:
+                cells = _cells(values[name], rows)
+                if pa.types.is_boolean(types[name]):  # flags are never null: False where a row has no value
+                    cells = [bool(c) if c is not None else False for c in cells]
+                col = arrow_column(cells, types[name])
         elif name == GROUP_COLUMN and not any(name in r.fields for r in rows):  # the prompt, for run columns
             col = arrow_column([r.prompt if isinstance(r.prompt, str) else None for r in rows], types[name])
         else:
             col = arrow_column([r.fields.get(name) for r in rows], types[name])
         columns.append(col)
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _numeric_column(values: Any, broken: np.ndarray, type_) -> Any:
+    """A numeric or boolean metric column straight from its numpy array (None for anything else): NaN and rows
+    broken in the source are null, except in a boolean column, which is never null (False there)."""
+    import pyarrow as pa
+
+    if not isinstance(values, np.ndarray) or values.ndim != 1 or values.dtype.kind not in "fiub":
+        return None
+    if pa.types.is_boolean(type_):
+        if values.dtype.kind != "b":
+            return None
+        return pa.array(values & ~broken, type=type_)
+    if not (pa.types.is_floating(type_) or pa.types.is_integer(type_)):
+        return None
+    mask = broken | np.isnan(values) if values.dtype.kind == "f" else broken
+    try:
+        return pa.array(values, type=type_, mask=mask)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return None
 
 
 def _cells(values: Any, rows: Sequence[SourceRow]) -> list[Any]:

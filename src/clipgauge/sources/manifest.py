@@ -18,11 +18,15 @@ import csv
 import hashlib
 import json
 import math
+import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from ..errors import ManifestError
 from .column_types import ColumnTypes, infer_arrow_types
@@ -231,8 +235,11 @@ def _row(row: SourceRow, base: Path, image_column: str, prompt_column: str, requ
     elif not isinstance(image, str):
         row.error = f"'{image_column}' is not a path (got {type(image).__name__})"
     else:
-        p = Path(image).expanduser()
-        row.image = p if p.is_absolute() else base / p
+        if image.startswith("~") or os.path.isabs(image):
+            p = Path(image).expanduser()
+            row.image = p if p.is_absolute() else base / p
+        else:
+            row.image = base / image  # the common case, with one path parse
     if row.error is None:
         if _missing(prompt):
             if require_prompt:
@@ -265,7 +272,20 @@ def _reading(path: Path) -> Iterator[None]:
 # Each yields, per row in order, (fields, error) — or None for a row *wanted* does not want.
 
 
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
 def _jsonl_record(raw: bytes, lineno: int) -> Record:
+    # orjson for the common case; what it refuses (NaN, lone surrogates, errors) or reads otherwise (integers of
+    # 19+ digits become floats there) goes the json way
+    if lineno > 1 and not _LONG_DIGITS.search(raw):
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            if isinstance(obj, dict):
+                return obj, None
     try:
         line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
     except UnicodeDecodeError:

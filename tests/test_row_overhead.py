@@ -1,0 +1,79 @@
+"""The per-row fast paths give what the plain ones gave: JSONL lines (orjson) parse to the records ``json.dumps``
+wrote, manifest lines read by orjson are the ``json.loads`` records (with its fallback for what orjson refuses),
+and metric columns built from numpy arrays equal those built from Python values."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from clipgauge.pipeline.score import _numeric_column
+from clipgauge.sinks.file import jsonl_lines
+from clipgauge.sinks.results import clean_value
+from clipgauge.sources.manifest import _jsonl_record
+
+
+def test_jsonl_lines_read_back_as_the_records_json_dumps_wrote():
+    table = pa.table({
+        "image": ["a.png", None, "ü/€ \"quoted\"\n.png"],
+        "cosine": [0.1234567890123, float("nan"), -1.0],
+        "score": pa.array([0.5, None, 2.5], pa.float32()),
+        "n": pa.array([1, 2**62, None], pa.int64()),
+        "flag": [True, False, True],
+        "when": [datetime(2024, 1, 2, 3, 4, 5), None, datetime(2000, 1, 1)],
+        "tags": [["x", "y"], [], None],
+        "meta": [{"k": 1}, {"k": None}, None],
+    })
+    expected = [json.loads(json.dumps({c: clean_value(r[c]) for c in table.column_names}, ensure_ascii=False,
+                                      default=str)) for r in table.to_pylist()]
+    text = jsonl_lines(table)
+    assert text.endswith("\n") and text.count("\n") == 3
+    got = [json.loads(line) for line in text.splitlines()]
+    assert got == [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+                   for r in expected]
+    assert got[1]["cosine"] is None and got[0]["when"] == "2024-01-02 03:04:05"  # NaN → null; dates as str()
+    assert jsonl_lines(table.slice(0, 0)) == ""
+
+
+@pytest.mark.parametrize("line", [
+    b'{"image": "a.png", "prompt": "x", "seed": 3}',
+    b'{"image": "\\u00fc.png", "prompt": "caf\xc3\xa9", "v": 1.5e-300, "w": [1, {"a": null}]}',
+    b'{"image": "a.png", "v": NaN, "w": Infinity}',  # json accepts these, orjson does not
+    b'{"image": "a.png", "big": 123456789012345678901234567890}',
+    b'{"image": "a.png", "s": "\\ud800"}',  # a lone surrogate
+    b'{"a": 1, "a": 2}',
+])
+def test_manifest_lines_read_as_json_loads_reads_them(line):
+    fields, error = _jsonl_record(line, 2)
+    assert error is None
+    expected = json.loads(line.decode("utf-8"))
+    assert json.dumps(fields, sort_keys=True) == json.dumps(expected, sort_keys=True)
+    assert list(fields) == list(expected)
+
+
+@pytest.mark.parametrize("line, reason", [(b"[1, 2]", "not a JSON object"), (b'{"a": ', "invalid JSON"),
+                                          (b"\xff{}", "not valid UTF-8")])
+def test_broken_manifest_lines_keep_their_reasons(line, reason):
+    fields, error = _jsonl_record(line, 5)
+    assert fields == {"line": 5} and reason in error
+
+
+@pytest.mark.parametrize("dtype, type_", [(np.float32, pa.float64()), (np.float64, pa.float64()),
+                                           (np.float64, pa.float32()), (np.int64, pa.int64()),
+                                           (np.int64, pa.float64()), (np.bool_, pa.bool_())])
+def test_numeric_columns_equal_the_python_value_path(dtype, type_):
+    raw = np.array([0.25, np.nan, 3.0, -1.5, 0.0])
+    values = raw.astype(dtype) if np.dtype(dtype).kind == "f" else np.nan_to_num(raw).astype(dtype)
+    broken = np.array([False, False, True, False, False])
+    cells = [None if b or (isinstance(v, (float, np.floating)) and np.isnan(v)) else v.item()
+             for v, b in zip(values, broken)]
+    if pa.types.is_boolean(type_):
+        cells = [bool(c) if c is not None else False for c in cells]
+    col = _numeric_column(values, broken, type_)
+    assert col is not None and col.equals(pa.array(cells, type=type_))
+    assert _numeric_column(values.astype(object), broken, type_) is None  # not numeric: the slow path
