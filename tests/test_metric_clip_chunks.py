@@ -176,3 +176,22 @@ def test_fast_token_count_agrees_with_the_encoders_truncated_flag(hf_scorer, ope
         fits = fits_function(scorer.encoder)
         assert [fits(t) for t in texts] == [not f for f in scorer.encoder.tokenize(texts).truncated]
         assert [fits(t) for t in texts[:5]] == [True, True, True, False, False]  # 75 tokens + start + end = 77
+
+
+def test_prompt_prefix_goes_before_the_split(hf_model_dir, reference, tmp_path):
+    """``--prompt-prefix`` is put before the prompt, then the whole text is split: only the first piece has it."""
+    from clipgauge.pipeline.plan import ScoreOptions
+    from clipgauge.runs import score
+
+    tok, ref_text, ref_image = reference
+    prefix = "A painting in oil on canvas: "
+    random_rgb(9).save(tmp_path / "a.png")
+    (tmp_path / "m.jsonl").write_text(json.dumps({"image": "a.png", "prompt": f"{S1} {S2} {S3}"}) + "\n")
+    out = tmp_path / "out.jsonl"
+    score(tmp_path / "m.jsonl", out, ScoreOptions(model=f"hf:{hf_model_dir}", device="cpu", prompt_prefix=prefix,
+                                                  long_prompt="chunks-mean"))
+    row = json.loads(out.read_text())
+    assert len(tok(f"{prefix}{S1} {S2}")["input_ids"]) <= 77  # the prefix still fits with the first two sentences
+    img = ref_image(random_rgb(9))
+    want = np.mean([float(np.dot(img, ref_text(p))) for p in (f"{prefix}{S1} {S2}", S3)])
+    assert row["chunks_mean_pieces"] == 2 and abs(row["chunks_mean_cosine"] - want) < 1e-4
