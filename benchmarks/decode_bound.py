@@ -4,13 +4,14 @@
    open, decode, convert to RGB, bicubic-resize (shortest side 224, ``reducing_gap=None``) and centre-crop the
    same 512-px JPEGs with Pillow, and do nothing else (``--fast-decode``: the same after Pillow's JPEG ``draft``).
 2. **clipgauge score**: the small test CLIP (``tools/tiny_clip.py``: 224 px, patch 32, width 32, 2 layers, so
-   its forward pass is cheap and decoding is the limit), ``--device cpu``, default workers, whole processes.
-   Start-up (imports, model load, writing and summary of a 1-row run) is stated separately; the rate is
-   ``(N - S) / (wall(N) - wall(S))`` between runs of N and S images, S = 512 being above the images the start-up
-   prefetch may decode while the model loads, so that neither the start-up nor the prefetch counts in it.
+   its forward pass is cheap and decoding is the limit), ``--device cpu``, default workers, ``clipgauge.score``
+   (what the command runs) in a fresh process, timed from inside by its progress callback. Start-up (process
+   start to the end of the first chunk of 512 rows: imports, model load, and the images the start-up prefetch
+   decoded while the model loaded) is stated separately; the rate is the rows after that chunk over the time
+   from its end to the end of the run, writing the results file and the summary included.
 3. **Per-row overhead**: R manifest rows whose image files are missing (nothing to decode: reading the manifest,
-   error rows, records, writing, summary) into ``.jsonl``, ``.parquet`` and a results folder; rows/s =
-   ``(R - 1) / (wall(R) - wall(1 row))``.
+   prompts and their languages, error rows, records, writing, summary) into ``.jsonl``, ``.parquet`` and a
+   results folder, timed the same way.
 
 Every measurement runs ``--repeat`` times, interleaved, and the median is reported with the load average seen
 (the machine may be shared). Usage::
@@ -35,7 +36,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SHORT = 224
-PREFETCH_SAFE = 512  # > the images the start-up prefetch may decode (48 MiB of 224-px crops: 334)
 
 
 def make_workload(folder: Path, n_images: int, n_rows: int) -> dict[str, Path]:
@@ -61,9 +61,8 @@ def make_workload(folder: Path, n_images: int, n_rows: int) -> dict[str, Path]:
             Image.fromarray(base).resize((512, 512), Image.BICUBIC).save(path, quality=90)
         rows.append({"image": f"img/{i:05d}.jpg", "prompt": f"a photo of a red circle number {i % 97}"})
     out = {"model": model}
-    for name, n in (("images", n_images), ("images_s", PREFETCH_SAFE), ("images_1", 1)):
-        out[name] = folder / f"{name}_{n}.jsonl"
-        out[name].write_text("".join(json.dumps(r) + "\n" for r in rows[:n]), encoding="utf-8")
+    out["images"] = folder / f"images_{n_images}.jsonl"
+    out["images"].write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     missing = folder / f"missing_{n_rows}.jsonl"
     if not missing.exists():
         with open(missing, "w", encoding="utf-8") as fh:
@@ -71,8 +70,6 @@ def make_workload(folder: Path, n_images: int, n_rows: int) -> dict[str, Path]:
                 fh.write(json.dumps({"image": f"missing/{i}.jpg", "prompt": f"a photo of a blue square number "
                                                                               f"{i % 1000}", "seed": i}) + "\n")
     out["missing"] = missing
-    (folder / "missing_1.jsonl").write_text(missing.open(encoding="utf-8").readline(), encoding="utf-8")
-    out["missing_1"] = folder / "missing_1.jsonl"
     return out
 
 
@@ -105,16 +102,44 @@ def ceiling(paths: list[str], workers: int, fast: bool) -> float:
         return len(paths) / (time.perf_counter() - start)
 
 
-def run_score(manifest: Path, model: Path, out: Path, *extra: str) -> float:
-    """Wall seconds of one whole `clipgauge score` process (interpreter start-up included)."""
-    cmd = [sys.executable, "-m", "clipgauge", "score", str(manifest), "--model", f"hf:{model}", "--device", "cpu",
-           "--out", str(out), "--no-resume", *extra]
+CHILD = """
+import json, sys, time
+t0 = time.perf_counter()
+from clipgauge.pipeline.plan import ScoreOptions
+from clipgauge.runs import score
+manifest, model, out, fast = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
+marks = []
+def progress(total):
+    marks.append((0, time.perf_counter()))
+    def update(n):
+        marks.append((marks[-1][0] + n, time.perf_counter()))
+    return update
+score(manifest, out, ScoreOptions(model="hf:" + model, device="cpu", fast_decode=fast), resume=False,
+      progress=progress)
+end = time.perf_counter()
+print(json.dumps({"t0": t0, "marks": marks, "end": end}))
+"""
+
+
+def run_score(manifest: Path, model: Path, out: Path, fast: bool = False) -> dict[str, float]:
+    """One whole process running ``clipgauge.score`` (what ``clipgauge score`` runs), timed from inside.
+
+    ``startup``: process start to the end of the first chunk of rows (imports, model load, and the first 512
+    rows, which the start-up prefetch may have decoded while the model loaded); ``rate``: the rows after that
+    chunk over the time from its end to the end of the run (scoring, writing the output, the summary);
+    ``total``: the process's wall time."""
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if proc.returncode not in (0, 1) or not out.exists():  # 1: rows that could not be scored (missing images)
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-    return wall
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(manifest), str(model), str(out), "1" if fast else "0"],
+                          capture_output=True, text=True)
+    total = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"scoring {manifest} failed:\n{proc.stderr[-2000:]}")
+    doc = json.loads(proc.stdout.strip().splitlines()[-1])
+    marks = doc["marks"]
+    first_rows, first_t = marks[1] if len(marks) > 1 else marks[0]
+    rows = marks[-1][0]
+    return {"startup": first_t - doc["t0"] + (total - (doc["end"] - doc["t0"])),
+            "rate": (rows - first_rows) / max(1e-9, doc["end"] - first_t), "total": total}
 
 
 def load() -> float:
@@ -147,40 +172,39 @@ def main() -> None:
         loads.append(load())
 
     for rep in range(a.repeat):
-        for mode, extra in (("exact", ()), ("fast", ("--fast-decode",))):
+        for mode in ("exact", "fast"):
             note(f"ceiling_{mode}", ceiling(paths, workers, mode == "fast"))
-            note(f"startup_{mode}", run_score(w["images_1"], w["model"], out / "one.jsonl", *extra))
-            note(f"wall_s_{mode}", run_score(w["images_s"], w["model"], out / "s.jsonl", *extra))
-            note(f"wall_n_{mode}", run_score(w["images"], w["model"], out / "n.jsonl", *extra))
+            r = run_score(w["images"], w["model"], out / "n.jsonl", fast=mode == "fast")
+            for k, v in r.items():
+                note(f"{k}_{mode}", v)
         if not a.skip_rows:
-            note("rows_startup", run_score(w["missing_1"], w["model"], out / "m1.jsonl"))
             for kind, target in (("jsonl", "rows.jsonl"), ("parquet", "rows.parquet"), ("folder", "rowsdir")):
-                note(f"rows_{kind}", run_score(w["missing"], w["model"], out / target))
+                r = run_score(w["missing"], w["model"], out / target)
+                for k, v in r.items():
+                    note(f"rows_{k}_{kind}", v)
         print(f"repeat {rep + 1}/{a.repeat} done (load {load():.2f})", file=sys.stderr)
 
-    n, s = len(paths), PREFETCH_SAFE
+    n = len(paths)
     lines = [f"decode-bound benchmark (benchmarks/decode_bound.py), {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
              f"machine: {platform.machine()} {os.cpu_count()} CPUs, {platform.processor() or platform.platform()}, "
              f"Python {platform.python_version()}; load average during runs: median {median(loads):.2f}, "
              f"max {max(loads):.2f}",
              f"workload: {n} JPEGs 512x512 q90 -> 224 crop, tiny CLIP (224 px), {workers} decode threads, "
              f"median of {a.repeat}", "",
-             "| path | ceiling img/s | clipgauge img/s (start-up excluded) | ratio | start-up s (1-row run) |",
-             "|---|---:|---:|---:|---:|"]
+             "| path | ceiling img/s | clipgauge img/s (start-up excluded) | ratio | start-up s | process wall s |",
+             "|---|---:|---:|---:|---:|---:|"]
     for mode, label in (("exact", "exact"), ("fast", "--fast-decode")):
-        rates = [(n - s) / max(1e-9, wn - ws) for wn, ws in zip(res[f"wall_n_{mode}"], res[f"wall_s_{mode}"])]
-        ceil, rate = median(res[f"ceiling_{mode}"]), median(rates)
+        ceil, rate = median(res[f"ceiling_{mode}"]), median(res[f"rate_{mode}"])
         lines.append(f"| {label} | {ceil:.1f} | {rate:.1f} | **{rate / ceil:.1%}** | "
-                     f"{median(res[f'startup_{mode}']):.2f} |")
+                     f"{median(res[f'startup_{mode}']):.2f} | {median(res[f'total_{mode}']):.2f} |")
     if not a.skip_rows:
-        lines += ["", f"per-row overhead: {a.rows:,} rows with missing images, rows/s = (R-1)/(wall - wall of a 1-row "
-                      f"run, {median(res['rows_startup']):.2f} s)", "",
-                  "| output | wall s | rows/s | µs/row |", "|---|---:|---:|---:|"]
+        lines += ["", f"per-row overhead: {a.rows:,} manifest rows whose images are missing (start-up excluded: "
+                      "rows after the first chunk, to the end of the run)", "",
+                  "| output | rows/s | µs/row | start-up s | process wall s |", "|---|---:|---:|---:|---:|"]
         for kind in ("jsonl", "parquet", "folder"):
-            walls = res[f"rows_{kind}"]
-            rates = [(a.rows - 1) / max(1e-9, wall - st) for wall, st in zip(walls, res["rows_startup"])]
-            rate = median(rates)
-            lines.append(f"| {kind} | {median(walls):.2f} | {rate:,.0f} | {1e6 / rate:.1f} |")
+            rate = median(res[f"rows_rate_{kind}"])
+            lines.append(f"| {kind} | {rate:,.0f} | {1e6 / rate:.1f} | {median(res[f'rows_startup_{kind}']):.2f} | "
+                         f"{median(res[f'rows_total_{kind}']):.2f} |")
     print("\n".join(lines))
     print(json.dumps({k: [round(x, 3) for x in v] for k, v in res.items()}), file=sys.stderr)
 

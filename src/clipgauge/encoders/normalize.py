@@ -54,16 +54,24 @@ class Normalizer:
         n, h, w, c = crops.shape
         out = torch.empty((n, c, h, w), dtype=torch.float32, device=crops.device)
         planar = crops.permute(0, 3, 1, 2)
-        # one image at a time on a CPU (its pixels stay in cache through the passes), the batch at once elsewhere
-        step = 1 if crops.device.type == "cpu" else n
-        for i in range(0, n, step):
-            x = out[i : i + step]
-            x.copy_(planar[i : i + step])  # uint8 → float32: exact
-            if self.mode == "div":
-                x.div_(self.constant)
-            else:
-                x.mul_(self.constant)
-            x.sub_(self.mean).div_(self.std)
+        # on a CPU one image at a time (its pixels stay in cache through the passes) on one thread (an image is too
+        # small to share: torch's threads would wait on each other, and on the decode threads, at every pass)
+        cpu = crops.device.type == "cpu"
+        step, threads = (1, torch.get_num_threads()) if cpu else (n, 1)
+        if threads > 1:
+            torch.set_num_threads(1)
+        try:
+            for i in range(0, n, step):
+                x = out[i : i + step]
+                x.copy_(planar[i : i + step])  # uint8 → float32: exact
+                if self.mode == "div":
+                    x.div_(self.constant)
+                else:
+                    x.mul_(self.constant)
+                x.sub_(self.mean).div_(self.std)
+        finally:
+            if threads > 1:
+                torch.set_num_threads(threads)
         return out
 
 
