@@ -1,6 +1,6 @@
 """The image loop's bookkeeping: ``ordered`` keeps input order with grouped hand-overs, skipped rows and prefetched
-jobs, and counts the time spent waiting; ``ForwardThreads`` runs a CPU forward pass on one thread only while the
-model waits for decoded images, and never changes a score."""
+jobs, and counts the time spent waiting; ``ForwardThreads`` runs CPU forward passes on one thread or torch's own count,
+whichever it measured to cycle faster, and never changes a score."""
 
 from __future__ import annotations
 
@@ -75,26 +75,30 @@ def test_waits_count_the_time_blocked_on_slow_jobs():
     assert fast.seconds < waits.seconds
 
 
-def test_forward_threads_single_only_while_decode_bound():
+@pytest.mark.parametrize("single_is_faster", [True, False])
+def test_forward_threads_probe_both_counts_and_keep_the_faster(monkeypatch, single_is_faster):
+    import clipgauge.scoring.cpu_threads as ct
+
+    clock = [0.0]
+    monkeypatch.setattr(ct.time, "perf_counter", lambda: clock[0])
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        waits = Waits()
-        threads = ForwardThreads(waits)
-        cpu = torch.device("cpu")
-        with threads.forward(cpu):  # first pass: nothing known yet
-            assert torch.get_num_threads() == 2
-            time.sleep(0.01)
-        waits.seconds += 1.0  # the model then waited 1 s for images: decode-bound
-        with threads.forward(cpu):
-            assert torch.get_num_threads() == 1
+        threads = ForwardThreads(Waits())
+        used = []
+        for _ in range(2 * ct.PERIOD + 3):
+            with threads.forward(torch.device("cpu")):
+                one = torch.get_num_threads() == 1
+                used.append(one)
+            clock[0] += 1.0 if one == single_is_faster else 3.0  # the cycle of this batch
         assert torch.get_num_threads() == 2  # restored
-        with threads.forward(cpu):  # no wait since: model-bound
-            assert torch.get_num_threads() == 2
-        waits.seconds += 1.0
+        period = used[: ct.PERIOD]
+        assert period[: ct.PROBE] == [False] * ct.PROBE and period[ct.PROBE : 2 * ct.PROBE] == [True] * ct.PROBE
+        assert set(period[2 * ct.PROBE :]) == {single_is_faster}
+        assert used[ct.PERIOD : ct.PERIOD + 2 * ct.PROBE] == period[: 2 * ct.PROBE]  # probed again each period
+        assert threads.single_passes == sum(used)
         with threads.forward(torch.device("meta")):  # only CPU passes are changed
             assert torch.get_num_threads() == 2
-        assert threads.single_passes == 1
     finally:
         torch.set_num_threads(before)
 
@@ -107,8 +111,13 @@ def test_decode_bound_scoring_gives_the_same_scores(hf_model_dir, tmp_path, monk
         paths.append(p)
     prompts = [PROMPTS[i % len(PROMPTS)] for i in range(12)]
     normal = Scorer(f"hf:{hf_model_dir}", device="cpu", batch_size=4).score(paths, prompts)
-    monkeypatch.setattr(ForwardThreads, "decode_bound", lambda self: True)
+    monkeypatch.setattr(ForwardThreads, "single", lambda self: True)
     single = Scorer(f"hf:{hf_model_dir}", device="cpu", batch_size=4)
-    got = single.score(paths, prompts)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # (one thread already on a one-core machine)
+    try:
+        got = single.score(paths, prompts)
+    finally:
+        torch.set_num_threads(before)
     assert single._threads.single_passes == 3
     np.testing.assert_allclose(got, normal, atol=1e-6, rtol=0)

@@ -4,10 +4,12 @@ On a CPU the decode threads and the model's intra-op threads compete for the cor
 bottleneck (a small model, or few cores), every core the forward pass takes is a core a decoder waits for, and an
 intra-op thread that loses its core stalls the others at each barrier: measured on 2 busy cores, the test CLIP's
 forward took 8 ms per image on 2 threads and 0.22 ms on 1. When the model is the bottleneck, it should have every
-core. :class:`ForwardThreads` tells them apart from what the scoring loop already sees: if the model waited for
-decoded images since its previous pass for more than a quarter of that pass's time, it is decode-bound and the
-next pass runs on one thread; otherwise on torch's usual number. Thread counts never change a value here (the
-forward is computed the same way on any number of threads; tests check scores against worker counts).
+core. Which case a run is in cannot be read from who waits for whom (a forward slowed down by its own threads'
+contention looks model-bound), so :class:`ForwardThreads` measures it: in every period of :data:`PERIOD` batches
+it runs :data:`PROBE` batches on torch's usual threads and :data:`PROBE` on one, timing each batch's whole cycle
+(from its forward pass to the next one's: the pass, the wait for decoded images, the bookkeeping), and runs the
+rest of the period with whichever cycled faster. Thread counts never change a value here (the forward is
+computed the same way on any number of threads; tests check scores against worker counts).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from contextlib import contextmanager
 
 import torch
 
-#: the model is decode-bound when it waited more than this fraction of its previous pass's time
-DECODE_BOUND_WAIT = 0.25
+#: batches per period, and batches timed with each thread count at the start of every period
+PERIOD = 64
+PROBE = 2
 
 
 class Waits:
@@ -32,31 +35,45 @@ class Waits:
 
 
 class ForwardThreads:
-    """Per forward pass on a CPU: one torch thread when decode-bound, torch's own number otherwise."""
+    """Per CPU forward pass: torch's own thread count or one, whichever makes the scoring loop faster."""
 
     def __init__(self, waits: Waits) -> None:
-        self.waits = waits
-        self._seen = 0.0
-        self._last_pass: float | None = None
+        self.waits = waits  #: the loop's time blocked on decoding (for the record)
+        self._batch = 0
+        self._last: tuple[float, bool] | None = None  # (start of the previous pass, whether on one thread)
+        self._cycles: dict[bool, list[float]] = {True: [], False: []}
         self.single_passes = 0  #: passes run on one thread (for tests and benchmarks)
 
-    def decode_bound(self) -> bool:
-        """Whether the model waited for images since the previous pass (for > DECODE_BOUND_WAIT of it)."""
-        waited, self._seen = self.waits.seconds - self._seen, self.waits.seconds
-        return self._last_pass is not None and waited > DECODE_BOUND_WAIT * self._last_pass
+    def single(self) -> bool:
+        """Whether the next pass runs on one thread (probing at the start of each period, then the faster)."""
+        k = self._batch % PERIOD
+        if k == 0:
+            self._cycles = {True: [], False: []}
+        if k < PROBE:
+            return False
+        if k < 2 * PROBE:
+            return True
+        one, full = self._cycles[True], self._cycles[False]
+        return bool(one and full and sum(one) / len(one) < sum(full) / len(full))
 
     @contextmanager
     def forward(self, device: torch.device) -> Iterator[None]:
         """Run the body (one forward pass on *device*) with the thread count chosen for it."""
-        single = device.type == "cpu" and self.decode_bound()
-        before = torch.get_num_threads()
-        if single and before > 1:
+        threads = torch.get_num_threads()
+        if device.type != "cpu" or threads == 1:
+            yield
+            return
+        now = time.perf_counter()
+        if self._last is not None and self._batch > 1 and self._batch % PERIOD:  # cycles of this period (not the first)
+            self._cycles[self._last[1]].append(now - self._last[0])
+        single = self.single()
+        self._batch += 1
+        self._last = (now, single)
+        if single:
             torch.set_num_threads(1)
-        self.single_passes += single
-        start = time.perf_counter()
+            self.single_passes += 1
         try:
             yield
         finally:
-            self._last_pass = time.perf_counter() - start
-            if single and before > 1:
-                torch.set_num_threads(before)
+            if single:
+                torch.set_num_threads(threads)
