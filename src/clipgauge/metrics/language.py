@@ -108,7 +108,8 @@ class Language(Metric):
         from ..language.detect import detector_info
 
         info = detector_info()
-        return {**super().fingerprint(), "detector": f"{info['package']} {info['version']} {info['mode']}"}
+        return {**super().fingerprint(), "detector": f"{info['package']} {info['version']} {info['model']} "
+                                                      f"min_confidence={info['min_confidence']}"}
 
 
 def _given(value: Any) -> str | None:
