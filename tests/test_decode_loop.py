@@ -69,6 +69,7 @@ def test_waits_count_the_time_blocked_on_slow_jobs():
         return Item(key=str(src))
 
     list(ordered(range(10), slow, workers=1, window=4, group=1, waits=waits))
+    assert waits.outstanding == 0  # every image handed over was finished
     assert waits.seconds >= 0.1  # 10 jobs of 20 ms on one thread, consumed at once: most of it waited for
     fast = Waits()
     list(ordered(range(10), _job, workers=1, window=4, waits=fast))
@@ -84,7 +85,9 @@ def test_forward_threads_probe_both_counts_and_keep_the_faster(monkeypatch, sing
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        threads = ForwardThreads(Waits())
+        waits = Waits()
+        waits.outstanding = 5  # the decoders are busy at the end of every pass
+        threads = ForwardThreads(waits)
         used = []
         for _ in range(2 * ct.PERIOD + 3):
             with threads.forward(torch.device("cpu")):
@@ -99,6 +102,19 @@ def test_forward_threads_probe_both_counts_and_keep_the_faster(monkeypatch, sing
         assert threads.single_passes == sum(used)
         with threads.forward(torch.device("meta")):  # only CPU passes are changed
             assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_no_one_thread_probe_while_the_decoders_keep_up(monkeypatch):
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        threads = ForwardThreads(Waits())  # nothing outstanding: every image decoded before each pass ends
+        for _ in range(70):
+            with threads.forward(torch.device("cpu")):
+                assert torch.get_num_threads() == 2
+        assert threads.single_passes == 0
     finally:
         torch.set_num_threads(before)
 

@@ -8,12 +8,15 @@ core. Which case a run is in cannot be read from who waits for whom (a forward s
 contention looks model-bound), so :class:`ForwardThreads` measures it: in every period of :data:`PERIOD` batches
 it runs :data:`PROBE` batches on torch's usual threads and :data:`PROBE` on one, timing each batch's whole cycle
 (from its forward pass to the next one's: the pass, the wait for decoded images, the bookkeeping), and runs the
-rest of the period with whichever cycled faster. Thread counts never change a value here (the forward is
-computed the same way on any number of threads; tests check scores against worker counts).
+rest of the period with whichever cycled faster. Where the decode threads had finished every image handed to
+them by the end of a pass on all threads, the model is the limit and the one-thread probe is skipped. Thread
+counts never change a value here (the forward is computed the same way on any number of threads; tests check
+scores against worker counts).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,12 +29,19 @@ PROBE = 2
 
 
 class Waits:
-    """Seconds the consumer of decoded images spent blocked on images not ready yet (see ``ordered``)."""
+    """What ``ordered`` saw of its decode threads: the seconds its consumer spent blocked on images not ready yet,
+    and the images handed to the threads and not finished yet (``outstanding``)."""
 
-    __slots__ = ("seconds",)
+    __slots__ = ("seconds", "outstanding", "lock")
 
     def __init__(self) -> None:
         self.seconds = 0.0
+        self.outstanding = 0
+        self.lock = threading.Lock()
+
+    def add(self, n: int) -> None:
+        with self.lock:
+            self.outstanding += n
 
 
 class ForwardThreads:
@@ -43,6 +53,7 @@ class ForwardThreads:
         self._last: tuple[float, bool] | None = None  # (start of the previous pass, whether on one thread)
         self._cycles: dict[bool, list[float]] = {True: [], False: []}
         self.single_passes = 0  #: passes run on one thread (for tests and benchmarks)
+        self._idle = False  # whether every handed-over image was decoded by the end of the last pass on all threads
 
     def single(self) -> bool:
         """Whether the next pass runs on one thread (probing at the start of each period, then the faster)."""
@@ -52,7 +63,7 @@ class ForwardThreads:
         if k < PROBE:
             return False
         if k < 2 * PROBE:
-            return True
+            return not self._idle  # decoders idle by the end of a pass on all threads: model-bound, no probe
         one, full = self._cycles[True], self._cycles[False]
         return bool(one and full and sum(one) / len(one) < sum(full) / len(full))
 
@@ -77,3 +88,5 @@ class ForwardThreads:
         finally:
             if single:
                 torch.set_num_threads(threads)
+            else:
+                self._idle = self.waits.outstanding == 0

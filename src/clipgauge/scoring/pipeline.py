@@ -78,7 +78,8 @@ def ordered(
 
     A :class:`Skip` needs no thread: its item is made here. Other sources go to the threads *group* at a time
     (one hand-over per group: rows that fail at once, like missing files, cost little more than their reason).
-    *waits* (``cpu_threads.Waits``) adds up the seconds spent blocked on items not ready yet.
+    *waits* (``cpu_threads.Waits``) adds up the seconds spent blocked on items not ready yet and counts the
+    items handed to the threads and not finished.
     """
     # (first index, items made here | Future of one item (prefetch) | Future of a list of items)
     pending: deque[tuple[int, list[Item] | Future, bool]] = deque()
@@ -87,11 +88,17 @@ def ordered(
     first = 0
 
     def many(srcs: list[Any]) -> list[Item]:
-        return [job(s) for s in srcs]
+        try:
+            return [job(s) for s in srcs]
+        finally:
+            if waits is not None:
+                waits.add(-len(srcs))
 
     def submit() -> None:
         nonlocal group_srcs
         if group_srcs:
+            if waits is not None:
+                waits.add(len(group_srcs))
             pending.append((first, pool.submit(many, group_srcs), True))
             group_srcs = []
 
