@@ -7,8 +7,9 @@
    its forward pass is cheap and decoding is the limit), ``--device cpu``, default workers, ``clipgauge.score``
    (what the command runs) in a fresh process, timed from inside by its progress callback. Start-up (process
    start to the end of the first chunk of 512 rows: imports, model load, and the images the start-up prefetch
-   decoded while the model loaded) is stated separately; the rate is the rows after that chunk over the time
-   from its end to the end of the run, writing the results file and the summary included.
+   decoded while the model loaded) is stated separately; the scoring rate is the rows after that chunk over the
+   time from its end to the last chunk scored; the finish (results file and summary) is stated separately, and
+   the rate to the end of the run includes it.
 3. **Per-row overhead**: R manifest rows whose image files are missing (nothing to decode: reading the manifest,
    prompts and their languages, error rows, records, writing, summary) into ``.jsonl``, ``.parquet`` and a
    results folder, timed the same way.
@@ -127,7 +128,9 @@ def run_score(manifest: Path, model: Path, out: Path, fast: bool = False) -> dic
     ``startup``: process start to the end of the first chunk of rows (imports, model load, and the first 512
     rows, which the start-up prefetch may have decoded while the model loaded); ``rate``: the rows after that
     chunk over the time from its end to the end of the run (scoring, writing the output, the summary);
-    ``total``: the process's wall time."""
+    ``scoring``: the same up to the last chunk scored (without the writing and the summary); ``finish``: the
+    seconds from the last chunk scored to the end (results file consolidated, summary); ``total``: the process's
+    wall time."""
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", CHILD, str(manifest), str(model), str(out), "1" if fast else "0"],
                           capture_output=True, text=True)
@@ -138,8 +141,11 @@ def run_score(manifest: Path, model: Path, out: Path, fast: bool = False) -> dic
     marks = doc["marks"]
     first_rows, first_t = marks[1] if len(marks) > 1 else marks[0]
     rows = marks[-1][0]
+    last_t = marks[-1][1]
     return {"startup": first_t - doc["t0"] + (total - (doc["end"] - doc["t0"])),
-            "rate": (rows - first_rows) / max(1e-9, doc["end"] - first_t), "total": total}
+            "rate": (rows - first_rows) / max(1e-9, doc["end"] - first_t),
+            "scoring": (rows - first_rows) / max(1e-9, last_t - first_t), "finish": doc["end"] - last_t,
+            "total": total}
 
 
 def load() -> float:
@@ -191,19 +197,23 @@ def main() -> None:
              f"max {max(loads):.2f}",
              f"workload: {n} JPEGs 512x512 q90 -> 224 crop, tiny CLIP (224 px), {workers} decode threads, "
              f"median of {a.repeat}", "",
-             "| path | ceiling img/s | clipgauge img/s (start-up excluded) | ratio | start-up s | process wall s |",
-             "|---|---:|---:|---:|---:|---:|"]
+             "| path | ceiling img/s | clipgauge img/s, scoring | ratio | img/s to the end of the run | ratio | "
+             "start-up s | finish s | process wall s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for mode, label in (("exact", "exact"), ("fast", "--fast-decode")):
-        ceil, rate = median(res[f"ceiling_{mode}"]), median(res[f"rate_{mode}"])
-        lines.append(f"| {label} | {ceil:.1f} | {rate:.1f} | **{rate / ceil:.1%}** | "
-                     f"{median(res[f'startup_{mode}']):.2f} | {median(res[f'total_{mode}']):.2f} |")
+        ceil, rate, scoring = (median(res[f"{k}_{mode}"]) for k in ("ceiling", "rate", "scoring"))
+        lines.append(f"| {label} | {ceil:.1f} | {scoring:.1f} | **{scoring / ceil:.1%}** | {rate:.1f} | "
+                     f"{rate / ceil:.1%} | {median(res[f'startup_{mode}']):.2f} | "
+                     f"{median(res[f'finish_{mode}']):.2f} | {median(res[f'total_{mode}']):.2f} |")
     if not a.skip_rows:
         lines += ["", f"per-row overhead: {a.rows:,} manifest rows whose images are missing (start-up excluded: "
                       "rows after the first chunk, to the end of the run)", "",
-                  "| output | rows/s | µs/row | start-up s | process wall s |", "|---|---:|---:|---:|---:|"]
+                  "| output | rows/s to the end | µs/row | rows/s scoring | finish s | start-up s | process wall s |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
         for kind in ("jsonl", "parquet", "folder"):
             rate = median(res[f"rows_rate_{kind}"])
-            lines.append(f"| {kind} | {rate:,.0f} | {1e6 / rate:.1f} | {median(res[f'rows_startup_{kind}']):.2f} | "
+            lines.append(f"| {kind} | {rate:,.0f} | {1e6 / rate:.1f} | {median(res[f'rows_scoring_{kind}']):,.0f} | "
+                         f"{median(res[f'rows_finish_{kind}']):.2f} | {median(res[f'rows_startup_{kind}']):.2f} | "
                          f"{median(res[f'rows_total_{kind}']):.2f} |")
     print("\n".join(lines))
     print(json.dumps({k: [round(x, 3) for x in v] for k, v in res.items()}), file=sys.stderr)
