@@ -77,3 +77,23 @@ def test_numeric_columns_equal_the_python_value_path(dtype, type_):
     col = _numeric_column(values, broken, type_)
     assert col is not None and col.equals(pa.array(cells, type=type_))
     assert _numeric_column(values.astype(object), broken, type_) is None  # not numeric: the slow path
+
+
+def test_missing_files_are_skipped_before_the_threads_with_the_threads_reason(tmp_path):
+    from pathlib import Path
+
+    from PIL import Image
+
+    from clipgauge.scoring.pipeline import Skip, absent_as_skips, prepare_image
+
+    good = tmp_path / "ok.png"
+    Image.new("RGB", (4, 4)).save(good)
+    (tmp_path / "dir.png").mkdir()
+    sources = [str(tmp_path / "gone.png"), tmp_path / "sub" / "gone.jpg", f"{tmp_path}//x/./gone.png", good,
+               str(tmp_path / "dir.png"), b"raw", None]
+    got = list(absent_as_skips(sources))
+    assert [isinstance(g, Skip) for g in got] == [True, True, True, False, False, False, False]
+    assert got[3:] == sources[3:]  # present files, other failures and other inputs go to the threads as given
+    for src, skip in zip(sources[:3], got[:3]):  # the reason the decode thread gives for the same path
+        assert skip.reason == prepare_image(src, lambda im: im, max_pixels=10**6, draft=None).skip
+    assert got[2].reason == f"file not found: {Path(tmp_path, 'x', 'gone.png')}"

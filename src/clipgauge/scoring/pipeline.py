@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -67,6 +68,22 @@ def prepare_image(src: Any, preprocess: Callable[[Any], Any], *, max_pixels: int
         return Item(pixels=preprocess(image))
     except Exception as exc:  # noqa: BLE001 - a decode or preprocessing failure is that row's error
         return failed(exc)
+
+
+def absent_as_skips(sources: Iterable[Any]) -> Iterator[Any]:
+    """Each source as given, except a file path that does not exist: a :class:`Skip` with the reason the decode
+    threads would give (``file not found: PATH``, as ``clipgauge.decode.read_file`` words it). One ``stat`` here
+    per path and no hand-over to a thread for a missing file; any other failure is left to the threads."""
+    stat, path_types = os.stat, (str, os.PathLike)
+    for src in sources:
+        if isinstance(src, path_types):
+            try:
+                stat(src)
+            except FileNotFoundError:
+                src = Skip(f"file not found: {Path(src)}")
+            except (OSError, ValueError):
+                pass
+        yield src
 
 
 def ordered(

@@ -21,7 +21,7 @@ from .cache import EmbeddingCache, image_content
 from .cpu_threads import ForwardThreads, Waits
 from .device import PrecisionWarning, autocast, check_precision, precision_warning, resolve_device
 from .gpu_decode import TensorDecoder, check_decode
-from .pipeline import Item, Prefetch, Skip, failed, ordered, prepare_image
+from .pipeline import Item, Prefetch, Skip, absent_as_skips, failed, ordered, prepare_image
 from .texts import LanguageTally, keyed_table, normalise, prompt_rows
 
 ProgressFn = Callable[[int], None]
@@ -330,7 +330,7 @@ class Scorer:
         ready = prefetch.take(self.encoder.crop_plan, self.max_image_pixels, self._draft) if prefetch else None
         window = max(2 * self.batch_size, 4 * self.num_workers)
         group = max(1, min(16, window // (4 * self.num_workers)))  # sources per hand-over to a thread
-        return ordered(images, self._prepare, workers=self.num_workers, window=window, ready=ready,
+        return ordered(absent_as_skips(images), self._prepare, workers=self.num_workers, window=window, ready=ready,
                        waits=self._threads.waits, group=group)
 
     def _image_embeddings(self, images: Iterable[Any]) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
