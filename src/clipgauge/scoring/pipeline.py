@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
@@ -80,7 +80,7 @@ def absent_as_skips(sources: Iterable[Any]) -> Iterator[Any]:
             try:
                 stat(src)
             except FileNotFoundError:
-                src = Skip(f"file not found: {Path(src)}")
+                src = Skip(f"file not found: {src if isinstance(src, PurePath) else Path(src)}")
             except (OSError, ValueError):
                 pass
         yield src
