@@ -97,3 +97,27 @@ def test_missing_files_are_skipped_before_the_threads_with_the_threads_reason(tm
     for src, skip in zip(sources[:3], got[:3]):  # the reason the decode thread gives for the same path
         assert skip.reason == prepare_image(src, lambda im: im, max_pixels=10**6, draft=None).skip
     assert got[2].reason == f"file not found: {Path(tmp_path, 'x', 'gone.png')}"
+
+
+def test_rows_skipped_before_the_threads_keep_the_prefetch_in_place(hf_model_dir, tmp_path):
+    from conftest import jpeg_bytes, random_rgb
+
+    from clipgauge import Scorer
+    from clipgauge.scoring.pipeline import Skip
+
+    paths = []
+    for i in range(5):
+        paths.append(tmp_path / f"img_{i}.jpg")
+        paths[-1].write_bytes(jpeg_bytes(random_rgb(i, size=(100 + 9 * i, 90))))
+    expected = Scorer(f"hf:{hf_model_dir}", device="cpu").embed_images(paths)
+    sources = [Skip("broken in the source"), *paths, tmp_path / "gone.jpg"]
+    scorer = Scorer(f"hf:{hf_model_dir}", device="cpu", prefetch=[None, *paths])
+    for _, fut in scorer._prefetch.jobs:
+        if fut is not None:
+            fut.result()
+    for p in paths:  # only the prefetched pixels are left: each must be served to its own row
+        p.unlink()
+    emb, errors = scorer.try_embed_images(sources)
+    assert errors == ["broken in the source", *[None] * 5, f"file not found: {tmp_path / 'gone.jpg'}"]
+    np.testing.assert_allclose(emb[1:6], expected, atol=1e-6)
+    assert np.isnan(emb[0]).all() and np.isnan(emb[6]).all()

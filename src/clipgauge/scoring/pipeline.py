@@ -70,13 +70,14 @@ def prepare_image(src: Any, preprocess: Callable[[Any], Any], *, max_pixels: int
         return failed(exc)
 
 
-def absent_as_skips(sources: Iterable[Any]) -> Iterator[Any]:
+def absent_as_skips(sources: Iterable[Any], after: int = 0) -> Iterator[Any]:
     """Each source as given, except a file path that does not exist: a :class:`Skip` with the reason the decode
     threads would give (``file not found: PATH``, as ``clipgauge.decode.read_file`` words it). One ``stat`` here
-    per path and no hand-over to a thread for a missing file; any other failure is left to the threads."""
+    per path and no hand-over to a thread for a missing file; any other failure is left to the threads. The
+    first *after* sources are passed as given (the start-up prefetch may hold their pixels)."""
     stat, path_types = os.stat, (str, os.PathLike)
-    for src in sources:
-        if isinstance(src, path_types):
+    for i, src in enumerate(sources):
+        if i >= after and isinstance(src, path_types):
             try:
                 stat(src)
             except FileNotFoundError:
@@ -84,6 +85,16 @@ def absent_as_skips(sources: Iterable[Any]) -> Iterator[Any]:
             except (OSError, ValueError):
                 pass
         yield src
+
+
+def shifted(ready: Callable[[int, Any], Future | None] | None, positions: Sequence[int]
+            ) -> Callable[[int, Any], Future | None] | None:
+    """An ``ordered(ready=...)`` look-up made for whole rows, used on some of them: the *j*-th source is the
+    row at ``positions[j]``."""
+    if ready is None:
+        return None
+    look = ready
+    return lambda j, src: look(positions[j], src)
 
 
 def ordered(
