@@ -14,7 +14,7 @@ import torch
 from conftest import PROMPTS, jpeg_bytes, random_rgb
 
 from clipgauge import Scorer
-from clipgauge.scoring.cpu_threads import ForwardThreads, Waits
+from clipgauge.scoring.cpu_threads import ForwardThreads, Waits, adaptive_threads
 from clipgauge.scoring.pipeline import Item, Skip, ordered
 
 
@@ -89,19 +89,23 @@ def test_forward_threads_probe_both_counts_and_keep_the_faster(monkeypatch, sing
         waits.outstanding = 5  # the decoders are busy at the end of every pass
         threads = ForwardThreads(waits)
         used = []
-        for _ in range(2 * ct.PERIOD + 3):
-            with threads.forward(torch.device("cpu")):
-                one = torch.get_num_threads() == 1
-                used.append(one)
-            clock[0] += 1.0 if one == single_is_faster else 3.0  # the cycle of this batch
+        with ct.adaptive_threads():  # inside a scoring run
+            for _ in range(2 * ct.PERIOD + 3):
+                with threads.forward(torch.device("cpu")):
+                    one = torch.get_num_threads() == 1
+                    used.append(one)
+                clock[0] += 1.0 if one == single_is_faster else 3.0  # the cycle of this batch
         assert torch.get_num_threads() == 2  # restored
         period = used[: ct.PERIOD]
         assert period[: ct.PROBE] == [False] * ct.PROBE and period[ct.PROBE : 2 * ct.PROBE] == [True] * ct.PROBE
         assert set(period[2 * ct.PROBE :]) == {single_is_faster}
         assert used[ct.PERIOD : ct.PERIOD + 2 * ct.PROBE] == period[: 2 * ct.PROBE]  # probed again each period
         assert threads.single_passes == sum(used)
-        with threads.forward(torch.device("meta")):  # only CPU passes are changed
+        with ct.adaptive_threads(), threads.forward(torch.device("meta")):  # only CPU passes are changed
             assert torch.get_num_threads() == 2
+        for _ in range(2 * ct.PERIOD):  # outside a scoring run (a training loop's tracker): never changed
+            with threads.forward(torch.device("cpu")):
+                assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
 
@@ -132,7 +136,8 @@ def test_decode_bound_scoring_gives_the_same_scores(hf_model_dir, tmp_path, monk
     before = torch.get_num_threads()
     torch.set_num_threads(2)  # (one thread already on a one-core machine)
     try:
-        got = single.score(paths, prompts)
+        with adaptive_threads():
+            got = single.score(paths, prompts)
     finally:
         torch.set_num_threads(before)
     assert single._threads.single_passes == 3

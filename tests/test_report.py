@@ -153,8 +153,9 @@ def test_json_output_and_numbers(capsys, results, tmp_path):
     assert code == 0
     data = json.loads(capsys.readouterr().out)
     assert data["out"] == str(out) and data["bytes"] == out.stat().st_size and data["scale"] == "torchmetrics"
-    # languages: the XSS prompt is taken for Dutch, so the runs have two prompt languages
-    assert data["sections"] == ["summary", "comparison", "histograms", "categories", "languages", "errors", "images"]
+    # no per-language section: the prompts are English, or have no language (the XSS string); that section is
+    # tested in test_language.py
+    assert data["sections"] == ["summary", "comparison", "histograms", "categories", "errors", "images"]
     for run, path in zip(data["runs"], (results["a"], results["b"])):
         summary = json.loads(Path(str(path) + ".summary.json").read_text())
         _, missing, errors = _expected_grid(path, results["deleted"])
@@ -256,7 +257,7 @@ def test_report_in_headless_chromium(report, results):
     assert all(u.startswith("data:") or u == report["path"].resolve().as_uri() for u in page.requests), page.requests
     v = page.values
     assert v["thumbs"] == expected_thumbs and v["broken"] == 0
-    assert v["plots"] == 2 + 1 + 1 + 1  # two histograms, category bars, language bars, sweep curves
+    assert v["plots"] == 2 + 1 + 1  # two histograms, category bars, sweep curves
     assert (v["summary_rows"], v["error_rows"], v["category_rows"]) == (2, 4, len(set(CATEGORIES)))
     assert v["xss_text"] is True and v["hostile_text"] is True and v["pwned"] is None and v["scripts"] == 1
     assert v["best_first"][0] >= v["best_first"][1]

@@ -122,8 +122,10 @@ def score(
                 update = progress(total) if progress is not None else None
                 if engine == "local":
                     from .engines.local import run_local
+                    from .scoring.cpu_threads import adaptive_threads
 
-                    run_local(source, run, plan, schema, progress=update)
+                    with adaptive_threads():  # this run owns the process's compute
+                        run_local(source, run, plan, schema, progress=update)
                 else:
                     from .engines.ray_engine import run_ray
 

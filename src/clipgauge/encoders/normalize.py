@@ -10,8 +10,9 @@ checked once per device on all 768 (level, channel) pairs, through the very func
 batches; as each output depends on nothing else, agreeing on those 768 proves agreement on every crop. Where it
 does not agree (an unusual rescale factor), the table look-up is used.
 
-On a CPU the batch is normalised one image at a time, so each image's float pixels (0.6 MB at 224 px) stay in
-cache through the four passes: about 0.15 ms per 224-px image on one core, against 3.6 ms for the look-up.
+On a CPU the batch is normalised with numpy one image at a time, on the calling thread, so each image's float
+pixels (0.6 MB at 224 px) stay in cache through the four passes: about 0.15 ms per 224-px image on one core,
+against 3.6 ms for the look-up.
 """
 
 from __future__ import annotations
@@ -35,11 +36,14 @@ class Normalizer:
         self.table = torch.from_numpy(table.reshape(-1).copy()).to(self.device)
         self.mean = torch.tensor(plan.mean, dtype=torch.float32, device=self.device).view(3, 1, 1)
         self.std = torch.tensor(plan.std, dtype=torch.float32, device=self.device).view(3, 1, 1)
+        self._np_mean = np.asarray(plan.mean, dtype=np.float32).reshape(3, 1, 1)
+        self._np_std = np.asarray(plan.std, dtype=np.float32).reshape(3, 1, 1)
         levels = torch.arange(256, dtype=torch.uint8, device=self.device).view(1, 256, 1, 1).expand(1, 256, 1, 3)
         self.mode, self.constant = "lookup", None
         for mode, value in (("div", 1.0 / plan.scale), ("mul", plan.scale)):
             # a (1,1,1) tensor on the device, not a Python scalar: CUDA turns a scalar divisor into a multiply
             self.mode, self.constant = mode, torch.full((1, 1, 1), value, dtype=torch.float32, device=self.device)
+            self._np_constant = np.float32(value)
             got = self(levels.contiguous())[0, :, :, 0].cpu().numpy()  # (3, 256)
             if np.array_equal(got.view(np.uint32), table.view(np.uint32)):
                 break
@@ -53,25 +57,29 @@ class Normalizer:
             return self.table[crops.to(torch.int32) + offsets].permute(0, 3, 1, 2).contiguous()
         n, h, w, c = crops.shape
         out = torch.empty((n, c, h, w), dtype=torch.float32, device=crops.device)
-        planar = crops.permute(0, 3, 1, 2)
-        # on a CPU one image at a time (its pixels stay in cache through the passes) on one thread (an image is too
-        # small to share: torch's threads would wait on each other, and on the decode threads, at every pass)
-        cpu = crops.device.type == "cpu"
-        step, threads = (1, torch.get_num_threads()) if cpu else (n, 1)
-        if threads > 1:
-            torch.set_num_threads(1)
-        try:
-            for i in range(0, n, step):
-                x = out[i : i + step]
-                x.copy_(planar[i : i + step])  # uint8 → float32: exact
+        if crops.device.type == "cpu":
+            # numpy, one image at a time: its pixels stay in cache through the passes, and numpy runs on the calling
+            # thread only (torch would split a small image across its threads, which then wait on each other and on
+            # the decode threads; changing torch's global thread count instead is unsafe with other torch users in
+            # the process). IEEE float32 division and subtraction round the same in numpy as in torch.
+            src, dst = crops.numpy(), out.numpy()
+            for i in range(n):
+                x = dst[i]
+                np.copyto(x, src[i].transpose(2, 0, 1))  # uint8 → float32: exact
                 if self.mode == "div":
-                    x.div_(self.constant)
+                    np.divide(x, self._np_constant, out=x)
                 else:
-                    x.mul_(self.constant)
-                x.sub_(self.mean).div_(self.std)
-        finally:
-            if threads > 1:
-                torch.set_num_threads(threads)
+                    np.multiply(x, self._np_constant, out=x)
+                np.subtract(x, self._np_mean, out=x)
+                np.divide(x, self._np_std, out=x)
+            return out
+        x = out
+        x.copy_(crops.permute(0, 3, 1, 2))  # uint8 → float32: exact
+        if self.mode == "div":
+            x.div_(self.constant)
+        else:
+            x.mul_(self.constant)
+        x.sub_(self.mean).div_(self.std)
         return out
 
 

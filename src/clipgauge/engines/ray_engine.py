@@ -235,7 +235,9 @@ class ScoreActor:
 
     def __init__(self, options: ScoreOptions, schema, source: RowSource) -> None:
         from ..pipeline.plan import ScoringPlan
+        from ..scoring.cpu_threads import adaptive_threads_on
 
+        adaptive_threads_on()  # the actor's process is clipgauge's
         self.plan = ScoringPlan(options, resolve_path=getattr(source, "resolve_path", None)).load()
         self.schema = schema
 

@@ -11,7 +11,8 @@ it runs :data:`PROBE` batches on torch's usual threads and :data:`PROBE` on one,
 rest of the period with whichever cycled faster. Where the decode threads had finished every image handed to
 them by the end of a pass on all threads, the model is the limit and the one-thread probe is skipped. Thread
 counts never change a value here (the forward is computed the same way on any number of threads; tests check
-scores against worker counts).
+scores against worker counts). torch's thread count is global to the process, so it is only changed inside a
+scoring run (:func:`adaptive_threads`), never while scores are tracked inside a training loop.
 """
 
 from __future__ import annotations
@@ -26,6 +27,32 @@ import torch
 #: batches per period, and batches timed with each thread count at the start of every period
 PERIOD = 64
 PROBE = 2
+
+# torch's thread count is global to the process: it is only changed while clipgauge owns the process's compute (a
+# scoring run: ``clipgauge.score``, a Ray actor), never in a training loop that tracks scores (``track``, the
+# integrations) or for a Scorer used directly, where other torch code may run on other threads.
+_owner_lock = threading.Lock()
+_owners = 0
+
+
+@contextmanager
+def adaptive_threads() -> Iterator[None]:
+    """Within this block, CPU forward passes may run on one torch thread when that is faster (see module doc)."""
+    global _owners
+    with _owner_lock:
+        _owners += 1
+    try:
+        yield
+    finally:
+        with _owner_lock:
+            _owners -= 1
+
+
+def adaptive_threads_on() -> None:
+    """Allow the adaptive thread count for the rest of this process (a Ray actor: clipgauge owns it)."""
+    global _owners
+    with _owner_lock:
+        _owners += 1
 
 
 class Waits:
@@ -71,7 +98,7 @@ class ForwardThreads:
     def forward(self, device: torch.device) -> Iterator[None]:
         """Run the body (one forward pass on *device*) with the thread count chosen for it."""
         threads = torch.get_num_threads()
-        if device.type != "cpu" or threads == 1:
+        if device.type != "cpu" or threads == 1 or not _owners:
             yield
             return
         now = time.perf_counter()
