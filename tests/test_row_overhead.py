@@ -121,3 +121,12 @@ def test_rows_skipped_before_the_threads_keep_the_prefetch_in_place(hf_model_dir
     assert errors == ["broken in the source", *[None] * 5, f"file not found: {tmp_path / 'gone.jpg'}"]
     np.testing.assert_allclose(emb[1:6], expected, atol=1e-6)
     assert np.isnan(emb[0]).all() and np.isnan(emb[6]).all()
+
+
+@pytest.mark.parametrize("text", ["plain", "a},{b", '"},{"', "}\n{"])
+def test_jsonl_lines_split_one_object_per_row_whatever_the_text(text):
+    table = pa.table({"prompt": [text, "x", text], "items": [[{"a": 1}, {"a": 2}], None, [{"b": "},{"}]],
+                      "n": [1, 2, 3]})
+    lines = jsonl_lines(table).split("\n")
+    assert lines[-1] == "" and len(lines) == 4
+    assert [json.loads(line) for line in lines[:-1]] == table.to_pylist()
