@@ -234,3 +234,19 @@ def test_encoder_languages_follow_the_tokenizer(hf_scorer, hf_model_dir, opencli
     assert not [w for w in caught if issubclass(w.category, LanguageWarning)]
     lang = result.summary["language"]
     assert lang["non_english"] == 3 and lang["english_only_model"] is None and lang["warning"] is None
+
+
+def test_a_broken_detector_is_one_line_naming_the_way_out(monkeypatch) -> None:
+    """A detector that fails at run time (e.g. the deprecated `fasttext` package shadowing fasttext-predict under
+    NumPy 2) is a UsageError naming --no-language, not a traceback."""
+    import clipgauge.language.detect as detect
+    from clipgauge.errors import UsageError
+
+    class Broken:
+        def detect(self, *args, **kwargs):
+            raise RuntimeError("predict() fails under NumPy 2")
+
+    monkeypatch.setattr(detect, "_model", Broken())
+    with pytest.raises(UsageError, match="language=False") as info:
+        detect_languages(["ein ganz neuer Satz, den noch niemand erkannt hat"])
+    assert "--no-language" in info.value.cli and "NumPy 2" in str(info.value)

@@ -120,7 +120,18 @@ def script_language(text: str) -> str | None:
 
 
 def _classify(text: str) -> Detection:
-    found = _get_model().detect(text, model="lite", k=5)
+    try:
+        found = _get_model().detect(text, model="lite", k=5)
+    except Exception as exc:  # noqa: BLE001 - e.g. the deprecated `fasttext` package shadowing fasttext-predict
+        from ..errors import ClipgaugeError, UsageError
+
+        if isinstance(exc, ClipgaugeError):
+            raise
+        reason = " ".join(str(exc).split())[:300]
+        raise UsageError(f"language detection failed ({type(exc).__name__}: {reason}); fix the installation or turn "
+                         "the language columns off with ScoreOptions(language=False)",
+                         cli=f"language detection failed ({type(exc).__name__}: {reason}); fix the installation or "
+                             "turn the language columns off with --no-language") from None
     scores = {MACRO_LANGUAGE.get(str(f["lang"]), str(f["lang"])): float(f["score"]) for f in reversed(found)}
     script = script_language(text)
     if script is not None:  # the lite model knows few ideographs; the script is surer
