@@ -4,8 +4,8 @@ CLIP's text tower was trained on mostly English captions with an English byte-pa
 Turkish, Japanese or Arabic is split into many rare sub-word pieces and gets a less reliable score, not
 comparable with the scores of English prompts. This metric makes that visible:
 
-* columns ``language`` (lowercase ISO 639-1 code, or empty where the prompt is empty, emoji only or too short
-  to tell) and ``language_confidence`` (the detector's probability in [0, 1]), from
+* columns ``language`` (lowercase ISO 639-1 code, or empty where the prompt is empty, emoji only, too short or
+  too uncertain to tell) and ``language_confidence`` (the detector's probability in [0, 1]), from
   :func:`clipgauge.language.detect.detect_languages` (one detection per distinct prompt);
 * a summary ``language``: rows per language (``unknown`` for rows without one), the number of non-English
   rows, the detector, and — when a model that embeds the prompts is English-only (:attr:`Encoder.languages`) —
@@ -53,7 +53,8 @@ class Language(Metric):
 
     def columns(self) -> list[Column]:
         return [
-            Column("language", "string", "language of the prompt: ISO 639-1 code, empty when too short to tell",
+            Column("language", "string",
+                   "language of the prompt: ISO 639-1 code, empty when too short or too unsure to tell",
                    higher_is_better=None, summarize=False),
             Column("language_confidence", "float64", "the language detector's probability of that language",
                    range=(0.0, 1.0), unit="probability", higher_is_better=None, summarize=False),
