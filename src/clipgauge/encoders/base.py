@@ -54,6 +54,12 @@ class Encoder(ABC):
         declare :attr:`needs_language`; the others may leave the argument out of their signature.
         """
 
+    def token_counts(self, texts: list[str]) -> list[int] | None:
+        """The untruncated token count of each text, start and end tokens included — what :meth:`tokenize`
+        compares with ``context_length`` for its ``truncated`` flag — or None where this encoder cannot count
+        without tokenising (then ask :meth:`tokenize`)."""
+        return None
+
     @abstractmethod
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """Image features (N, D), not normalised, for a batch of preprocessed images."""

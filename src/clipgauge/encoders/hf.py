@@ -118,10 +118,12 @@ class HFEncoder(Encoder):
 
     def tokenize(self, texts: list[str]) -> Tokens:
         n = self.context_length
-        full = self.tokenizer(texts, truncation=False, verbose=False)["input_ids"]
         enc = self.tokenizer(texts, padding=True, truncation=True, max_length=n, return_tensors="pt")
         inputs = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
-        return Tokens(inputs=inputs, truncated=[len(ids) > n for ids in full])
+        return Tokens(inputs=inputs, truncated=[k > n for k in self.token_counts(texts)])
+
+    def token_counts(self, texts: list[str]) -> list[int]:
+        return [len(ids) for ids in self.tokenizer(texts, truncation=False, verbose=False)["input_ids"]]
 
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         return _features(self.module.get_image_features(pixel_values=pixels))

@@ -92,10 +92,12 @@ class MCLIPEncoder(Encoder):
     # ------------------------------------------------------------------ text
     def tokenize(self, texts: list[str]) -> Tokens:
         n = self.context_length
-        full = self.tokenizer(texts, truncation=False, verbose=False)["input_ids"]
         enc = self.tokenizer(texts, padding=True, truncation=True, max_length=n, return_tensors="pt")
         return Tokens(inputs={"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]},
-                      truncated=[len(ids) > n for ids in full])
+                      truncated=[k > n for k in self.token_counts(texts)])
+
+    def token_counts(self, texts: list[str]) -> list[int]:
+        return [len(ids) for ids in self.tokenizer(texts, truncation=False, verbose=False)["input_ids"]]
 
     def encode_texts(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         """``MultilingualCLIP.forward``: last hidden states averaged over the attention mask, then the linear map."""

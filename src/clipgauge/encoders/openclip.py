@@ -111,6 +111,9 @@ class OpenCLIPEncoder(Encoder):
                 inner.src_lang = before
         return Tokens(inputs={"text": ids}, truncated=truncated)
 
+    def token_counts(self, texts: list[str]) -> list[int]:
+        return [self._n_tokens(t) for t in texts]
+
     def _n_tokens(self, text: str) -> int:
         """Length of the untruncated token sequence, start and end tokens included."""
         tok = self.tokenizer
