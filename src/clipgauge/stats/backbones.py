@@ -16,27 +16,24 @@ from typing import Any
 
 import numpy as np
 
+from .agreement import kendall_tau, spearman_rho
+
 
 def row_correlations(scores: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     """Spearman ρ and Kendall τ-b of every two backbones' per-row scores (NaN = not scored: left out)."""
-    from scipy.stats import kendalltau, spearmanr
-
     out = []
     for a, b in combinations(scores, 2):
         x, y = scores[a], scores[b]
         both = ~np.isnan(x) & ~np.isnan(y)
         n = int(both.sum())
-        rho = float(spearmanr(x[both], y[both])[0]) if n >= 2 else float("nan")
-        tau = float(kendalltau(x[both], y[both])[0]) if n >= 2 else float("nan")
-        out.append({"a": a, "b": b, "n": n, "spearman": rho, "kendall_tau_b": tau})
+        out.append({"a": a, "b": b, "n": n, "spearman": spearman_rho(x[both], y[both]),
+                    "kendall_tau_b": kendall_tau(x[both], y[both], "b")})
     return out
 
 
 def system_agreement(scores: dict[str, np.ndarray], systems: list[Any]) -> dict[str, Any]:
     """Mean score per system and backbone, Kendall τ-b between backbones' system rankings, and the share of
     system pairs whose sign of difference every backbone agrees on. Rows without a system are left out."""
-    from scipy.stats import kendalltau
-
     labels = np.array(["" if s is None else str(s) for s in systems], dtype=object)
     names = sorted({s for s in labels if s != ""})
     means: dict[str, dict[str, float]] = {}
@@ -50,7 +47,7 @@ def system_agreement(scores: dict[str, np.ndarray], systems: list[Any]) -> dict[
         x = np.array([means[a][s] for s in names])
         y = np.array([means[b][s] for s in names])
         ok = ~np.isnan(x) & ~np.isnan(y)
-        tau = float(kendalltau(x[ok], y[ok])[0]) if ok.sum() >= 2 else float("nan")
+        tau = kendall_tau(x[ok], y[ok], "b")
         taus.append({"a": a, "b": b, "systems": int(ok.sum()), "kendall_tau_b": tau})
     agree = total = 0
     for s, t in combinations(names, 2):
