@@ -69,7 +69,6 @@ def test_waits_count_the_time_blocked_on_slow_jobs():
         return Item(key=str(src))
 
     list(ordered(range(10), slow, workers=1, window=4, group=1, waits=waits))
-    assert waits.outstanding == 0  # every image handed over was finished
     assert waits.seconds >= 0.1  # 10 jobs of 20 ms on one thread, consumed at once: most of it waited for
     fast = Waits()
     list(ordered(range(10), _job, workers=1, window=4, waits=fast))
@@ -82,24 +81,28 @@ def test_forward_threads_probe_both_counts_and_keep_the_faster(monkeypatch, sing
 
     clock = [0.0]
     monkeypatch.setattr(ct.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(ct.time, "thread_time", lambda: clock[0] / 2)  # the passes lose half their core: contended
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        waits = Waits()
-        waits.outstanding = 5  # the decoders are busy at the end of every pass
-        threads = ForwardThreads(waits)
+        threads = ForwardThreads(Waits())
         used = []
         with ct.adaptive_threads():  # inside a scoring run
-            for _ in range(2 * ct.PERIOD + 3):
+            for _ in range(1 + 4 * ct.PERIOD):
                 with threads.forward(torch.device("cpu")):
                     one = torch.get_num_threads() == 1
                     used.append(one)
-                clock[0] += 1.0 if one == single_is_faster else 3.0  # the cycle of this batch
+                    clock[0] += 0.5 if one == single_is_faster else 1.5  # the forward pass ...
+                clock[0] += 0.5  # ... and the rest of its cycle
         assert torch.get_num_threads() == 2  # restored
-        period = used[: ct.PERIOD]
-        assert period[: ct.PROBE] == [False] * ct.PROBE and period[ct.PROBE : 2 * ct.PROBE] == [True] * ct.PROBE
-        assert set(period[2 * ct.PROBE :]) == {single_is_faster}
-        assert used[ct.PERIOD : ct.PERIOD + 2 * ct.PROBE] == period[: 2 * ct.PROBE]  # probed again each period
+        probe = [False] * ct.PROBE + [True] * ct.PROBE
+        run = 2 * ct.PROBE + ct.PERIOD
+        assert used[: 2 * ct.PROBE] == probe
+        assert set(used[2 * ct.PROBE : run]) == {single_is_faster}
+        assert used[run : run + 2 * ct.PROBE] == probe  # probed again after PERIOD passes ...
+        again = run + 2 * ct.PROBE
+        assert set(used[again : again + 2 * ct.PERIOD]) == {single_is_faster}  # ... then twice as far apart
+        assert used[again + 2 * ct.PERIOD : again + 2 * ct.PERIOD + 2 * ct.PROBE] == probe
         assert threads.single_passes == sum(used)
         with ct.adaptive_threads(), threads.forward(torch.device("meta")):  # only CPU passes are changed
             assert torch.get_num_threads() == 2
@@ -110,14 +113,21 @@ def test_forward_threads_probe_both_counts_and_keep_the_faster(monkeypatch, sing
         torch.set_num_threads(before)
 
 
-def test_no_one_thread_probe_while_the_decoders_keep_up(monkeypatch):
+def test_no_one_thread_probe_while_the_forward_keeps_its_cores(monkeypatch):
+    import clipgauge.scoring.cpu_threads as ct
+
+    clock = [0.0]
+    monkeypatch.setattr(ct.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(ct.time, "thread_time", lambda: clock[0])  # on a core the whole pass: model-bound
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        threads = ForwardThreads(Waits())  # nothing outstanding: every image decoded before each pass ends
-        for _ in range(70):
-            with threads.forward(torch.device("cpu")):
-                assert torch.get_num_threads() == 2
+        threads = ForwardThreads(Waits())
+        with ct.adaptive_threads():
+            for _ in range(3 * ct.PERIOD):
+                with threads.forward(torch.device("cpu")):
+                    assert torch.get_num_threads() == 2
+                    clock[0] += 1.0
         assert threads.single_passes == 0
     finally:
         torch.set_num_threads(before)

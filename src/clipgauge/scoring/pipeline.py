@@ -106,8 +106,7 @@ def ordered(
 
     A :class:`Skip` needs no thread: its item is made here. Other sources go to the threads *group* at a time
     (one hand-over per group: rows that fail at once, like missing files, cost little more than their reason).
-    *waits* (``cpu_threads.Waits``) adds up the seconds spent blocked on items not ready yet and counts the
-    items handed to the threads and not finished.
+    *waits* (``cpu_threads.Waits``) adds up the seconds spent blocked on items not ready yet.
     """
     # (first index, items made here | Future of one item (prefetch) | Future of a list of items)
     pending: deque[tuple[int, list[Item] | Future, bool]] = deque()
@@ -116,17 +115,11 @@ def ordered(
     first = 0
 
     def many(srcs: list[Any]) -> list[Item]:
-        try:
-            return [job(s) for s in srcs]
-        finally:
-            if waits is not None:
-                waits.add(-len(srcs))
+        return [job(s) for s in srcs]
 
     def submit() -> None:
         nonlocal group_srcs
         if group_srcs:
-            if waits is not None:
-                waits.add(len(group_srcs))
             pending.append((first, pool.submit(many, group_srcs), True))
             group_srcs = []
 
