@@ -132,3 +132,22 @@ def test_trainer_smoke_run(tmp_path):
     log = json.loads((out / "training_log.json").read_text())
     assert set(log["evaluation"]["per_kind"]) == set(KINDS) and "--cache" not in log["command"]
     assert "## Evaluation" in (out / "README.md").read_text()
+
+
+def test_scorer_users_get_the_demo_aesthetic_score():
+    """``DemoAesthetic().predict(Scorer("demo").embed_images(...))``, the Python route of docs/python-api.md: the
+    scores of the independent computation (transformers + the head file + torch); a wrong width is one line."""
+    from clipgauge import Scorer, UsageError
+    from clipgauge.metrics.aesthetic import Aesthetic, DemoAesthetic
+
+    pairs = sample_pairs(4, SEED + 1)
+    images = [p.clean for p in pairs] + [p.degraded for p in pairs]
+    expected = reference_scores(images, load_file(str(HEAD)))
+    embeddings = Scorer("demo", device="cpu").embed_images(images)
+    got = DemoAesthetic().predict(embeddings)
+    assert got.dtype == np.float64 and got.shape == (len(images),)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    # not normalised on the way in: predict normalises as the recipe does
+    np.testing.assert_allclose(Aesthetic(head="demo").predict(3.0 * embeddings), expected, rtol=1e-4, atol=1e-5)
+    with pytest.raises(UsageError, match="input width"):
+        DemoAesthetic().predict(np.ones((2, embeddings.shape[1] + 1), dtype=np.float32))

@@ -186,7 +186,7 @@ def test_human_output_and_single_run(capsys, results, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["{missing}"], "results file not found"),
-    (["{manifest}"], "has no 'cosine' column"),
+    (["{manifest}"], "has no score column: no 'cosine'"),
     (["{a}", "--sweep-param", "steps"], "no results file has a 'steps' column"),
     (["{a}", "{b}", "--key", "nope"], "'nope'"),
     (["{a}", "{b}", "--key", "category"], "does not identify rows"),

@@ -59,7 +59,8 @@ def backbone_metrics(models: list[str]) -> list[tuple[type, dict[str, str]]]:
     from .metrics.clip import ClipScore
 
     if len(models) < 2:
-        raise UsageError("backbones needs at least two models (--model A --model B)")
+        raise UsageError("comparing backbones needs at least two models",
+                         cli="backbones needs at least two models (--model A --model B)")
     seen = [m for i, m in enumerate(models) if m in models[:i]]
     if seen:
         raise UsageError(f"model '{seen[0]}' is given twice")

@@ -58,7 +58,25 @@ def summary_table(summary: dict[str, Any], title: str = "clipgauge score") -> Ta
     if split:  # clip_chunks (--long-prompt chunks-mean|chunks-max)
         table.caption = "\n".join([table.caption, *split] if table.caption else split)
         table.caption_justify = "left"
+    corr = correlation_line(summary)
+    if corr:  # several metrics: how far they rank the images alike
+        table.caption = "\n".join([table.caption, corr] if table.caption else [corr])
+        table.caption_justify = "left"
     return table
+
+
+def correlation_line(summary: dict[str, Any]) -> str | None:
+    """The summary's Spearman correlations between metrics as one line (ρ in [-1, 1], n rows with both
+    values), e.g. ``Spearman ρ between metrics: cosine~aesthetic +0.021 (n=16)``; None without them."""
+    pairs = (summary.get("correlations") or {}).get("pairs") or []
+    if not pairs:
+        return None
+    return "Spearman ρ between metrics: " + ", ".join(
+        f"{p['a']}~{p['b']} {_signed(p.get('rho'))} (n={p.get('n', 0)})" for p in pairs)
+
+
+def _signed(value: Any) -> str:
+    return "-" if not isinstance(value, (int, float)) or math.isnan(value) else f"{value:+.3f}"
 
 
 def summarized_columns(summary: dict[str, Any]) -> list[str]:

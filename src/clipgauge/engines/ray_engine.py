@@ -45,7 +45,8 @@ def run_ray(source: RowSource, run: ShardedRun, score_options: ScoreOptions, sch
         import ray
         import ray.data
     except ImportError:
-        raise UsageError("--engine ray needs Ray Data: pip install 'clipgauge[ray]'") from None
+        raise UsageError("the Ray engine needs Ray Data: pip install 'clipgauge[ray]'",
+                         cli="--engine ray needs Ray Data: pip install 'clipgauge[ray]'") from None
 
     options = ray_options or RayOptions()
     started = _connect(ray, options.address)
@@ -108,14 +109,18 @@ def _plan_actors(ray, options: RayOptions) -> tuple[int, float]:
     cpus, gpus = float(res.get("CPU", 0)), float(res.get("GPU", 0))
     per_gpu = options.gpus_per_worker if options.gpus_per_worker is not None else (1.0 if gpus >= 1 else 0.0)
     if per_gpu < 0 or options.cpus_per_worker < 0:
-        raise UsageError("--num-gpus-per-worker and --cpus-per-worker must be >= 0")
+        raise UsageError("GPUs and CPUs per Ray worker must be >= 0",
+                         cli="--num-gpus-per-worker and --cpus-per-worker must be >= 0")
     workers = options.workers or (max(1, int(gpus // per_gpu)) if per_gpu else 1)
     if per_gpu and workers * per_gpu > gpus:
-        raise UsageError(f"{workers} Ray workers × {per_gpu:g} GPUs need {workers * per_gpu:g} GPUs; the cluster has "
-                         f"{gpus:g} (lower --ray-workers or --num-gpus-per-worker, or use 0 for CPU)")
+        need = f"{workers} Ray workers × {per_gpu:g} GPUs need {workers * per_gpu:g} GPUs; the cluster has {gpus:g}"
+        raise UsageError(f"{need} (use fewer workers or GPUs per worker, or 0 GPUs for CPU)",
+                         cli=f"{need} (lower --ray-workers or --num-gpus-per-worker, or use 0 for CPU)")
     if workers * options.cpus_per_worker + READ_TASK_CPUS > cpus:
-        raise UsageError(f"{workers} Ray workers × {options.cpus_per_worker:g} CPUs leave no CPU for reading on a "
-                         f"cluster with {cpus:g} CPUs (lower --ray-workers or --cpus-per-worker)")
+        need = (f"{workers} Ray workers × {options.cpus_per_worker:g} CPUs leave no CPU for reading on a cluster "
+                f"with {cpus:g} CPUs")
+        raise UsageError(f"{need} (use fewer workers or CPUs per worker)",
+                         cli=f"{need} (lower --ray-workers or --cpus-per-worker)")
     return workers, per_gpu
 
 

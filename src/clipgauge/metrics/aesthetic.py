@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..defaults import DEFAULT_MODEL
+from ..errors import UsageError
 from .aesthetic_head import (
     DEFAULT_HEAD,
     FORMATS,
@@ -85,6 +86,21 @@ class Aesthetic(Metric):
             state = read_state_dict(path)
             self._head = detect(state, path, file_sha256(path), {**source, "given": self.head_spec})
         return self._head
+
+    def predict(self, image_embeddings: Any) -> np.ndarray:
+        """Scores of the head (float64, shape (N,); unbounded, higher is better: about 1–10 for the LAION heads)
+        for (N, D) image embeddings of this metric's ``model``, e.g. ``Scorer(model).embed_images(images)``.
+
+        The embeddings are L2-normalised here (the published recipe; ``embed_images`` already gives unit
+        vectors); :class:`UsageError` when D is not the head's input width."""
+        e = np.asarray(image_embeddings, dtype=np.float32)
+        if e.ndim != 2:
+            raise UsageError(f"image embeddings must be a 2-d (N, D) array, got shape {e.shape}")
+        head = self.head()
+        head.check_width(int(e.shape[1]), self.model)
+        if not len(e):
+            return np.zeros(0, dtype=np.float64)
+        return head.predict(e / np.linalg.norm(e, axis=1, keepdims=True))
 
     def setup(self, context: Any) -> None:
         """Load the head and check that its input width is the backbone's embedding width."""

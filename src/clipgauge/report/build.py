@@ -55,9 +55,10 @@ class ReportOptions:
         if self.scale is not None and self.scale not in SCALES:
             raise UsageError(f"unknown scale '{self.scale}' (choose from {', '.join(SCALES)})")
         if self.max_images < 0:
-            raise UsageError("--max-images must be >= 0")
+            raise UsageError("max_images must be >= 0", cli="--max-images must be >= 0")
         if not 16 <= self.thumb_size <= 1024:
-            raise UsageError("--thumb-size must be between 16 and 1024 pixels")
+            raise UsageError("thumb_size must be between 16 and 1024 pixels",
+                             cli="--thumb-size must be between 16 and 1024 pixels")
 
 
 @dataclass
@@ -121,16 +122,24 @@ def _warnings(runs: Sequence[ReportRun]) -> list[str]:
 
 
 def render_report(runs: Sequence[ReportRun], options: ReportOptions | None = None) -> tuple[str, dict[str, Any]]:
-    """The HTML page for *runs* and a summary of what it contains (``runs``, ``sections``, …)."""
+    """The HTML page for *runs* and a summary of what it contains (``runs``, ``sections``, …).
+
+    The clip score's sections (its statistics, histograms, per-category and per-language tables) are there when
+    a run has the clip score; every metric a run's summary declares has its own statistics, histograms,
+    per-category table and grid order. When a run lacks the clip score, runs compare on their first shared metric."""
     opts = options or ReportOptions()
     opts.check()
     scale = pick_scale(runs, opts.scale)
     fmt = sections.Formatter(scale)
+    clip = any(r.has_clip for r in runs) or not any(r.metric_columns() for r in runs)
+    primary = metric_sections.primary_metric(runs)
     summary = sections.summary_rows(runs, scale, opts.confidence)
-    comp, comp_section = sections.comparison(runs, scale, opts.key, opts.category_column, opts.confidence,
-                                             opts.sweep_param)
-    cats = sections.categories(runs, scale, opts.category_column, opts.confidence, comp)
-    by_language = languages.language_section(runs, scale, comp, opts.confidence, opts.category_column)
+    comp, comp_section = sections.comparison(runs, "cosine" if primary else scale, opts.key, opts.category_column,
+                                             opts.confidence, opts.sweep_param, metric=primary)
+    clip_comp = comp if primary is None else None  # the per-category/-language clip tables reuse its statistics
+    cats = sections.categories(runs, scale, opts.category_column, opts.confidence, clip_comp) if clip else None
+    by_language = (languages.language_section(runs, scale, clip_comp, opts.confidence, opts.category_column)
+                   if clip else None)
     sweep_section, sweep_json = (sections.sweep(runs, scale, opts.sweep_param, opts.confidence)
                                  if opts.sweep_param else (None, None))
     errors, error_total = sections.error_rows(runs, opts.max_error_rows)
@@ -146,12 +155,13 @@ def render_report(runs: Sequence[ReportRun], options: ReportOptions | None = Non
         "scale_definition": SCALE_DEFINITIONS[scale]["row"],
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "confidence_pct": round(100 * opts.confidence), "ci_methods": "; ".join(methods),
-        "thumb_size": int(opts.thumb_size), "warnings": warnings, "runs": summary,
+        "thumb_size": int(opts.thumb_size), "warnings": warnings, "runs": summary, "clip": clip,
         "metric_rows": metric_sections.metric_rows(runs, opts.confidence),
         "metric_histograms": metric_sections.metric_histograms(runs),
         "metric_categories": metric_sections.metric_categories(runs, opts.category_column, opts.confidence),
         "classification": classified,
-        "comparison": comp_section, "histograms": sections.histograms(runs, scale), "categories": cats,
+        "comparison": comp_section, "histograms": sections.histograms(runs, scale) if clip else [],
+        "categories": cats, "correlations": metric_sections.correlations(runs),
         "languages": by_language,
         "sweep": sweep_section, "error_rows": errors, "error_total": error_total,
         "error_left_out": error_total - len(errors), "grids": grids, "csp": csp, "script": Markup(script),
@@ -165,7 +175,8 @@ def render_report(runs: Sequence[ReportRun], options: ReportOptions | None = Non
         "warnings": warnings,
         "sections": [name for name, present in (
             ("summary", True), ("metrics", bool(context["metric_rows"])), ("classification", bool(classified)),
-            ("comparison", comp_section is not None), ("histograms", True),
+            ("comparison", comp_section is not None), ("histograms", clip),
+            ("correlations", bool(context["correlations"])),
             ("categories", cats is not None), ("languages", by_language is not None),
             ("sweep", sweep_section is not None), ("errors", True),
             ("images", True)) if present],
@@ -196,7 +207,8 @@ def build_report(paths: Sequence[str | Path], out: str | Path, options: ReportOp
     html, info = render_report(runs, opts)
     out = Path(out)
     if out.is_dir():
-        raise UsageError(f"--out {out} is a folder; give a file name such as report.html")
+        raise UsageError(f"{out} is a folder; give a file name such as report.html",
+                         cli=f"--out {out} is a folder; give a file name such as report.html")
     write_atomic(out, html)  # no half-written page, ordinary permissions
     return ReportResult(out=out, bytes=out.stat().st_size, title=opts.title, scale=info["scale"],
                         runs=info["runs"], sections=info["sections"], warnings=info["warnings"],

@@ -32,7 +32,8 @@ def _mb(value: Any) -> str:
 def _write(out: str | Path, title: str, sections: list[dict[str, Any]], thumb_size: int = 160) -> Path:
     out = Path(out)
     if out.is_dir():
-        raise UsageError(f"--report {out} is a folder; give a file name such as report.html")
+        raise UsageError(f"{out} is a folder; give a file name such as report.html",
+                         cli=f"--report {out} is a folder; give a file name such as report.html")
     env = jinja2.Environment(loader=jinja2.PackageLoader("clipgauge.report", "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     html = env.get_template("evaluation.html.j2").render(

@@ -57,6 +57,27 @@ class ReportRun:
     def weights_sha256(self) -> str | None:
         return ((self.summary or {}).get("provenance") or {}).get("model", {}).get("weights_sha256")
 
+    @property
+    def has_clip(self) -> bool:
+        """Whether the run has the ``clip`` metric's ``cosine`` column (a run of, say, aesthetic alone has not)."""
+        return any("cosine" in r for r in self.records)
+
+    def metric_columns(self) -> list[str]:
+        """The numeric metric columns the run's summary declares as summarised (besides the clip score), in
+        order: ``aesthetic``, ``pickscore``, ``hpsv2``, a registered metric's columns, …"""
+        declared = (self.summary or {}).get("columns") or []
+        return [c["name"] for c in declared if c.get("summarize") and c.get("type") == "float64"]
+
+    def declaration(self, column: str) -> dict[str, Any]:
+        """The summary's declaration of *column* (unit, range, ``higher_is_better``, …); {} when undeclared."""
+        declared = (self.summary or {}).get("columns") or []
+        return next((c for c in declared if c.get("name") == column), {})
+
+    def values(self, column: str) -> np.ndarray:
+        """*column* as float64, as written (no scale); NaN where the row has an error or no value."""
+        return np.array([math.nan if has_error(r) else as_float(r.get(column)) for r in self.records],
+                        dtype=np.float64)
+
     def cosine(self) -> np.ndarray:
         """Raw cosines in [-1, 1] as float64; NaN where the row has an error or no value."""
         return np.array(
@@ -112,11 +133,16 @@ def load_runs(paths: Sequence[str | Path], *, image_root: str | Path | None = No
     for path, name in zip(paths, names):
         path = Path(path)
         records = read_results(path)
-        if records and not any("cosine" in r or ("label" in r and "probability" in r) for r in records):
-            raise UsageError(f"{path} has no 'cosine' column (is this a file written by 'clipgauge score --out'?)")
         summary = _read_summary(path)
-        runs.append(ReportRun(name=name, path=path, records=records, summary=summary,
-                              image_bases=_image_bases(path, summary, image_root)))
+        run = ReportRun(name=name, path=path, records=records, summary=summary,
+                        image_bases=_image_bases(path, summary, image_root))
+        metrics = [c for c in run.metric_columns() if c in run.columns]
+        if records and not (metrics or any("cosine" in r or ("label" in r and "probability" in r) for r in records)):
+            raise UsageError(f"{path} has no score column: no 'cosine' and no metric column declared by a summary "
+                             "beside it (is it a results file written by clipgauge's scoring?)",
+                             cli=f"{path} has no score column: no 'cosine' and no metric column declared by a "
+                             "summary beside it (is this a file written by 'clipgauge score --out'?)")
+        runs.append(run)
     return runs
 
 

@@ -19,8 +19,19 @@ from .inputs import ReportRun
 
 def metric_columns(run: ReportRun) -> list[str]:
     """The numeric metric columns a run's summary declares (besides the clip score), in order."""
-    declared = (run.summary or {}).get("columns") or []
-    return [c["name"] for c in declared if c.get("summarize") and c.get("type") == "float64"]
+    return run.metric_columns()
+
+
+def primary_metric(runs: Sequence[ReportRun]) -> tuple[str, bool] | None:
+    """When a run lacks the clip score: the first metric column every run declares, with whether higher is
+    better (its declaration; higher when undeclared). None when every run has the clip score or no column is
+    shared."""
+    if not runs or all(r.has_clip for r in runs):
+        return None
+    shared = [c for c in runs[0].metric_columns() if all(c in r.metric_columns() for r in runs[1:])]
+    if not shared:
+        return None
+    return shared[0], runs[0].declaration(shared[0]).get("higher_is_better") is not False
 
 
 def metric_rows(runs: Sequence[ReportRun], confidence: float) -> list[dict[str, Any]]:
@@ -76,3 +87,16 @@ def metric_categories(runs: Sequence[ReportRun], category: str, confidence: floa
 
 def _bound(x: Any) -> str:
     return "–∞" if x is None else f"{x:g}"
+
+
+def correlations(runs: Sequence[ReportRun]) -> list[dict[str, Any]]:
+    """Per run and pair of its score columns: Spearman's ρ in [-1, 1] over the rows with both values, as the
+    run's summary gives it (``correlations``, written by a run with several metrics); [] when none has it."""
+    out = []
+    for i, run in enumerate(runs):
+        doc = (run.summary or {}).get("correlations") or {}
+        for p in doc.get("pairs") or []:
+            rho = as_float(p.get("rho"))
+            out.append({"index": i, "run": run.name, "a": str(p.get("a")), "b": str(p.get("b")),
+                        "n": int(p.get("n") or 0), "rho": rho, "text": "–" if np.isnan(rho) else f"{rho:+.3f}"})
+    return out

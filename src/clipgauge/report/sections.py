@@ -42,10 +42,13 @@ META_COLUMNS, META_CHARS = 6, 40
 
 # ---------------------------------------------------------------- summary
 def summary_rows(runs: Sequence[ReportRun], scale: str, confidence: float) -> list[dict[str, Any]]:
-    """Per run: counts and the run summary (:func:`summarize_scores`) in *scale*."""
+    """Per run: counts and the run summary (:func:`summarize_scores`) in *scale*. A run without the clip score
+    counts its rows without an error as scored (its metrics' statistics are in the metrics section)."""
     out = []
     for i, run in enumerate(runs):
         s = summarize_scores(run.cosine(), run.truncated(), run.errors(), confidence=confidence)
+        if not run.has_clip:
+            s["scored"] = s["rows"] - s["errors"]
         weights = run.weights_sha256
         out.append({
             "index": i, "name": run.name, "path": str(run.path), "colour": plots.colour(i), "model": run.model,
@@ -82,8 +85,12 @@ def _unique(records: Sequence[dict[str, Any]], key: tuple[str, ...]) -> bool:
 
 
 def comparison(runs: Sequence[ReportRun], scale: str, key: tuple[str, ...] | None, category: str,
-               confidence: float, sweep_param: str | None = None) -> tuple[Comparison | None, dict[str, Any] | None]:
+               confidence: float, sweep_param: str | None = None, metric: tuple[str, bool] | None = None,
+               ) -> tuple[Comparison | None, dict[str, Any] | None]:
     """The paired comparison of 2+ runs and its table; ``(None, None)`` for a single run.
+
+    Runs compare on the clip score in *scale*, or on *metric* ``(column, higher_is_better)`` as written when
+    given (runs without the clip score).
 
     With no *key*, one is guessed (:func:`auto_key`); when none fits, the section explains that rows could
     not be paired instead of comparing unpaired means. An explicit *key* that does not work raises
@@ -101,8 +108,9 @@ def comparison(runs: Sequence[ReportRun], scale: str, key: tuple[str, ...] | Non
             "header": [], "rows": [], "text_columns": 0, "notes": [],
         }
     try:
+        column, higher = metric if metric is not None else (None, True)
         comp = compare_runs({r.name: r.records for r in runs}, key=key, scale=scale, by=(category,),
-                            confidence=confidence)
+                            confidence=confidence, column=column, higher_is_better=higher)
     except UsageError:
         if explicit:
             raise
@@ -137,6 +145,7 @@ def comparison(runs: Sequence[ReportRun], scale: str, key: tuple[str, ...] | Non
     units = (f" Differences are averaged per {', '.join(comp.cluster)} first (images of one prompt are not "
              f"independent), so n counts {unit}." if comp.cluster else "")
     description = (
+        (f"Compared on {metric[0]} ({'higher' if metric[1] else 'lower'} is better). " if metric else "") +
         f"Rows matched on {', '.join(key)}{' (guessed; set with --key)' if not explicit else ''}; "
         f"differences A − B with a {conf}% paired bootstrap CI and a sign-flip permutation p-value.{units} "
         f"Bold rows are significant at α = {comp.alpha:g} after Holm adjustment over this table."
@@ -217,7 +226,8 @@ def sweep(runs: Sequence[ReportRun], scale: str, param: str, confidence: float) 
     """
     having = [r for r in runs if param in r.columns]
     if not having:
-        raise UsageError(f"--sweep-param: no results file has a '{param}' column")
+        raise UsageError(f"sweep parameter: no results file has a '{param}' column",
+                         cli=f"--sweep-param: no results file has a '{param}' column")
     group_by = ("prompt_id",) if all("prompt_id" in r.columns for r in having) else None
     sweeps: dict[str, Sweep] = {r.name: sweep_table(r.records, param, group_by=group_by, scale=scale,
                                                    confidence=confidence) for r in having}
@@ -281,23 +291,36 @@ def _text(value: Any) -> str:
 # ---------------------------------------------------------------- image grids
 def grids(runs: Sequence[ReportRun], scale: str, max_images: int, thumb_size: int) -> list[dict[str, Any]]:
     """Per run: its scored images, worst first, at most *max_images*, each with an embedded thumbnail
-    (or the reason there is none), score, truncation flag, prompt and a few other columns."""
+    (or the reason there is none), score, truncation flag, prompt and a few other columns.
+
+    The score is the clip score in *scale*; a run without it (aesthetic alone, say) is ordered by its first
+    declared metric column, worst first in that column's better direction (``by``)."""
+    fmt = Formatter(scale)
     out = []
     for gi, r in enumerate(runs):
-        score = to_scale(r.cosine(), scale)
+        by = None if r.has_clip else next(iter(r.metric_columns()), None)
+        if by is None:
+            score, sign = to_scale(r.cosine(), scale), 1.0
+        else:
+            score = r.values(by)
+            sign = -1.0 if r.declaration(by).get("higher_is_better") is False else 1.0
+        badness = sign * score  # ascending = worst first (what the page's "worst first" order sorts on)
         trunc = r.truncated()
         scored = np.flatnonzero(~np.isnan(score))
-        order = scored[np.argsort(score[scored], kind="stable")]
+        order = scored[np.argsort(badness[scored], kind="stable")]
         shown = order[:max_images].tolist()
         located = [r.resolve_image(r.records[i].get("image")) for i in shown]
         thumbs = iter(thumbnails([p for p, _ in located if p is not None], thumb_size))
         declared = [c for c in metric_columns(r) if c in r.columns]
-        meta_cols = [c for c in dict.fromkeys([*declared, *r.columns]) if c not in CARD_COLUMNS][:META_COLUMNS]
+        meta_cols = [c for c in dict.fromkeys([*declared, *r.columns])
+                     if c not in CARD_COLUMNS and c != by][:META_COLUMNS]
         cards = []
         for i, (path, reason) in zip(shown, located):
             rec = r.records[i]
             th = next(thumbs) if path is not None else None
-            card = {"row": i + 1, "score": float(score[i]), "truncated": bool(trunc[i]),
+            text = fmt(float(score[i])) if by is None else f"{by} {float(score[i]):.4f}"
+            card = {"row": i + 1, "score": float(score[i]), "sort": float(badness[i]), "score_text": text,
+                    "truncated": bool(trunc[i]),
                     "metrics": [sort_value(as_float(rec.get(c))) for c in declared],
                     "prompt": _text(rec.get("prompt")), "image": _text(rec.get("image")),
                     "meta": [(c, _short(_text(rec.get(c)))) for c in meta_cols if _text(rec.get(c)) != ""],
@@ -306,6 +329,7 @@ def grids(runs: Sequence[ReportRun], scale: str, max_images: int, thumb_size: in
                 card.update(uri=th.uri, width=th.width, height=th.height, missing=th.error)
             cards.append(card)
         out.append({"index": gi, "name": r.name, "cards": cards, "scored": int(scored.size), "metrics": declared,
+                    "by": by,
                     "left_out": int(scored.size - len(shown)), "missing": sum(c["uri"] is None for c in cards)})
     return out
 

@@ -184,11 +184,11 @@ def fetch(name: str, *, sha256: str | None = None, timeout: float = 30.0) -> tup
                          cli=message + f"pass it with --file PATH (or --sha256 {digest} to accept it)")
     prompts = parse(source, data, source.filename)
     if not _has_shape(source, prompts):
-        raise UsageError(
-            f"{source.url} does not look like {source.title}: {len(prompts)} prompts in "
-            f"{len({p.category for p in prompts})} categories, expected {source.n_prompts} in "
-            f"{source.n_categories}; pass a good copy with --file PATH"
-        )
+        message = (f"{source.url} does not look like {source.title}: {len(prompts)} prompts in "
+                   f"{len({p.category for p in prompts})} categories, expected {source.n_prompts} in "
+                   f"{source.n_categories}; ")
+        raise UsageError(message + "give the path of a good copy as the prompt set's file",
+                         cli=message + "pass a good copy with --file PATH")
     _write_atomic(path, data)
     if source.sha256 is None:
         _write_atomic(pin, (digest + "\n").encode())

@@ -55,7 +55,8 @@ class StoredGallery:
             raise UsageError(f"{path} holds no results")
         names = pq.read_schema(self.files[0]).names
         if "image_embedding" not in names:
-            raise UsageError(f"{path} has no stored image embeddings: score it with --save-embeddings")
+            raise UsageError(f"{path} has no stored image embeddings: score it with save_embeddings=True",
+                             cli=f"{path} has no stored image embeddings: score it with --save-embeddings")
         self.columns = [c for c in ("row_id", "image", "prompt", "error") if c in names]
         summary = read_summary(self.path) or {}
         model = (summary.get("provenance") or {}).get("model") or {}
