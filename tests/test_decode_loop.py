@@ -75,62 +75,77 @@ def test_waits_count_the_time_blocked_on_slow_jobs():
     assert fast.seconds < waits.seconds
 
 
-@pytest.mark.parametrize("single_is_faster", [True, False])
-def test_forward_threads_probe_both_counts_and_keep_the_faster(monkeypatch, single_is_faster):
+def _passes(monkeypatch, n, cycle, waiting):
+    """Run *n* CPU forward passes in a scoring run on a mocked clock; *cycle(one)* is a pass's whole cycle in seconds
+    on one thread or all, and *waiting* the part of a cycle on all threads spent waiting for decoded images.
+    Returns, per pass, whether it ran on one thread, and whether the count stayed set after it."""
     import clipgauge.scoring.cpu_threads as ct
 
     clock = [0.0]
     monkeypatch.setattr(ct.time, "perf_counter", lambda: clock[0])
-    monkeypatch.setattr(ct.time, "thread_time", lambda: clock[0] / 2)  # the passes lose half their core: contended
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        threads = ForwardThreads(Waits())
-        used = []
-        with ct.adaptive_threads():  # inside a scoring run
-            for _ in range(1 + 4 * ct.PERIOD):
-                with threads.forward(torch.device("cpu")):
-                    one = torch.get_num_threads() == 1
-                    used.append(one)
-                    clock[0] += 0.5 if one == single_is_faster else 1.5  # the forward pass ...
-                clock[0] += 0.5  # ... and the rest of its cycle
-        assert torch.get_num_threads() == 2  # restored
-        probe = [False] * ct.PROBE + [True] * ct.PROBE
-        run = 2 * ct.PROBE + ct.PERIOD
-        assert used[: 2 * ct.PROBE] == probe
-        assert set(used[2 * ct.PROBE : run]) == {single_is_faster}
-        assert used[run : run + 2 * ct.PROBE] == probe  # probed again after PERIOD passes ...
-        again = run + 2 * ct.PROBE
-        assert set(used[again : again + 2 * ct.PERIOD]) == {single_is_faster}  # ... then twice as far apart
-        assert used[again + 2 * ct.PERIOD : again + 2 * ct.PERIOD + 2 * ct.PROBE] == probe
-        assert threads.single_passes == sum(used)
-        with ct.adaptive_threads(), threads.forward(torch.device("meta")):  # only CPU passes are changed
-            assert torch.get_num_threads() == 2
-        for _ in range(2 * ct.PERIOD):  # outside a scoring run (a training loop's tracker): never changed
+    threads = ForwardThreads(Waits())
+    used, between = [], []
+    with ct.adaptive_threads():  # inside a scoring run
+        for _ in range(n):
             with threads.forward(torch.device("cpu")):
-                assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
+                one = torch.get_num_threads() == 1
+                used.append(one)
+            between.append(torch.get_num_threads() == 1)
+            clock[0] += cycle(one)
+            threads.waits.seconds += 0.0 if one else waiting * cycle(one)
+    assert torch.get_num_threads() == 2  # restored when the scoring run ends
+    assert between == used  # the count stays set until the next pass (no idle intra-op thread woken between them)
+    assert threads.single_passes == sum(used)
+    return used
 
 
-def test_no_one_thread_probe_while_the_forward_keeps_its_cores(monkeypatch):
-    import clipgauge.scoring.cpu_threads as ct
-
-    clock = [0.0]
-    monkeypatch.setattr(ct.time, "perf_counter", lambda: clock[0])
-    monkeypatch.setattr(ct.time, "thread_time", lambda: clock[0])  # on a core the whole pass: model-bound
+@pytest.fixture
+def two_threads():
     before = torch.get_num_threads()
     torch.set_num_threads(2)
-    try:
-        threads = ForwardThreads(Waits())
-        with ct.adaptive_threads():
-            for _ in range(3 * ct.PERIOD):
-                with threads.forward(torch.device("cpu")):
-                    assert torch.get_num_threads() == 2
-                    clock[0] += 1.0
-        assert threads.single_passes == 0
-    finally:
-        torch.set_num_threads(before)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_a_decode_bound_loop_moves_to_one_thread_and_checks_back_ever_less_often(monkeypatch, two_threads):
+    import clipgauge.scoring.cpu_threads as ct
+
+    # all threads: 3 s a cycle, a third of it waiting for images (the decoders lost their cores); one thread: 1 s
+    used = _passes(monkeypatch, 2 + ct.PROBE + 4 * ct.PERIOD, lambda one: 1.0 if one else 3.0, 1 / 3)
+    start = 1 + ct.PROBE  # the first pass warms up (untimed), then PROBE cycles on all threads show the waiting
+    assert used[:start] == [False] * start and all(used[start : start + ct.PROBE])
+    tried = used.index(False, start)  # after PERIOD passes on one thread, PROBE on all threads ...
+    assert tried == start + ct.PROBE + ct.PERIOD and used[tried : tried + ct.PROBE] == [False] * ct.PROBE
+    again = used.index(False, tried + ct.PROBE)  # ... then twice as far apart, as one thread kept winning
+    assert again == tried + ct.PROBE + 2 * ct.PERIOD
+
+
+def test_a_model_bound_loop_keeps_all_threads(monkeypatch, two_threads):
+    import clipgauge.scoring.cpu_threads as ct
+
+    # the loop never waits for images; one thread would be slower: tried once after PERIOD passes, then 2 x PERIOD
+    used = _passes(monkeypatch, 4 * ct.PERIOD, lambda one: 1.7 if one else 1.0, 0.0)
+    first = used.index(True)
+    assert first == ct.PERIOD and used[first : first + ct.PROBE] == [True] * ct.PROBE
+    second = used.index(True, first + ct.PROBE)
+    assert second == first + ct.PROBE + 2 * ct.PERIOD
+    assert sum(used) == 2 * ct.PROBE
+
+
+def test_forward_threads_change_only_cpu_passes_inside_a_scoring_run(two_threads):
+    import clipgauge.scoring.cpu_threads as ct
+
+    threads = ForwardThreads(Waits())
+    threads._phase = "one"  # as if one thread had won
+    threads._left = 10**6
+    with ct.adaptive_threads(), threads.forward(torch.device("meta")):  # only CPU passes are changed
+        assert torch.get_num_threads() == 2
+    for _ in range(3):  # outside a scoring run (a training loop's tracker): never changed
+        with threads.forward(torch.device("cpu")):
+            assert torch.get_num_threads() == 2
+    with ct.adaptive_threads(), threads.forward(torch.device("cpu")):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2
 
 
 def test_decode_bound_scoring_gives_the_same_scores(hf_model_dir, tmp_path, monkeypatch):
