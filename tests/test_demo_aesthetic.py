@@ -89,11 +89,8 @@ def test_clean_renders_rank_above_degraded_copies(held_out):
 
 
 def test_clipgauge_score_gives_the_same_scores(tmp_path, capsys, held_out):
-    """``--metric aesthetic:head=demo`` on the demo CLIP: the same scores as the independent computation."""
-    from clipgauge.metrics import available_metrics
-
-    if "aesthetic" not in available_metrics():
-        pytest.skip("the aesthetic metric is not registered")
+    """``--metric aesthetic:head=demo`` on the demo CLIP, and ``--metric demo-aesthetic``: the same scores as the
+    independent computation."""
     pairs, clean, degraded = held_out
     pairs, clean, degraded = pairs[:60], clean[:60], degraded[:60]
     rows = []
@@ -106,12 +103,13 @@ def test_clipgauge_score_gives_the_same_scores(tmp_path, capsys, held_out):
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "r.jsonl"
     code = main(["score", str(manifest), "--model", "demo", "--metric", "clip", "--metric",
-                 "aesthetic:head=demo,model=demo", "--out", str(out), "--device", "cpu"])
+                 "aesthetic:head=demo,model=demo", "--metric", "demo-aesthetic", "--out", str(out), "--device", "cpu"])
     capsys.readouterr()
     assert code == 0
-    got = np.array([json.loads(line)["aesthetic"] for line in out.read_text().splitlines()], dtype=np.float64)
     expected = np.stack([clean, degraded], axis=1).reshape(-1)
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    for column in ("aesthetic", "demo_aesthetic"):
+        got = np.array([json.loads(line)[column] for line in out.read_text().splitlines()], dtype=np.float64)
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
     summary = json.loads((tmp_path / "r.jsonl.summary.json").read_text())
     assert summary["aesthetic"]["version"] == "v2-relu"
     assert summary["provenance"]["metrics"]["aesthetic"]["head"]["source"] == "demo"

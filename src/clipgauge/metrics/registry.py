@@ -35,6 +35,7 @@ _BUILTIN = {
     "clip_iqa": "clip_iqa:ClipIQA",
     "clip_chunks": "clip_chunks:ClipChunks",
     "aesthetic": "aesthetic:Aesthetic",
+    "demo-aesthetic": "aesthetic:DemoAesthetic",
     "language": "language:Language",
     "zeroshot": "zeroshot:ZeroShot",
 }
