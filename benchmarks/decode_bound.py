@@ -5,7 +5,7 @@
    same 512-px JPEGs with Pillow, and do nothing else (``--fast-decode``: the same after Pillow's JPEG ``draft``).
 2. **clipgauge score**: the small test CLIP (``tools/tiny_clip.py``: 224 px, patch 32, width 32, 2 layers, so
    its forward pass is cheap and decoding is the limit), ``--device cpu``, default workers, ``clipgauge.score``
-   (what the command runs) in a fresh process, timed from inside by its progress callback. Start-up (process
+   (what the command runs, with the command's process setting ``keep_freed_memory``) in a fresh process, timed from inside by its progress callback. Start-up (process
    start to the end of the first chunk of 512 rows: imports, model load, and the images the start-up prefetch
    decoded while the model loaded) is stated separately; the scoring rate is the rows after that chunk over the
    time from its end to the last chunk scored; the finish (results file and summary) is stated separately, and
@@ -106,6 +106,8 @@ def ceiling(paths: list[str], workers: int, fast: bool) -> float:
 CHILD = """
 import json, sys, time
 t0 = time.perf_counter()
+from clipgauge.cli.process import keep_freed_memory
+keep_freed_memory()  # the process setting the clipgauge command applies
 from clipgauge.pipeline.plan import ScoreOptions
 from clipgauge.runs import score
 manifest, model, out, fast = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"

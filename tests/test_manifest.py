@@ -13,6 +13,7 @@ import json
 import pickle
 import random
 import tracemalloc
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -167,8 +168,9 @@ def broken_manifest(tmp_path, fmt):
     return path
 
 
-def key(r):
-    return r.index, r.source, r.fields, r.image, r.prompt, r.error, r.skipped
+def key(r):  # (a streamed row carries its path as text, a whole read as a Path: the same path)
+    image = Path(r.image) if isinstance(r.image, str) else r.image
+    return r.index, r.source, r.fields, image, r.prompt, r.error, r.skipped
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "tsv", "parquet", "folder"])
@@ -297,3 +299,17 @@ def test_streaming_memory_does_not_grow_with_rows(tmp_path, monkeypatch):
     assert n == src.n_rows == 20_000
     # read whole (a list of rows), these 20,000 rows take about 20 MB; streamed, under 1 MB
     assert peak < 3 * 2**20, peak
+
+
+def test_row_paths_are_the_text_of_the_path_a_manifest_names(tmp_path):
+    """A manifest row's image is kept as text (no Path per row): exactly ``str(Path(base) / image)``."""
+    from clipgauge.paths import path_text
+
+    names = ["a.jpg", "sub/b.jpg", "./c.jpg", "sub//d.jpg", "sub/./e.jpg", "sub/", "x/.", "..", "../f.jpg", ".",
+             "g h.jpg", "//i.jpg"]
+    for name in names + ["/abs/j.jpg", "a/b"]:
+        assert path_text(name) == str(Path(name)), name
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps({"image": n, "prompt": "p"}) + "\n" for n in names))
+    rows = list(ManifestReader(manifest).rows())
+    assert [str(r.image) for r in rows] == [str(tmp_path / n) for n in names]

@@ -316,7 +316,7 @@ def test_manifest_source_and_detection(image_set, tmp_path):
     assert isinstance(src, ManifestSource)
     rows = list(src.rows())
     assert [r.fields["id"] for r in rows] == [e["id"] for e in expected]
-    assert rows[0].image == folder / "img_0.png" and rows[0].source == "manifest.jsonl:0"
+    assert str(rows[0].image) == str(folder / "img_0.png") and rows[0].source == "manifest.jsonl:0"
     assert is_manifest_input(folder / "manifest.jsonl") and is_manifest_input(folder)
     write_wds(tmp_path / "wds", tars=1, per_tar=1)
     assert not is_manifest_input(tmp_path / "wds") and not is_manifest_input(tmp_path / "wds" / "00000.tar")

@@ -212,7 +212,8 @@ def rows_to_arrow(shard: int, rows: list[SourceRow], fields) -> Any:
         "_index": pa.array([r.index for r in rows], pa.int64()),
         "_source": pa.array([r.source for r in rows], pa.string()),
         "_image_bytes": pa.array([r.image if isinstance(r.image, bytes) else None for r in rows], pa.binary()),
-        "_image_path": pa.array([str(r.image) if isinstance(r.image, Path) else None for r in rows], pa.string()),
+        "_image_path": pa.array([str(r.image) if isinstance(r.image, (str, Path)) else None for r in rows],
+                                pa.string()),
         "_prompt": pa.array(prompts, pa.string()),
         "_error": pa.array(errors, pa.string()),
     }

@@ -18,7 +18,6 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
@@ -26,6 +25,7 @@ import torch
 
 from ..decode import load_image
 from ..errors import RowError
+from ..paths import path_text
 
 #: Memory the start-up prefetch may fill with uint8 crops (≈ 330 images at 224 px, 145 at 336 px).
 PREFETCH_BYTES = 48 << 20
@@ -81,7 +81,7 @@ def absent_as_skips(sources: Iterable[Any], after: int = 0) -> Iterator[Any]:
             try:
                 stat(src)
             except FileNotFoundError:
-                src = Skip(f"file not found: {src if isinstance(src, PurePath) else Path(src)}")
+                src = Skip(f"file not found: {path_text(src)}")
             except (OSError, ValueError):
                 pass
         yield src

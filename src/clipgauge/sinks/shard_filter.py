@@ -285,8 +285,9 @@ _MAGIC = ((b"\xff\xd8\xff", "jpg"), (b"\x89PNG", "png"), (b"GIF8", "gif"), (b"BM
 
 def _image_ext(data: bytes, source: Any) -> str:
     """The image's file extension: from its path, else from its first bytes."""
-    if isinstance(source, Path) and source.suffix:
-        return source.suffix.lower().lstrip(".")
+    suffix = Path(source).suffix if isinstance(source, (str, Path)) else ""
+    if suffix:
+        return suffix.lower().lstrip(".")
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "webp"
     return next((ext for magic, ext in _MAGIC if data.startswith(magic)), "bin")

@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 
 from ..errors import ManifestError
+from ..paths import path_text
 from .column_types import ColumnTypes, infer_arrow_types
 from .shards import SourceRow
 
@@ -67,7 +68,11 @@ class Manifest:
 def read_manifest(path: str | Path, *, image_column: str = "image", prompt_column: str = "prompt") -> Manifest:
     """Read a manifest file or a folder of images with sidecar prompts whole. Raises :class:`ManifestError`."""
     reader = ManifestReader(path, image_column=image_column, prompt_column=prompt_column, infer_types=False)
-    return Manifest(path=reader.path, kind=reader.kind, columns=list(reader.columns), rows=list(reader.rows()))
+    rows = list(reader.rows())
+    for row in rows:  # streamed rows carry a path as text (cheaper per row); a whole read gives Paths
+        if isinstance(row.image, str):
+            row.image = Path(row.image)
+    return Manifest(path=reader.path, kind=reader.kind, columns=list(reader.columns), rows=rows)
 
 
 class ManifestReader:
@@ -143,7 +148,7 @@ class ManifestReader:
         if self.kind == "folder":
             yield from self._folder_rows(name, first, local)
             return
-        base, ic, pc = self.path.parent, self.image_column, self.prompt_column
+        base, ic, pc = str(self.path.parent), self.image_column, self.prompt_column
         for i, record in enumerate(_READERS[self.kind](self.path, local)):
             if record is None:
                 yield SourceRow(first + i, skipped=True)
@@ -223,7 +228,7 @@ def _resolve(base: Path, value: str) -> Path:
     return p if p.is_absolute() else base / p
 
 
-def _row(row: SourceRow, base: Path, image_column: str, prompt_column: str, require_prompt: bool = True
+def _row(row: SourceRow, base: str, image_column: str, prompt_column: str, require_prompt: bool = True
          ) -> SourceRow:
     if row.error:
         return row
@@ -237,9 +242,9 @@ def _row(row: SourceRow, base: Path, image_column: str, prompt_column: str, requ
     else:
         if image.startswith("~") or os.path.isabs(image):
             p = Path(image).expanduser()
-            row.image = p if p.is_absolute() else base / p
-        else:
-            row.image = base / image  # the common case, with one path parse
+            row.image = p if p.is_absolute() else Path(base) / p
+        else:  # the common case: the path as text, str(Path(base) / image), without making a Path per row
+            row.image = path_text(image if base == "." else base + "/" + image if base != "/" else "/" + image)
     if row.error is None:
         if _missing(prompt):
             if require_prompt:

@@ -32,7 +32,8 @@ ID_COLUMNS = ("row_id", "row_source")
 
 @dataclass
 class SourceRow:
-    """One input row: carried ``fields``, the image (bytes or a path), the prompt, or why it cannot be scored.
+    """One input row: carried ``fields``, the image (bytes, or a path: a ``Path``, or its text as
+    :func:`clipgauge.paths.path_text` gives it), the prompt, or why it cannot be scored.
 
     ``skipped`` rows are placeholders for rows outside the selection: only ``index`` is meaningful.
     """
@@ -40,7 +41,7 @@ class SourceRow:
     index: int
     source: str = ""
     fields: dict[str, Any] = field(default_factory=dict)
-    image: bytes | Path | None = None
+    image: bytes | str | Path | None = None
     prompt: Any = None
     error: str | None = None
     skipped: bool = False

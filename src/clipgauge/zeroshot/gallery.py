@@ -160,7 +160,7 @@ class ImageGallery:
         emb, errs = scorer.try_embed_images(srcs)
         if emb.shape[1] == 0:
             emb = np.full((len(rows), scorer.embed_texts([""]).shape[1]), np.nan, dtype=np.float32)
-        images = [str(r.image) if isinstance(r.image, Path) else r.source for r in rows]
+        images = [str(r.image) if isinstance(r.image, (str, Path)) else r.source for r in rows]
         prompts = [r.prompt if isinstance(r.prompt, str) else None for r in rows]
         errors = [r.error or e for r, e in zip(rows, errs)]
         return Chunk(np.array([r.index for r in rows], dtype=np.int64), emb, images, prompts, errors)

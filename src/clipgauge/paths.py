@@ -1,0 +1,15 @@
+"""Paths as text: how a row's image path is kept (a string, not a ``Path`` per row) and named in reasons."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def path_text(path: str | os.PathLike) -> str:
+    """``str(Path(path))``, the form in which reasons name a path, without making a ``Path`` when *path* is a string
+    in that form already (no empty or ``.`` component, no trailing ``/``): a manifest row's path costs no parse."""
+    if (isinstance(path, str) and path and os.sep == "/" and "//" not in path and "/./" not in path
+            and not path.startswith("./") and not path.endswith(("/", "/.")) and path != "."):
+        return path
+    return str(Path(path))
