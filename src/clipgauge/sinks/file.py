@@ -38,6 +38,10 @@ def consolidate(folder: str | Path, path: str | Path) -> Path:
     with AtomicFile(path) as target:
         if fmt == "parquet":
             _write_parquet(folder, target.tmp)
+        elif fmt == "jsonl":
+            with open(target.tmp, "wb") as fh:  # UTF-8 bytes as orjson makes them: no text layer
+                for table in _tables(folder):
+                    fh.write(jsonl_bytes(table))
         else:
             with open(target.tmp, "w", encoding="utf-8", newline="") as fh:
                 _write_text(folder, fh, fmt)
@@ -71,9 +75,6 @@ def _write_text(folder: str | Path, fh: Any, fmt: str) -> None:
     writer = None
     for table in _tables(folder):
         columns = table.column_names
-        if fmt == "jsonl":
-            fh.write(jsonl_lines(table))
-            continue
         if writer is None:
             writer = csv.DictWriter(fh, fieldnames=columns, delimiter="," if fmt == "csv" else "\t")
             writer.writeheader()
@@ -81,13 +82,18 @@ def _write_text(folder: str | Path, fh: Any, fmt: str) -> None:
 
 
 def jsonl_lines(table: Any) -> str:
-    """Every row of a ``pyarrow.Table`` as a JSON object line (``\\n``-terminated), its columns in order: NaN as
-    null, text unescaped (UTF-8), values that are not JSON as ``str``. One C-level encoding per row (orjson) over
-    columns converted whole: about 2 µs a row where ``json.dumps`` of cleaned records took about 15."""
+    """Every row of a ``pyarrow.Table`` as a JSON object line (``\\n``-terminated): :func:`jsonl_bytes` as text."""
+    return jsonl_bytes(table).decode("utf-8")
+
+
+def jsonl_bytes(table: Any) -> bytes:
+    """Every row of a ``pyarrow.Table`` as a JSON object line (``\\n``-terminated), its columns in order, UTF-8: NaN
+    as null, text unescaped, values that are not JSON as ``str``. One C-level encoding (orjson) over columns
+    converted whole: about 2 µs a row where ``json.dumps`` of cleaned records took about 15."""
     import orjson
 
     if table.num_rows == 0:
-        return ""
+        return b""
     names = table.column_names
     values = [table.column(c).to_pylist() for c in names]
     dumps = orjson.dumps
@@ -97,8 +103,8 @@ def jsonl_lines(table: Any) -> str:
     # when '},{' occurs nowhere else (not in a text or a nested value); otherwise one call per row
     whole = dumps(rows, default=str, option=option & ~orjson.OPT_APPEND_NEWLINE)
     if whole.count(b"},{") == len(rows) - 1:
-        return whole[1:-1].replace(b"},{", b"}\n{").decode("utf-8") + "\n"
-    return b"".join([dumps(row, default=str, option=option) for row in rows]).decode("utf-8")
+        return whole[1:-1].replace(b"},{", b"}\n{") + b"\n"
+    return b"".join([dumps(row, default=str, option=option) for row in rows])
 
 
 def _cell(value: Any) -> Any:
