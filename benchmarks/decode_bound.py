@@ -5,11 +5,14 @@
    same 512-px JPEGs with Pillow, and do nothing else (``--fast-decode``: the same after Pillow's JPEG ``draft``).
 2. **clipgauge score**: the small test CLIP (``tools/tiny_clip.py``: 224 px, patch 32, width 32, 2 layers, so
    its forward pass is cheap and decoding is the limit), ``--device cpu``, default workers, ``clipgauge.score``
-   (what the command runs, with the command's process setting ``keep_freed_memory``) in a fresh process, timed from inside by its progress callback. Start-up (process
-   start to the end of the first chunk of 512 rows: imports, model load, and the images the start-up prefetch
-   decoded while the model loaded) is stated separately; the scoring rate is the rows after that chunk over the
-   time from its end to the last chunk scored; the finish (results file and summary) is stated separately, and
-   the rate to the end of the run includes it.
+   (what the command runs, with the command's process setting ``keep_freed_memory``) in a fresh process, timed
+   from inside by its progress callback. Start-up (process start to the end of the first chunk of 512 rows:
+   imports, model load, and the images the start-up prefetch decoded while the model loaded) is stated
+   separately; the scoring rate is the rows after that chunk over the time from its end to the last chunk
+   scored; the finish (results file and summary) is stated separately, and the rate to the end of the run
+   includes it. On a CPU the model runs on the same cores as the decoders, so the table also gives the
+   **decode + forward ceiling**: the rate left to any pipeline that decodes the images and runs the model's own
+   forward pass (timed alone on one thread) on the same cores.
 3. **Per-row overhead**: R manifest rows whose image files are missing (nothing to decode: reading the manifest,
    prompts and their languages, error rows, records, writing, summary) into ``.jsonl``, ``.parquet`` and a
    results folder, timed the same way.
@@ -150,6 +153,28 @@ def run_score(manifest: Path, model: Path, out: Path, fast: bool = False) -> dic
             "total": total}
 
 
+def forward_cost(model: Path, batch: int = 32, repeat: int = 20) -> float:
+    """Seconds per image of the model's own image forward pass (transformers ``get_image_features``) on one torch
+    thread, nothing else running: the CPU work no pipeline that runs the model on the same cores can avoid."""
+    import torch
+    from transformers import CLIPModel
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        m = CLIPModel.from_pretrained(model).eval()
+        x = torch.randn(batch, 3, SHORT, SHORT)
+        with torch.inference_mode():
+            for _ in range(3):
+                m.get_image_features(pixel_values=x)
+            start = time.perf_counter()
+            for _ in range(repeat):
+                m.get_image_features(pixel_values=x)
+            return (time.perf_counter() - start) / (repeat * batch)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def load() -> float:
     return os.getloadavg()[0]
 
@@ -180,6 +205,7 @@ def main() -> None:
         loads.append(load())
 
     for rep in range(a.repeat):
+        note("forward", forward_cost(w["model"]))
         for mode in ("exact", "fast"):
             note(f"ceiling_{mode}", ceiling(paths, workers, mode == "fast"))
             r = run_score(w["images"], w["model"], out / "n.jsonl", fast=mode == "fast")
@@ -199,13 +225,18 @@ def main() -> None:
              f"max {max(loads):.2f}",
              f"workload: {n} JPEGs 512x512 q90 -> 224 crop, tiny CLIP (224 px), {workers} decode threads, "
              f"median of {a.repeat}", "",
-             "| path | ceiling img/s | clipgauge img/s, scoring | ratio | img/s to the end of the run | ratio | "
-             "start-up s | finish s | process wall s |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             f"the model's own forward pass on one thread: {median(res['forward']) * 1e3:.3f} ms per image; the "
+             "decode + forward ceiling is the rate left when the same cores also run it: "
+             "cores / (cores / decode ceiling + forward s/img)", "",
+             "| path | ceiling img/s | clipgauge img/s, scoring | ratio | decode + forward ceiling | ratio | "
+             "img/s to the end of the run | ratio | start-up s | finish s | process wall s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    cores = min(workers, os.cpu_count() or 1)
     for mode, label in (("exact", "exact"), ("fast", "--fast-decode")):
         ceil, rate, scoring = (median(res[f"{k}_{mode}"]) for k in ("ceiling", "rate", "scoring"))
-        lines.append(f"| {label} | {ceil:.1f} | {scoring:.1f} | **{scoring / ceil:.1%}** | {rate:.1f} | "
-                     f"{rate / ceil:.1%} | {median(res[f'startup_{mode}']):.2f} | "
+        both = cores / (cores / ceil + median(res["forward"]))
+        lines.append(f"| {label} | {ceil:.1f} | {scoring:.1f} | **{scoring / ceil:.1%}** | {both:.1f} | "
+                     f"{scoring / both:.1%} | {rate:.1f} | {rate / ceil:.1%} | {median(res[f'startup_{mode}']):.2f} | "
                      f"{median(res[f'finish_{mode}']):.2f} | {median(res[f'total_{mode}']):.2f} |")
     if not a.skip_rows:
         lines += ["", f"per-row overhead: {a.rows:,} manifest rows whose images are missing (start-up excluded: "
