@@ -1,15 +1,14 @@
 """Read the rows to score.
 
-A manifest is a JSONL, CSV, TSV or Parquet file with (at least) an ``image`` column — a path
-relative to the manifest's folder, or absolute — and a ``prompt`` column; every other column is
-carried through untouched. A folder of images with a ``.txt`` sidecar per image (same stem) is
-read as a manifest too. Broken rows are kept, each with the reason in ``SourceRow.error``.
+A manifest is a JSONL, CSV, TSV or Parquet file with (at least) an ``image`` column — a path relative to the
+manifest's folder, or absolute — and a ``prompt`` column; every other column is carried through untouched. A
+folder of images with a ``.txt`` sidecar per image (same stem) is read as a manifest too. Broken rows are kept,
+each with the reason in ``SourceRow.error``.
 
-Manifests are streamed: :class:`ManifestReader` opens one with a single cheap pass (its kind, columns and
-row count; an unreadable, unsupported or column-less manifest is a one-line :class:`ManifestError` there,
-before anything is scored) and then reads its rows lazily, one at a time — JSONL/CSV/TSV line by line,
-Parquet by record batches, a folder from its sorted listing. :func:`read_manifest` collects the same rows
-in a list, for callers that want them all (small inputs).
+Manifests are streamed: :class:`ManifestReader` opens one with a single cheap pass (its kind, columns and row count;
+an unreadable, unsupported or column-less manifest is a one-line :class:`ManifestError` there, before anything is
+scored) and then reads its rows lazily, one at a time — JSONL/CSV/TSV line by line, Parquet by record batches, a
+folder from its sorted listing. :func:`read_manifest` collects the same rows in a list (small inputs).
 """
 
 from __future__ import annotations
@@ -70,8 +69,7 @@ def read_manifest(path: str | Path, *, image_column: str = "image", prompt_colum
     reader = ManifestReader(path, image_column=image_column, prompt_column=prompt_column, infer_types=False)
     rows = list(reader.rows())
     for row in rows:  # streamed rows carry a path as text (cheaper per row); a whole read gives Paths
-        if isinstance(row.image, str):
-            row.image = Path(row.image)
+        row.image = Path(row.image) if isinstance(row.image, str) else row.image
     return Manifest(path=reader.path, kind=reader.kind, columns=list(reader.columns), rows=rows)
 
 
@@ -166,12 +164,10 @@ class ManifestReader:
                 yield record[0]
 
     def arrow_types(self) -> dict[str, Any]:
-        """Column → the ``pyarrow`` type of its values, as ``pa.array(all values).type`` gives it (``string``
-        where that raises). JSONL/CSV/TSV: found while opening (unless *infer_types* was false); otherwise
-        one pass over the values, once. A
-        folder: ``image`` is a string, ``prompt`` a string as soon as one sidecar is readable (else null).
-        See :class:`ColumnTypes`.
-        """
+        """Column → the ``pyarrow`` type of its values, as ``pa.array(all values).type`` gives it (``string`` where
+        that raises). JSONL/CSV/TSV: found while opening (unless *infer_types* was false); otherwise one pass over
+        the values, once. A folder: ``image`` is a string, ``prompt`` a string as soon as one sidecar is readable
+        (else null). See :class:`ColumnTypes`."""
         import pyarrow as pa
 
         if self._types is None:
