@@ -33,8 +33,8 @@ import torch
 PERIOD = 64
 MAX_PERIOD = 1024
 PROBE = 2
-#: the passes on all threads are compared with one thread only if the loop waited for decoded images for more than
-#: this fraction of their cycles
+#: one thread is tried at once when the loop waited for decoded images for more than this fraction of its latest
+#: cycles on all threads (otherwise only after a period)
 WAITING = 0.05
 
 # torch's thread count is global to the process: it is only changed while clipgauge owns the process's compute (a
@@ -74,7 +74,8 @@ def adaptive_threads_on() -> None:
 
 
 class Waits:
-    """The seconds ``ordered``'s consumer spent blocked on decoded images not ready yet (for the record)."""
+    """The seconds ``ordered``'s consumer spent blocked on decoded images not ready yet (:class:`ForwardThreads`
+    reads it to tell a decode-bound loop)."""
 
     __slots__ = ("seconds",)
 
