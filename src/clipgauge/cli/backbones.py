@@ -9,8 +9,8 @@ from rich import box
 from rich.table import Table
 
 from ..pipeline.plan import ScoreOptions
-from ..scoring.device import PRECISIONS
 from .evalio import check_json_target, emit_json, fmt, json_option, say
+from .options import batch_size_option, device_option, precision_option
 from .output import stdout
 
 
@@ -35,11 +35,9 @@ from .output import stdout
               help="Keep the per-row results (one cosine_bK column per backbone) in this file.")
 @click.option("--report", "report_out", type=click.Path(path_type=Path), metavar="HTML",
               help="Write an HTML page: speed, correlations, system agreement, disagreement rows with images.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
-              help="Images per forward pass.")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
-              help="Precision of every backbone.")
+@device_option()
+@batch_size_option("Images per forward pass.")
+@precision_option("Precision of every backbone.")
 @click.option("--image-column", default=None, metavar="NAME", help="Parquet/HF input: the image column.")
 @click.option("--prompt-column", default=None, metavar="NAME", help="Parquet/HF input: the caption column.")
 @json_option

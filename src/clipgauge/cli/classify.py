@@ -8,8 +8,8 @@ import click
 
 from ..defaults import DEFAULT_MODEL
 from ..errors import UsageError
-from ..scoring.device import PRECISIONS
 from .evalio import check_json_target, emit_json, fmt, json_option, say
+from .options import batch_size_option, device_option, precision_option
 
 
 @click.command()
@@ -29,9 +29,9 @@ from .evalio import check_json_target, emit_json, fmt, json_option, say
 @click.option("--model", default=DEFAULT_MODEL, show_default=True, help="CLIP model spec (as for score).")
 @click.option("--out", type=click.Path(path_type=Path),
               help="Per-row results: a file (.jsonl, .csv, .tsv, .parquet) or a results folder; resumable.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True)
+@batch_size_option()
+@device_option()
+@precision_option()
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Image decode threads.")
 @click.option("--shard-size", type=click.IntRange(min=1), default=10_000, show_default=True, metavar="N",
               help="Input rows per committed part.")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from .options import device_option
 from .output import stdout, summary_table
 
 
@@ -15,7 +16,7 @@ from .output import stdout, summary_table
 @click.option("--per-prompt", type=click.IntRange(min=2, max=16), default=4, show_default=True,
               help="Images per prompt (half follow the prompt, half deliberately don't).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the renderer.")
-@click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@device_option("cpu")
 @click.option("--no-report", is_flag=True, help="Skip the HTML report.")
 def demo(out: Path, per_prompt: int, seed: int, device: str, no_report: bool) -> None:
     """Render images for 8 prompts as an image generator would, score them with the shipped demo CLIP (cosine)

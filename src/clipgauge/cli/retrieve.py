@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from ..errors import UsageError
-from ..scoring.device import PRECISIONS
 from .evalio import check_json_target, emit_json, fmt, json_option, say
+from .options import batch_size_option, device_option, precision_option
 
 
 @click.command()
@@ -27,9 +27,9 @@ from .evalio import check_json_target, emit_json, fmt, json_option, say
                    "(CLIP_benchmark's definition).")
 @click.option("--model", default=None,
               help="CLIP model spec; default: the model that stored GALLERY's embeddings, else the default model.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True)
+@batch_size_option()
+@device_option()
+@precision_option()
 @click.option("--image-column", default=None, metavar="NAME", help="Parquet/HF input: the image column.")
 @click.option("--prompt-column", default=None, metavar="NAME", help="Parquet/HF input: the caption column.")
 @click.option("--report", "report_out", type=click.Path(path_type=Path), metavar="FILE.html",

@@ -12,10 +12,10 @@ from ..engines import ENGINES, RayOptions
 from ..errors import RowError
 from ..pipeline.plan import ScoreOptions
 from ..runs import score as run_score
-from ..scoring.device import PRECISIONS
 from ..scoring.scales import SCALES
 from ..sinks.sharded import SUMMARY_FILE, is_folder_output
 from ..sinks.summary import json_safe, summary_path
+from .options import batch_size_option, device_option, precision_option
 from .output import progress_bar, stderr, stdout, summary_table
 from .process import allow_fast_exit
 
@@ -31,13 +31,11 @@ from .process import allow_fast_exit
 @click.option("--out", type=click.Path(path_type=Path),
               help="Per-row results: a file (.jsonl, .csv, .tsv or .parquet; the summary goes to OUT.summary.json) "
                    "or a folder of Parquet parts (a path without extension). Both resume after a crash.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
-              help="Images per forward pass (never changes the scores).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@batch_size_option("Images per forward pass (never changes the scores).")
+@device_option()
 @click.option("--scale", type=click.Choice(SCALES), default="cosine", show_default=True,
               help="Scale of the clip metric's 'score' column; 'cosine' is always written too.")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
-              help="fp32 is exact; bf16 (CPU/GPU) and fp16 (GPU) are faster.")
+@precision_option("fp32 is exact; bf16 (CPU/GPU) and fp16 (GPU) are faster.")
 @click.option("--prompt-prefix", default="", help="Text put before every prompt, e.g. 'a photo of '.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Threads that decode images (default: CPU count, at most 8).")

@@ -15,10 +15,10 @@ from rich.text import Text
 
 from ..encoders import DEFAULT_MODEL
 from ..errors import UsageError
-from ..scoring.device import PRECISIONS
 from ..scoring.scales import SCALES
 from ..sinks.summary import json_safe
 from ..sources import read_manifest
+from .options import batch_size_option, device_option, precision_option
 from .output import stderr, stdout
 
 if TYPE_CHECKING:
@@ -36,11 +36,9 @@ def _fmt(value: float, digits: int = 4) -> str:
 @click.option("--step", required=True, type=click.IntRange(min=0), help="The training step the images belong to.")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True,
               help="A Hugging Face id or hf:DIR, open_clip:ARCH:PRETRAINED, open_clip:hf-hub:ORG/NAME, or demo.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
-              help="Images per forward pass.")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
-              help="fp32 is exact; bf16 (CPU/GPU) and fp16 (GPU) are faster.")
+@device_option()
+@batch_size_option("Images per forward pass.")
+@precision_option("fp32 is exact; bf16 (CPU/GPU) and fp16 (GPU) are faster.")
 @click.option("--scale", type=click.Choice(SCALES), default="cosine", show_default=True,
               help="Scale of the written values: cosine, torchmetrics (100 × cosine) or clip-s.")
 @click.option("--prompt-prefix", default="", help="Text put before every prompt, e.g. 'a photo of '.")

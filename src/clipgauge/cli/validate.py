@@ -13,6 +13,7 @@ from ..pipeline.plan import ScoreOptions
 from ..scoring.scales import SCALES
 from ..stats.agreement import N_RESAMPLES
 from .evalio import check_json_target, emit_json, fmt, json_option, say
+from .options import batch_size_option, device_option
 from .output import stdout
 
 #: the CLIPScore paper's caption prefix (clipscore.py, CLIPCapDataset), for candidates and references alike
@@ -47,9 +48,8 @@ _LABELS = {"kendall_tau_b": "Kendall τ-b", "kendall_tau_c": "Kendall τ-c", "sp
 @click.option("--resamples", type=click.IntRange(min=10), default=N_RESAMPLES, show_default=True,
               help="Bootstrap resamples.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the bootstrap.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
-              help="Images per forward pass.")
+@device_option()
+@batch_size_option("Images per forward pass.")
 @json_option
 def validate(judgements: Path, metric: str | None, column: str | None, model: str, scale: str | None,
              prompt_prefix: str | None, image_root: Path | None, tie_threshold: float, scores_out: Path | None,
