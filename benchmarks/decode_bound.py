@@ -10,10 +10,14 @@
    imports, model load, and the images the start-up prefetch decoded while the model loaded) is stated
    separately; the scoring rate is the rows after that chunk over the time from its end to the last chunk
    scored; the finish (results file and summary) is stated separately, and the rate to the end of the run
-   includes it. On a CPU the model runs on the same cores as the decoders, so the table also gives the
-   **decode + forward ceiling**: the rate left to any pipeline that decodes the images and runs the model's own
-   forward pass (timed alone on one thread) on the same cores.
-3. **Per-row overhead**: R manifest rows whose image files are missing (nothing to decode: reading the manifest,
+   includes it.
+3. On a CPU the model runs on the same cores as the decoders, so two more ceilings bound any pipeline that runs
+   it there: the **decode + model ceiling**, measured: the same threads each decode and crop 32 images as in 1,
+   turn them into the model's input with four torch ops and run the model's own forward pass
+   (``get_image_features``, one torch thread), and do nothing else; and the **decode + forward bound**,
+   computed: ``cores / (cores / decode ceiling + forward s/img)`` with the forward pass timed alone on one thread
+   (what the cores could do if the two shared them without any contention).
+4. **Per-row overhead**: R manifest rows whose image files are missing (nothing to decode: reading the manifest,
    prompts and their languages, error rows, records, writing, summary) into ``.jsonl``, ``.parquet`` and a
    results folder, timed the same way.
 
@@ -82,28 +86,66 @@ def images_of(manifest: Path) -> list[str]:
         return [str(manifest.parent / json.loads(line)["image"]) for line in fh]
 
 
-def ceiling(paths: list[str], workers: int, fast: bool) -> float:
-    """Images/s of *workers* threads doing only Pillow decode + RGB + bicubic resize + centre crop."""
+def _decode_crop(path: str, fast: bool):
+    """Pillow decode (after ``draft`` when *fast*) + RGB + bicubic resize + centre crop: uint8 (224, 224, 3)."""
     import numpy as np
     from PIL import Image
 
-    def one(path: str) -> np.ndarray:
-        with Image.open(path) as im:
-            if fast:
-                im.draft("RGB", (SHORT, SHORT))
-            im = im.convert("RGB")
-        w, h = im.size
-        nw, nh = (SHORT, int(SHORT * h / w)) if w <= h else (int(SHORT * w / h), SHORT)
-        im = im.resize((nw, nh), Image.BICUBIC, reducing_gap=None)
-        top, left = (nh - SHORT) // 2, (nw - SHORT) // 2
-        return np.asarray(im.crop((left, top, left + SHORT, top + SHORT)))
+    with Image.open(path) as im:
+        if fast:
+            im.draft("RGB", (SHORT, SHORT))
+        im = im.convert("RGB")
+    w, h = im.size
+    nw, nh = (SHORT, int(SHORT * h / w)) if w <= h else (int(SHORT * w / h), SHORT)
+    im = im.resize((nw, nh), Image.BICUBIC, reducing_gap=None)
+    top, left = (nh - SHORT) // 2, (nw - SHORT) // 2
+    return np.asarray(im.crop((left, top, left + SHORT, top + SHORT)))
 
+
+def ceiling(paths: list[str], workers: int, fast: bool) -> float:
+    """Images/s of *workers* threads doing only Pillow decode + RGB + bicubic resize + centre crop."""
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(one, paths[: 4 * workers]))  # threads started outside the timing
+        list(pool.map(_decode_crop, paths[: 4 * workers], [fast] * 4 * workers))  # threads started outside the timing
         start = time.perf_counter()
-        for _ in pool.map(one, paths):
+        for _ in pool.map(_decode_crop, paths, [fast] * len(paths)):
             pass
         return len(paths) / (time.perf_counter() - start)
+
+
+def model_ceiling(paths: list[str], workers: int, fast: bool, model: Path, batch: int = 32) -> float:
+    """Images/s of *workers* threads that each decode and crop 32 images as :func:`ceiling` does, then turn them
+    into the model's input (uint8 -> float32, rescale, subtract the mean, divide by the std: torch ops) and run
+    the model's own image forward pass (transformers ``get_image_features``, one torch thread per call), and do
+    nothing else: the most any pipeline that runs the model on the same cores can reach, measured."""
+    import numpy as np
+    import torch
+    from transformers import CLIPModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    m = CLIPModel.from_pretrained(model).eval()
+    cfg = json.loads((model / "preprocessor_config.json").read_text())
+    mean = torch.tensor(cfg["image_mean"], dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(cfg["image_std"], dtype=torch.float32).view(1, 3, 1, 1)
+
+    def chunk(group: list[str]) -> None:
+        crops = torch.from_numpy(np.stack([_decode_crop(p, fast) for p in group]))
+        x = crops.permute(0, 3, 1, 2).to(torch.float32).div_(255.0).sub_(mean).div_(std)
+        with torch.inference_mode():
+            m.get_image_features(pixel_values=x)
+
+    groups = [paths[i:i + batch] for i in range(0, len(paths), batch)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(chunk, groups[:workers]))  # threads started and the model warm outside the timing
+            start = time.perf_counter()
+            for _ in pool.map(chunk, groups):
+                pass
+            return len(paths) / (time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
 
 
 CHILD = """
@@ -208,6 +250,7 @@ def main() -> None:
         note("forward", forward_cost(w["model"]))
         for mode in ("exact", "fast"):
             note(f"ceiling_{mode}", ceiling(paths, workers, mode == "fast"))
+            note(f"model_ceiling_{mode}", model_ceiling(paths, workers, mode == "fast", w["model"]))
             r = run_score(w["images"], w["model"], out / "n.jsonl", fast=mode == "fast")
             for k, v in r.items():
                 note(f"{k}_{mode}", v)
@@ -226,17 +269,20 @@ def main() -> None:
              f"workload: {n} JPEGs 512x512 q90 -> 224 crop, tiny CLIP (224 px), {workers} decode threads, "
              f"median of {a.repeat}", "",
              f"the model's own forward pass on one thread: {median(res['forward']) * 1e3:.3f} ms per image; the "
-             "decode + forward ceiling is the rate left when the same cores also run it: "
-             "cores / (cores / decode ceiling + forward s/img)", "",
-             "| path | ceiling img/s | clipgauge img/s, scoring | ratio | decode + forward ceiling | ratio | "
+             "decode + model ceiling is measured (the same threads decode, normalise and run the model, nothing "
+             "else); the decode + forward bound is cores / (cores / decode ceiling + forward s/img)", "",
+             "| path | decode ceiling img/s | clipgauge img/s, scoring | ratio | decode + model ceiling (measured) "
+             "| its ratio to the decode ceiling | clipgauge's ratio to it | decode + forward bound | "
              "img/s to the end of the run | ratio | start-up s | finish s | process wall s |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     cores = min(workers, os.cpu_count() or 1)
     for mode, label in (("exact", "exact"), ("fast", "--fast-decode")):
         ceil, rate, scoring = (median(res[f"{k}_{mode}"]) for k in ("ceiling", "rate", "scoring"))
         both = cores / (cores / ceil + median(res["forward"]))
-        lines.append(f"| {label} | {ceil:.1f} | {scoring:.1f} | **{scoring / ceil:.1%}** | {both:.1f} | "
-                     f"{scoring / both:.1%} | {rate:.1f} | {rate / ceil:.1%} | {median(res[f'startup_{mode}']):.2f} | "
+        with_model = median(res[f"model_ceiling_{mode}"])
+        lines.append(f"| {label} | {ceil:.1f} | {scoring:.1f} | **{scoring / ceil:.1%}** | {with_model:.1f} | "
+                     f"{with_model / ceil:.1%} | **{scoring / with_model:.1%}** | {both:.1f} | "
+                     f"{rate:.1f} | {rate / ceil:.1%} | {median(res[f'startup_{mode}']):.2f} | "
                      f"{median(res[f'finish_{mode}']):.2f} | {median(res[f'total_{mode}']):.2f} |")
     if not a.skip_rows:
         lines += ["", f"per-row overhead: {a.rows:,} manifest rows whose images are missing (start-up excluded: "

@@ -7,7 +7,7 @@ import pytest
 
 from clipgauge.errors import UsageError
 from clipgauge.scoring.scales import aggregate, to_scale
-from clipgauge.stats.summary import bootstrap_mean_ci, describe, summarize_scores
+from clipgauge.stats.summary import bootstrap_mean_ci, bootstrap_mean_cis, describe, summarize_scores
 
 
 def test_scale_definitions():
@@ -72,3 +72,41 @@ def test_bootstrap_agrees_with_scipy():
     width = ref.confidence_interval.high - ref.confidence_interval.low
     assert lo == pytest.approx(ref.confidence_interval.low, abs=0.03 * width)
     assert hi == pytest.approx(ref.confidence_interval.high, abs=0.03 * width)
+
+
+def _recipe_ci(x: np.ndarray, n_resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    """The percentile bootstrap written out: one generator per column, n indices with replacement per resample."""
+    x = x[~np.isnan(x)]
+    idx = np.random.default_rng(seed).integers(0, x.size, size=(n_resamples, x.size))
+    alpha = (1 - 0.95) / 2  # 95 %: 0.025000000000000022 in floats, as the library computes it
+    low, high = np.quantile(x[idx].mean(axis=1), [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
+def test_columns_share_resamples_and_each_interval_is_the_recipes():
+    rng = np.random.default_rng(5)
+    cos = rng.normal(0.25, 0.1, 300)
+    cos[[3, 70]] = np.nan
+    other = rng.gamma(2.0, 1.0, 300)
+    other[:10] = np.nan  # a different count: drawn separately
+    got = bootstrap_mean_cis([cos, 100 * cos, other, np.full(5, 0.5), np.array([1.0])])
+    assert got[0][:2] == _recipe_ci(cos) and got[1][:2] == _recipe_ci(100 * cos)
+    assert got[2][:2] == _recipe_ci(other)
+    assert got[3] == (0.5, 0.5, "constant") and np.isnan(got[4][0])
+    assert got[0][2] == "percentile bootstrap, 10000 resamples, seed 0"
+    s = summarize_scores(cos, np.zeros(300, bool), [None] * 300)["scales"]
+    clip_s = 2.5 * np.where(np.isnan(cos), np.nan, np.maximum(cos, 0))
+    for scale, x in (("cosine", cos), ("torchmetrics", 100 * cos), ("clip-s", clip_s)):
+        assert (s[scale]["ci_low"], s[scale]["ci_high"]) == _recipe_ci(x), scale
+
+
+def test_normal_approximation_above_20000_values_where_it_matches_the_bootstrap():
+    from statistics import NormalDist
+
+    x = np.random.default_rng(2).exponential(1.0, 20_001)  # skewed: where the two would differ most
+    lo, hi, method = bootstrap_mean_ci(x[:20_000])
+    assert method.startswith("percentile bootstrap")
+    half = NormalDist().inv_cdf(0.975) * x[:20_000].std(ddof=1) / np.sqrt(20_000)
+    mean = x[:20_000].mean()
+    assert abs(lo - (mean - half)) < 0.01 * (hi - lo) and abs(hi - (mean + half)) < 0.01 * (hi - lo)
+    assert bootstrap_mean_ci(x)[2] == "normal approximation"

@@ -184,10 +184,11 @@ class Metric:
     def summarize(self, values: dict[str, np.ndarray], confidence: float = 0.95) -> dict[str, Any]:
         """Summary entries (merged into the run summary) from this metric's columns over all rows
         (float columns as float64 with NaN for missing values, bool columns as bool)."""
-        from ..stats.summary import describe
+        from ..stats.summary import bootstrap_mean_cis, describe
 
-        return {c.name: describe(values[c.name], confidence=confidence)
-                for c in self.columns() if c.summarize and c.type == "float64"}
+        cols = [c for c in self.columns() if c.summarize and c.type == "float64"]
+        cis = bootstrap_mean_cis([values[c.name] for c in cols], confidence=confidence)  # resampled once
+        return {c.name: describe(values[c.name], confidence=confidence, ci=ci) for c, ci in zip(cols, cis)}
 
     def provenance(self) -> dict[str, Any]:
         """What a reader needs to reproduce this metric's numbers (definitions, versions, files)."""
