@@ -313,3 +313,14 @@ def test_row_paths_are_the_text_of_the_path_a_manifest_names(tmp_path):
     manifest.write_text("".join(json.dumps({"image": n, "prompt": "p"}) + "\n" for n in names))
     rows = list(ManifestReader(manifest).rows())
     assert [str(r.image) for r in rows] == [str(tmp_path / n) for n in names]
+
+
+def test_absolute_and_home_paths_and_a_manifest_read_from_its_own_folder(tmp_path, monkeypatch):
+    names = ["/abs/j.jpg", "~/k.jpg", "sub/l.jpg", "m.jpg"]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps({"image": n, "prompt": "p"}) + "\n" for n in names))
+    rows = list(ManifestReader(manifest).rows())
+    assert [str(r.image) for r in rows] == [str(Path(names[0])), str(Path(names[1]).expanduser()),
+                                            str(tmp_path / names[2]), str(tmp_path / names[3])]
+    monkeypatch.chdir(tmp_path)  # base "." : the relative paths as written
+    assert [str(r.image) for r in ManifestReader(Path("m.jsonl")).rows()][2:] == ["sub/l.jpg", "m.jpg"]

@@ -13,3 +13,15 @@ def path_text(path: str | os.PathLike) -> str:
             and not path.startswith("./") and not path.endswith(("/", "/.")) and path != "."):
         return path
     return str(Path(path))
+
+
+_POSIX = os.sep == "/" and os.altsep is None
+
+
+def image_path(image: str, base: str) -> str | Path:
+    """A manifest row's image path *image* (non-empty) read relative to the manifest's folder *base*: the text
+    ``str(Path(base) / image)`` (no ``Path`` made) for a relative path; a ``Path`` (``~`` expanded) otherwise."""
+    if image[0] == "~" or (image[0] == "/" if _POSIX else os.path.isabs(image)):  # POSIX isabs: a leading /
+        p = Path(image).expanduser()
+        return p if p.is_absolute() else Path(base) / p
+    return path_text(image if base == "." else base + "/" + image if base != "/" else "/" + image)

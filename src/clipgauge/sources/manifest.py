@@ -17,7 +17,6 @@ import csv
 import hashlib
 import json
 import math
-import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,7 +27,7 @@ from typing import Any
 import orjson
 
 from ..errors import ManifestError
-from ..paths import path_text
+from ..paths import image_path
 from .column_types import ColumnTypes, infer_arrow_types
 from .shards import SourceRow
 
@@ -231,18 +230,18 @@ def _row(row: SourceRow, base: str, image_column: str, prompt_column: str, requi
     fields = row.fields
     image = fields.get(image_column)
     prompt = fields.get(prompt_column)
-    if _missing(image) or (isinstance(image, str) and not image.strip()):
+    if type(image) is str and image.strip():  # the common case first
+        row.image = image_path(image, base)
+    elif _missing(image) or (isinstance(image, str) and not image.strip()):
         row.error = f"missing '{image_column}' value"
     elif not isinstance(image, str):
         row.error = f"'{image_column}' is not a path (got {type(image).__name__})"
     else:
-        if image.startswith("~") or os.path.isabs(image):
-            p = Path(image).expanduser()
-            row.image = p if p.is_absolute() else Path(base) / p
-        else:  # the common case: the path as text, str(Path(base) / image), without making a Path per row
-            row.image = path_text(image if base == "." else base + "/" + image if base != "/" else "/" + image)
+        row.image = image_path(image, base)
     if row.error is None:
-        if _missing(prompt):
+        if type(prompt) is str:  # the common case first
+            row.prompt = prompt
+        elif _missing(prompt):
             if require_prompt:
                 row.error = f"missing '{prompt_column}' value"
         elif not isinstance(prompt, str):
