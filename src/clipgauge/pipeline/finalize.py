@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import AtomicFile
-from ..sinks.sharded import list_parts, read_column
+from ..sinks.sharded import list_parts, read_column, read_part
 from .plan import GROUP_COLUMN, ScoringPlan
 
 
@@ -28,7 +28,7 @@ def finalize_run(folder: str | Path, plan: ScoringPlan) -> None:
         return
     groups: list[Any] = []
     for _, path in list_parts(folder).items():
-        groups.extend(pq.read_table(path, columns=[GROUP_COLUMN]).column(GROUP_COLUMN).to_pylist())
+        groups.extend(read_part(path, [GROUP_COLUMN]).column(GROUP_COLUMN).to_pylist())
     filled: dict[str, np.ndarray] = {}
     for metric in todo:
         values = {c.name: read_column(folder, c.name) for c in metric.columns() if c.type == "float64"}
@@ -37,7 +37,7 @@ def finalize_run(folder: str | Path, plan: ScoringPlan) -> None:
             filled[c.name] = np.asarray(out[c.name], dtype=np.float64)
     start = 0
     for _, path in list_parts(folder).items():
-        table = pq.read_table(path)
+        table = read_part(path)
         n = table.num_rows
         for name, column in filled.items():
             part = column[start:start + n]

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..metrics.base import Metric
-from ..sinks.sharded import list_parts, read_column, read_parts
+from ..sinks.sharded import list_parts, read_column, read_part, read_parts
 from ..stats.summary import describe
 from .plan import ERROR_COLUMN
 
@@ -30,12 +30,11 @@ def summarize_run(folder: str | Path, plan_or_metrics: Any, *, confidence: float
     column's name), ``metrics`` (their names) and ``columns`` (every metric column's declaration).
     """
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     metrics: list[Metric] = getattr(plan_or_metrics, "metrics", plan_or_metrics)
     n_errors, first_error, rows = 0, None, 0
     for _, path in list_parts(folder).items():
-        col = pq.read_table(path, columns=[ERROR_COLUMN]).column(ERROR_COLUMN)
+        col = read_part(path, [ERROR_COLUMN]).column(ERROR_COLUMN)
         rows += col.length()
         bad = col.length() - col.null_count
         if bad and first_error is None:

@@ -37,7 +37,7 @@ from ..atomic import AtomicFile
 from ..errors import UsageError
 from ..scoring.scales import check_scale, to_scale
 from ..stats.filtering import FilterResult
-from .sharded import EMBEDDING_COLUMNS, SUCCESS_FILE, list_parts, part_name, read_run
+from .sharded import EMBEDDING_COLUMNS, SUCCESS_FILE, list_parts, part_name, read_part, read_run
 from .summary import json_safe
 
 
@@ -122,10 +122,8 @@ def filter_folder(folder: str | Path, out: str | Path, *, min_score: float | Non
 
 
 def _tables(parts: dict[int, Path], columns: list[str] | None = None):
-    import pyarrow.parquet as pq
-
     for shard, path in parts.items():
-        yield shard, pq.read_table(path, columns=columns)
+        yield shard, read_part(path, columns)
 
 
 def _values(item, name: str, column: str | None, scale: str) -> np.ndarray:

