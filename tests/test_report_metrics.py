@@ -144,3 +144,22 @@ def test_a_file_without_any_score_column_is_refused(tmp_path, capsys):
     path.write_text(json.dumps({"image": "a.png", "prompt": "x"}) + "\n")
     code, _, err = _run(capsys, "report", path, "--out", tmp_path / "p.html")
     assert code == 2 and "has no score column" in err and "Traceback" not in err
+
+
+def test_sweep_of_an_aesthetic_only_run_is_over_its_metric(runs, tmp_path, capsys):
+    """--sweep-param on a run without the clip score sweeps the metric the report compares on, not the absent
+    cosine (which would leave every row unscored)."""
+    info_path = tmp_path / "info.json"
+    code, _, err = _run(capsys, "report", runs["aes"], "--out", tmp_path / "page.html", "--sweep-param", "seed",
+                        "--json", info_path)
+    assert code == 0, err
+    info = json.loads(info_path.read_text())
+    assert "sweep" in info["sections"]
+    (sweep,) = info["sweep"].values()
+    assert sweep["column"] == "aesthetic" and sweep["unscored"] == 1  # the missing image
+    ok = [r for r in read_results(runs["aes"]) if not r.get("error")]
+    for row in sweep["rows"]:  # one image per prompt and seed: the prompts' means are the rows' values
+        x = np.array([r["aesthetic"] for r in ok if r["seed"] == row["value"]])
+        assert row["n"] == x.size and row["mean"] == pytest.approx(x.mean(), abs=1e-12)
+    best = max(sweep["rows"], key=lambda r: r["mean"])
+    assert sweep["peak_value"] == best["value"]  # higher aesthetic is better

@@ -140,7 +140,8 @@ def render_report(runs: Sequence[ReportRun], options: ReportOptions | None = Non
     cats = sections.categories(runs, scale, opts.category_column, opts.confidence, clip_comp) if clip else None
     by_language = (languages.language_section(runs, scale, clip_comp, opts.confidence, opts.category_column)
                    if clip else None)
-    sweep_section, sweep_json = (sections.sweep(runs, scale, opts.sweep_param, opts.confidence)
+    sweep_section, sweep_json = (sections.sweep(runs, "cosine" if primary else scale, opts.sweep_param,
+                                                opts.confidence, metric=primary)
                                  if opts.sweep_param else (None, None))
     errors, error_total = sections.error_rows(runs, opts.max_error_rows)
     grids = sections.grids(runs, scale, opts.max_images, opts.thumb_size)

@@ -218,8 +218,10 @@ def categories(runs: Sequence[ReportRun], scale: str, column: str, confidence: f
 
 
 # ---------------------------------------------------------------- sweep
-def sweep(runs: Sequence[ReportRun], scale: str, param: str, confidence: float) -> tuple[dict[str, Any], dict]:
-    """Mean score per value of the numeric column *param*, per run: ``(section, json)``.
+def sweep(runs: Sequence[ReportRun], scale: str, param: str, confidence: float,
+          metric: tuple[str, bool] | None = None) -> tuple[dict[str, Any], dict]:
+    """Mean score per value of the numeric column *param*, per run: ``(section, json)``: the clip score in
+    *scale*, or *metric* ``(column, higher_is_better)`` as written when given (runs without the clip score).
 
     Runs without the column are left out (and named); :class:`UsageError` when no run has it. When every
     such run has ``prompt_id``, images of one prompt at one value are averaged first, so the CI is over prompts.
@@ -229,8 +231,9 @@ def sweep(runs: Sequence[ReportRun], scale: str, param: str, confidence: float) 
         raise UsageError(f"sweep parameter: no results file has a '{param}' column",
                          cli=f"--sweep-param: no results file has a '{param}' column")
     group_by = ("prompt_id",) if all("prompt_id" in r.columns for r in having) else None
-    sweeps: dict[str, Sweep] = {r.name: sweep_table(r.records, param, group_by=group_by, scale=scale,
-                                                   confidence=confidence) for r in having}
+    column, higher = metric if metric is not None else (None, True)
+    sweeps: dict[str, Sweep] = {r.name: sweep_table(r.records, param, group_by=group_by, scale=scale, column=column,
+                                                   confidence=confidence, higher_is_better=higher) for r in having}
     fmt = Formatter(scale)
     xs = sorted({row.value for s in sweeps.values() for row in s.rows})
     by_value = {name: {row.value: row for row in s.rows} for name, s in sweeps.items()}
@@ -265,7 +268,8 @@ def sweep(runs: Sequence[ReportRun], scale: str, param: str, confidence: float) 
     if missing:
         notes.append(f"Not in the sweep (no '{param}' column): {', '.join(missing)}.")
     section = {"param": param, "header": header, "rows": rows, "notes": notes,
-               "uri": plots.sweep_curves(param, xs, series, ylabel=f"mean score ({scale})", numeric=True)}
+               "uri": plots.sweep_curves(param, xs, series, numeric=True,
+                                         ylabel=f"mean {column}" if column else f"mean score ({scale})")}
     return section, {name: s.to_dict() for name, s in sweeps.items()}
 
 
