@@ -163,3 +163,15 @@ def test_sweep_of_an_aesthetic_only_run_is_over_its_metric(runs, tmp_path, capsy
         assert row["n"] == x.size and row["mean"] == pytest.approx(x.mean(), abs=1e-12)
     best = max(sweep["rows"], key=lambda r: r["mean"])
     assert sweep["peak_value"] == best["value"]  # higher aesthetic is better
+
+
+def test_printed_table_gives_the_metric_mean_of_a_run_without_the_clip_score(runs, tmp_path, capsys):
+    code, out, err = _run(capsys, "report", runs["aes"], "--out", tmp_path / "page.html")
+    assert code == 0, err
+    ok = [r["aesthetic"] for r in read_results(runs["aes"]) if not r.get("error")]
+    assert f"{np.mean(ok):.4f} aesthetic" in out  # not '-': the run's first metric, named
+    info_path = tmp_path / "info.json"
+    assert _run(capsys, "report", runs["both"], "--out", tmp_path / "p2.html", "--json", info_path)[0] == 0
+    (run,) = json.loads(info_path.read_text())["runs"]
+    cos = [r["cosine"] for r in read_results(runs["both"]) if not r.get("error")]
+    assert run["mean_of"] == "cosine" and run["mean"] == pytest.approx(np.mean(cos), abs=1e-12)

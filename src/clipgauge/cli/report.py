@@ -67,6 +67,8 @@ def report(results: tuple[Path, ...], out: Path, title: str, scale: str | None, 
     digits = 2 if result.scale == "torchmetrics" else 4
     for r in result.runs:
         mean = "-" if r["mean"] != r["mean"] else f"{r['mean']:.{digits}f}"
+        if r["mean_of"] != result.scale:  # a run without the clip score: its first metric's mean
+            mean = f"{mean} {r['mean_of']}" if mean != "-" else mean
         table.add_row(r["name"], str(r["rows"]), str(r["scored"]), str(r["errors"]), str(r["truncated"]), mean,
                       str(r["images_shown"]), str(r["images_left_out"]), str(r["images_missing"]))
     stdout.print(table)

@@ -193,8 +193,8 @@ def _run_info(summary: dict[str, Any], grid: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": summary["name"], "path": summary["path"], "model": summary["model"], "rows": summary["rows"],
         "scored": summary["scored"], "errors": summary["errors"], "truncated": summary["truncated"],
-        "mean": st["mean"], "ci_low": st["ci_low"], "ci_high": st["ci_high"], "std": st["std"],
-        "min": st["min"], "median": st["median"], "max": st["max"],
+        "mean": summary["mean"], "mean_of": summary["mean_of"], "ci_low": st["ci_low"], "ci_high": st["ci_high"],
+        "std": st["std"], "min": st["min"], "median": st["median"], "max": st["max"],
         "images_shown": len(grid["cards"]), "images_left_out": grid["left_out"], "images_missing": grid["missing"],
     }
 

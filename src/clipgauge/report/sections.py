@@ -43,17 +43,25 @@ META_COLUMNS, META_CHARS = 6, 40
 # ---------------------------------------------------------------- summary
 def summary_rows(runs: Sequence[ReportRun], scale: str, confidence: float) -> list[dict[str, Any]]:
     """Per run: counts and the run summary (:func:`summarize_scores`) in *scale*. A run without the clip score
-    counts its rows without an error as scored (its metrics' statistics are in the metrics section)."""
+    counts its rows without an error as scored (its metrics' statistics are in the metrics section), and its
+    ``mean`` is that of its first metric column, named by ``mean_of`` (else the clip score's, ``mean_of`` =
+    *scale*)."""
     out = []
     for i, run in enumerate(runs):
         s = summarize_scores(run.cosine(), run.truncated(), run.errors(), confidence=confidence)
+        stats = s["scales"][scale]
+        mean, mean_of = stats["mean"], scale
         if not run.has_clip:
             s["scored"] = s["rows"] - s["errors"]
+            if run.metric_columns():
+                mean_of = run.metric_columns()[0]
+                values = run.values(mean_of)
+                mean = float(np.mean(values[~np.isnan(values)])) if np.any(~np.isnan(values)) else math.nan
         weights = run.weights_sha256
         out.append({
             "index": i, "name": run.name, "path": str(run.path), "colour": plots.colour(i), "model": run.model,
             "weights": weights, "rows": s["rows"], "scored": s["scored"], "errors": s["errors"],
-            "truncated": s["truncated"], "stats": s["scales"][scale],
+            "truncated": s["truncated"], "stats": stats, "mean": mean, "mean_of": mean_of,
         })
     return out
 
