@@ -116,7 +116,7 @@ def model_ceiling(paths: list[str], workers: int, fast: bool, model: Path, batch
     """Images/s of *workers* threads that each decode and crop 32 images as :func:`ceiling` does, then turn them
     into the model's input (uint8 -> float32, rescale, subtract the mean, divide by the std: torch ops) and run
     the model's own image forward pass (transformers ``get_image_features``, one torch thread per call), and do
-    nothing else: the most any pipeline that runs the model on the same cores can reach, measured."""
+    nothing else: what a plain pipeline that runs the model on the same cores reaches, measured."""
     import numpy as np
     import torch
     from transformers import CLIPModel
