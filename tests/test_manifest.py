@@ -324,3 +324,12 @@ def test_absolute_and_home_paths_and_a_manifest_read_from_its_own_folder(tmp_pat
                                             str(tmp_path / names[2]), str(tmp_path / names[3])]
     monkeypatch.chdir(tmp_path)  # base "." : the relative paths as written
     assert [str(r.image) for r in ManifestReader(Path("m.jsonl")).rows()][2:] == ["sub/l.jpg", "m.jpg"]
+
+
+def test_image_cells_that_are_not_paths(tmp_path):
+    rows = [{"image": 5, "prompt": "x"}, {"image": "   ", "prompt": "x"}, {"image": ["a"], "prompt": "x"},
+            {"image": "ok.png", "prompt": "x"}]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    errors = [r.error for r in read_manifest(tmp_path / "m.jsonl").rows]
+    assert errors == ["'image' is not a path (got int)", "missing 'image' value", "'image' is not a path (got list)",
+                      None]

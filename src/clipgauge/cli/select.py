@@ -13,6 +13,7 @@ from rich import box
 from rich.table import Table
 
 from ..errors import UsageError
+from ..paths import resolve_path
 from ..sinks import read_results, write_results
 from ..sinks.results import results_format
 from ..stats.compare import score_digits
@@ -86,11 +87,6 @@ def parse_floor(text: str, results: Path) -> tuple[str, float]:
     return column or "cosine", minimum
 
 
-def _resolve(image: Any, base: Path) -> Path:
-    p = Path(str(image)).expanduser()
-    return p if p.is_absolute() else base / p
-
-
 def copy_images(chosen: list[dict[str, Any]], *, base: Path, dest: Path, out_dir: Path) -> int:
     """Copy each chosen row's ``image`` (relative paths resolved against *base*) into *dest* and point the row
     at the copy (relative to *out_dir*, where the results file with these rows is written).
@@ -99,7 +95,7 @@ def copy_images(chosen: list[dict[str, Any]], *, base: Path, dest: Path, out_dir
     :class:`UsageError` if an image is missing, before copying anything. Returns the number of images."""
     if chosen and not any("image" in r for r in chosen):
         raise UsageError("--copy-to needs an 'image' column in the results")
-    sources = [_resolve(r["image"], base) if r.get("image") not in (None, "") else None for r in chosen]
+    sources = [resolve_path(str(r["image"]), base) if r.get("image") not in (None, "") else None for r in chosen]
     missing = [str(s) for s in sources if s is not None and not s.is_file()]
     if missing:
         raise UsageError(f"{len(missing)} chosen images not found (first: {missing[0]})")

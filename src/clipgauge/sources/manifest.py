@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from ..errors import ManifestError
-from ..paths import image_path
+from ..paths import image_path, resolve_path
 from .column_types import ColumnTypes, infer_arrow_types
 from .shards import SourceRow
 
@@ -60,7 +60,7 @@ class Manifest:
 
     def resolve(self, value: str) -> Path:
         """A path from a manifest cell: absolute as given, relative against :attr:`base_dir`."""
-        return _resolve(self.base_dir, value)
+        return resolve_path(value, self.base_dir)
 
 
 def read_manifest(path: str | Path, *, image_column: str = "image", prompt_column: str = "prompt") -> Manifest:
@@ -124,7 +124,7 @@ class ManifestReader:
 
     def resolve(self, value: str) -> Path:
         """A path from a manifest cell: absolute as given, relative against :attr:`base_dir`."""
-        return _resolve(self.base_dir, value)
+        return resolve_path(value, self.base_dir)
 
     def listing(self) -> list[str]:
         """A folder's images, relative POSIX paths in path order (cached). :class:`ManifestError` when none."""
@@ -218,11 +218,6 @@ def _base_dir(path: Path, kind: str) -> Path:
     return path if kind == "folder" else path.parent
 
 
-def _resolve(base: Path, value: str) -> Path:
-    p = Path(value).expanduser()
-    return p if p.is_absolute() else base / p
-
-
 def _row(row: SourceRow, base: str, image_column: str, prompt_column: str, require_prompt: bool = True
          ) -> SourceRow:
     if row.error:
@@ -230,24 +225,20 @@ def _row(row: SourceRow, base: str, image_column: str, prompt_column: str, requi
     fields = row.fields
     image = fields.get(image_column)
     prompt = fields.get(prompt_column)
-    if type(image) is str and image.strip():  # the common case first
+    if isinstance(image, str) and image.strip():  # the common case first
         row.image = image_path(image, base)
-    elif _missing(image) or (isinstance(image, str) and not image.strip()):
+    elif isinstance(image, str) or _missing(image):
         row.error = f"missing '{image_column}' value"
-    elif not isinstance(image, str):
-        row.error = f"'{image_column}' is not a path (got {type(image).__name__})"
     else:
-        row.image = image_path(image, base)
+        row.error = f"'{image_column}' is not a path (got {type(image).__name__})"
     if row.error is None:
-        if type(prompt) is str:  # the common case first
+        if isinstance(prompt, str):  # the common case first
             row.prompt = prompt
         elif _missing(prompt):
             if require_prompt:
                 row.error = f"missing '{prompt_column}' value"
-        elif not isinstance(prompt, str):
-            row.error = f"'{prompt_column}' is not text (got {type(prompt).__name__})"
         else:
-            row.prompt = prompt
+            row.error = f"'{prompt_column}' is not text (got {type(prompt).__name__})"
     return row
 
 
