@@ -134,14 +134,14 @@ def render_report(runs: Sequence[ReportRun], options: ReportOptions | None = Non
     clip = any(r.has_clip for r in runs) or not any(r.metric_columns() for r in runs)
     primary = metric_sections.primary_metric(runs)
     summary = sections.summary_rows(runs, scale, opts.confidence)
-    comp, comp_section = sections.comparison(runs, "cosine" if primary else scale, opts.key, opts.category_column,
-                                             opts.confidence, opts.sweep_param, metric=primary)
+    compared_in = "cosine" if primary else scale  # a metric's own values are not rescaled
+    comp, comp_section = sections.comparison(runs, compared_in, opts.key, opts.category_column, opts.confidence,
+                                             opts.sweep_param, metric=primary)
     clip_comp = comp if primary is None else None  # the per-category/-language clip tables reuse its statistics
     cats = sections.categories(runs, scale, opts.category_column, opts.confidence, clip_comp) if clip else None
     by_language = (languages.language_section(runs, scale, clip_comp, opts.confidence, opts.category_column)
                    if clip else None)
-    sweep_section, sweep_json = (sections.sweep(runs, "cosine" if primary else scale, opts.sweep_param,
-                                                opts.confidence, metric=primary)
+    sweep_section, sweep_json = (sections.sweep(runs, compared_in, opts.sweep_param, opts.confidence, metric=primary)
                                  if opts.sweep_param else (None, None))
     errors, error_total = sections.error_rows(runs, opts.max_error_rows)
     grids = sections.grids(runs, scale, opts.max_images, opts.thumb_size)

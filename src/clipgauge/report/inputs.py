@@ -10,6 +10,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,9 @@ class ReportRun:
     summary: dict[str, Any] | None
     image_bases: tuple[Path, ...]
 
-    @property
+    @cached_property
     def columns(self) -> list[str]:
-        """Column names in first-seen order over all records."""
+        """Column names in first-seen order over all records (read once: the records are not changed)."""
         seen: dict[str, None] = {}
         for r in self.records:
             for k in r:
@@ -57,7 +58,7 @@ class ReportRun:
     def weights_sha256(self) -> str | None:
         return ((self.summary or {}).get("provenance") or {}).get("model", {}).get("weights_sha256")
 
-    @property
+    @cached_property
     def has_clip(self) -> bool:
         """Whether the run has the ``clip`` metric's ``cosine`` column (a run of, say, aesthetic alone has not)."""
         return any("cosine" in r for r in self.records)

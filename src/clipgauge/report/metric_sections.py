@@ -17,11 +17,6 @@ from .cells import Cell, sort_value
 from .inputs import ReportRun
 
 
-def metric_columns(run: ReportRun) -> list[str]:
-    """The numeric metric columns a run's summary declares (besides the clip score), in order."""
-    return run.metric_columns()
-
-
 def primary_metric(runs: Sequence[ReportRun]) -> tuple[str, bool] | None:
     """When a run lacks the clip score: the first metric column every run declares, with whether higher is
     better (its declaration; higher when undeclared). None when every run has the clip score or no column is
@@ -40,7 +35,7 @@ def metric_rows(runs: Sequence[ReportRun], confidence: float) -> list[dict[str, 
     out = []
     for i, run in enumerate(runs):
         declared = {c["name"]: c for c in (run.summary or {}).get("columns") or []}
-        for name in metric_columns(run):
+        for name in run.metric_columns():
             values = np.array([as_float(r.get(name)) for r in run.records], dtype=np.float64)
             c = declared[name]
             rng = c.get("range")
@@ -54,8 +49,8 @@ def metric_rows(runs: Sequence[ReportRun], confidence: float) -> list[dict[str, 
 def metric_histograms(runs: Sequence[ReportRun]) -> list[dict[str, Any]]:
     """Per declared metric column: one histogram per run that has it, on bins shared by those runs."""
     out = []
-    for column in dict.fromkeys(c for r in runs for c in metric_columns(r)):
-        having = [(i, r) for i, r in enumerate(runs) if column in metric_columns(r)]
+    for column in dict.fromkeys(c for r in runs for c in r.metric_columns()):
+        having = [(i, r) for i, r in enumerate(runs) if column in r.metric_columns()]
         values = [np.array([as_float(rec.get(column)) for rec in r.records], dtype=np.float64) for _, r in having]
         bins = plots.shared_bins(values)
         out.append({"column": column, "charts": [
@@ -67,7 +62,7 @@ def metric_histograms(runs: Sequence[ReportRun]) -> list[dict[str, Any]]:
 def metric_categories(runs: Sequence[ReportRun], category: str, confidence: float) -> dict[str, Any] | None:
     """Mean [CI] (n) of every declared metric column per value of *category*, for each run; None without
     such columns or without the category column."""
-    columns = [(r, c) for r in runs for c in metric_columns(r)]
+    columns = [(r, c) for r in runs for c in r.metric_columns()]
     if not columns or not any(category in r.columns for r in runs):
         return None
     labels = {r.name: [key_value(rec.get(category)) or "(none)" for rec in r.records] for r in runs}

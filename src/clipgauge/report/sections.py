@@ -25,7 +25,6 @@ from ..stats.summary import summarize_scores
 from ..stats.sweep import Sweep, display_value, sweep_table
 from .cells import Cell, Formatter, sort_value
 from .inputs import ReportRun
-from .metric_sections import metric_columns
 from .thumbnails import thumbnails
 
 #: Columns a card shows in its own places (the image, the prompt, the score line); the others (metric columns
@@ -53,10 +52,12 @@ def summary_rows(runs: Sequence[ReportRun], scale: str, confidence: float) -> li
         mean, mean_of = stats["mean"], scale
         if not run.has_clip:
             s["scored"] = s["rows"] - s["errors"]
-            if run.metric_columns():
-                mean_of = run.metric_columns()[0]
+            declared = run.metric_columns()
+            if declared:
+                mean_of = declared[0]
                 values = run.values(mean_of)
-                mean = float(np.mean(values[~np.isnan(values)])) if np.any(~np.isnan(values)) else math.nan
+                values = values[~np.isnan(values)]
+                mean = float(values.mean()) if values.size else math.nan
         weights = run.weights_sha256
         out.append({
             "index": i, "name": run.name, "path": str(run.path), "colour": plots.colour(i), "model": run.model,
@@ -323,7 +324,7 @@ def grids(runs: Sequence[ReportRun], scale: str, max_images: int, thumb_size: in
         shown = order[:max_images].tolist()
         located = [r.resolve_image(r.records[i].get("image")) for i in shown]
         thumbs = iter(thumbnails([p for p, _ in located if p is not None], thumb_size))
-        declared = [c for c in metric_columns(r) if c in r.columns]
+        declared = [c for c in r.metric_columns() if c in r.columns]
         meta_cols = [c for c in dict.fromkeys([*declared, *r.columns])
                      if c not in CARD_COLUMNS and c != by][:META_COLUMNS]
         cards = []
