@@ -169,7 +169,8 @@ print(json.dumps({"t0": t0, "marks": marks, "end": end}))
 """
 
 
-def run_score(manifest: Path, model: Path, out: Path, fast: bool = False) -> dict[str, float]:
+def run_score(manifest: Path, model: Path, out: Path, fast: bool = False, src: Path | None = None
+              ) -> dict[str, float]:
     """One whole process running ``clipgauge.score`` (what ``clipgauge score`` runs), timed from inside.
 
     ``startup``: process start to the end of the first chunk of rows (imports, model load, and the first 512
@@ -177,16 +178,20 @@ def run_score(manifest: Path, model: Path, out: Path, fast: bool = False) -> dic
     chunk over the time from its end to the end of the run (scoring, writing the output, the summary);
     ``scoring``: the same up to the last chunk scored (without the writing and the summary); ``finish``: the
     seconds from the last chunk scored to the end (results file consolidated, summary); ``total``: the process's
-    wall time."""
+    wall time. The chunk is the first mark at or past 512 rows (progress advances per chunk or per batch, as the
+    version measured reports it). *src*: another checkout's ``src/`` put first on the path (``--baseline-src``)."""
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), env.get("PYTHONPATH")]))
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", CHILD, str(manifest), str(model), str(out), "1" if fast else "0"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=env)
     total = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"scoring {manifest} failed:\n{proc.stderr[-2000:]}")
     doc = json.loads(proc.stdout.strip().splitlines()[-1])
     marks = doc["marks"]
-    first_rows, first_t = marks[1] if len(marks) > 1 else marks[0]
+    first_rows, first_t = next((m for m in marks[1:] if m[0] >= 512), marks[-1])
     rows = marks[-1][0]
     last_t = marks[-1][1]
     return {"startup": first_t - doc["t0"] + (total - (doc["end"] - doc["t0"])),
@@ -232,6 +237,9 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-rows", action="store_true", help="only the decode-bound part")
+    ap.add_argument("--baseline-src", type=Path, metavar="DIR",
+                    help="also time the clipgauge whose package is in DIR, interleaved (e.g. an earlier commit's src/: "
+                         "git worktree add /tmp/old COMMIT, then --baseline-src /tmp/old/src)")
     a = ap.parse_args()
     w = make_workload(a.workdir, a.images, a.rows)
     workers = max(1, min(8, os.cpu_count() or 1))  # clipgauge score's default --workers
@@ -251,14 +259,16 @@ def main() -> None:
         for mode in ("exact", "fast"):
             note(f"ceiling_{mode}", ceiling(paths, workers, mode == "fast"))
             note(f"model_ceiling_{mode}", model_ceiling(paths, workers, mode == "fast", w["model"]))
-            r = run_score(w["images"], w["model"], out / "n.jsonl", fast=mode == "fast")
-            for k, v in r.items():
-                note(f"{k}_{mode}", v)
+            for tag, src in (("", None), ("base_", a.baseline_src)) if a.baseline_src else (("", None),):
+                r = run_score(w["images"], w["model"], out / "n.jsonl", fast=mode == "fast", src=src)
+                for k, v in r.items():
+                    note(f"{tag}{k}_{mode}", v)
         if not a.skip_rows:
             for kind, target in (("jsonl", "rows.jsonl"), ("parquet", "rows.parquet"), ("folder", "rowsdir")):
-                r = run_score(w["missing"], w["model"], out / target)
-                for k, v in r.items():
-                    note(f"rows_{k}_{kind}", v)
+                for tag, src in (("", None), ("base_", a.baseline_src)) if a.baseline_src else (("", None),):
+                    r = run_score(w["missing"], w["model"], out / target, src=src)
+                    for k, v in r.items():
+                        note(f"{tag}rows_{k}_{kind}", v)
         print(f"repeat {rep + 1}/{a.repeat} done (load {load():.2f})", file=sys.stderr)
 
     n = len(paths)
@@ -284,6 +294,16 @@ def main() -> None:
                      f"{with_model / ceil:.1%} | **{scoring / with_model:.1%}** | {both:.1f} | "
                      f"{rate:.1f} | {rate / ceil:.1%} | {median(res[f'startup_{mode}']):.2f} | "
                      f"{median(res[f'finish_{mode}']):.2f} | {median(res[f'total_{mode}']):.2f} |")
+    if a.baseline_src:
+        lines += ["", f"against the baseline clipgauge in {a.baseline_src} (same workload, interleaved, median of "
+                      f"{a.repeat}): this / baseline", "", "| measure | this | baseline | ratio |",
+                  "|---|---:|---:|---:|"]
+        keys = [f"{k}_{mode}" for mode in ("exact", "fast") for k in ("scoring", "rate", "total")]
+        if not a.skip_rows:
+            keys += [f"rows_{k}_{kind}" for kind in ("jsonl", "parquet", "folder") for k in ("rate", "total")]
+        for key in keys:
+            this, base = median(res[key]), median(res["base_" + key])
+            lines.append(f"| {key} | {this:,.2f} | {base:,.2f} | **{this / base:.3f}** |")
     if not a.skip_rows:
         lines += ["", f"per-row overhead: {a.rows:,} manifest rows whose images are missing (start-up excluded: "
                       "rows after the first chunk, to the end of the run)", "",

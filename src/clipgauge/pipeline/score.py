@@ -1,15 +1,14 @@
-"""The one scoring step: rows → decode → embeddings → metrics → an Arrow table of results.
+"""The one scoring step: rows → decode → embeddings → metrics → Arrow tables of results.
 
-Every engine (local, each Ray actor) and every output (file, folder) goes through :func:`score_rows`. Each
+Every engine (local, each Ray actor) and every output (file, folder) goes through :func:`score_stream` (or
+:func:`score_rows`, the same over a list of rows as one group). Each
 need of the active metrics is computed once per batch: each distinct model embeds each image and each distinct
 prompt once, and with several image models (or a metric that needs pixels) each image is decoded once.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,10 +16,10 @@ import numpy as np
 from ..errors import RowError
 from ..language.flores import LANGUAGE_COLUMN
 from ..metrics.base import MetricBatch, Need
-from ..scoring.pipeline import Skip
 from ..scoring.reference import parse_reference_texts
 from ..sources.shards import SourceRow
 from .plan import EMBEDDING_COLUMNS, ERROR_COLUMN, GROUP_COLUMN, ScoringPlan
+from .stream import Group, fill_images, groups
 from .tables import arrow_column, embedding_column
 
 #: distinct reference images whose embeddings are kept between batches (per model)
@@ -37,15 +36,44 @@ def prompt_error(prompt: Any) -> str | None:
 
 
 def score_rows(plan: ScoringPlan, rows: Sequence[SourceRow], schema) -> Any:
-    """Score *rows* (no placeholders) into a ``pyarrow.Table`` in *schema* (see ``ScoringPlan.output_schema``).
+    """Score *rows* (no placeholders) into one ``pyarrow.Table`` in *schema* (see ``ScoringPlan.output_schema``):
+    :func:`score_stream` over them as one group."""
+    tables = [table for _, table in score_stream(plan, rows, schema, group_rows=max(1, len(rows)))]
+    if not tables:
+        return schema.empty_table()
+    import pyarrow as pa
+
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+
+def score_stream(plan: ScoringPlan, rows: Iterable[SourceRow], schema, *, group_rows: int | None = None,
+                 part: Callable[[SourceRow], Any] | None = None, progress: Callable[[int], None] | None = None
+                 ) -> Iterator[tuple[Group, Any]]:
+    """The scoring step: *rows* (no placeholders, read lazily) → ``(group, pyarrow.Table in schema)`` per group of
+    consecutive rows, in order, each as soon as its last row is scored.
+
+    A group holds at most *group_rows* rows (default: 16 model batches) and never rows of two parts (``part(row)``);
+    ``group.closes`` says that no later row belongs to its part. Images are decoded and embedded by streams that run
+    ahead across groups (:mod:`.stream`); *progress* is called with a row count every model batch.
 
     A row broken in the source keeps its reason and gets no values. Otherwise its ``error`` is the first reason
     among its own prompt and image, then the metrics' own reasons (a failing reference sets ``error`` but keeps
     the row's other scores). With ``strict`` the first row with an error raises :class:`RowError`.
     """
+    size = group_rows or 16 * plan.options.batch_size
+    prepared = (_before_images(plan, g) for g in groups(rows, size, part))
+    for group in fill_images(plan, prepared, progress):
+        yield group, _table(plan, group, schema)
+
+
+def _table(plan: ScoringPlan, group: Group, schema) -> Any:
+    """The group's results: its needs' reasons, the metrics' values, the carried fields, as one table."""
     import pyarrow as pa
 
-    batch = _inputs(plan, rows)
+    rows, batch = group.rows, group.batch
+    for need in plan.needs:  # reference images: after the rows' own images (which may use the prefetch)
+        if need.kind == "image_embedding" and not need.own_row:
+            _reference_images(plan, need, rows, batch)
     n = len(rows)
     errors: list[str | None] = [r.error for r in rows]
     for need in plan.needs:  # own prompt first, then own image (the order of ScoringPlan.needs)
@@ -125,65 +153,26 @@ def _cells(values: Any, rows: Sequence[SourceRow]) -> list[Any]:
 
 # --------------------------------------------------------------------------- needs
 
-def _inputs(plan: ScoringPlan, rows: Sequence[SourceRow]) -> MetricBatch:
-    """Compute every need of the plan for *rows*, once."""
-    batch = MetricBatch(rows)
-    n = len(rows)
+def _before_images(plan: ScoringPlan, group: Group) -> Group:
+    """The needs computed before a group's images: its prompts (a bad prompt means its image is not read) and
+    text columns. Runs ahead of the group being scored (the image streams read ahead)."""
+    rows = group.rows
+    batch = group.batch = MetricBatch(rows)
     blocked: list[str | None] = [r.error for r in rows]  # rows whose image need not be read
-    decoded: list[Any] | None = None
     for need in plan.needs:
         if need.kind == "text_embedding" and need.own_row:
             _prompt_embeddings(plan, need, rows, batch)
             blocked = [b or e for b, e in zip(blocked, batch.errors[need])]
         elif need.kind == "text_embedding":
             _text_column(plan, need, rows, batch)
-        elif need.kind == "image_embedding" and need.own_row:
-            if plan.decode_once and decoded is None:
-                decoded = _decode(plan, rows, blocked)
-            srcs = decoded if decoded is not None else [
-                Skip(b) if b else (r.image if r.image is not None else Skip("missing image"))
-                for r, b in zip(rows, blocked)]
-            emb, errs = _embed_images(plan, need.model, srcs)
-            batch.values[need], batch.errors[need] = emb, [None if b else e for b, e in zip(blocked, errs)]
-        elif need.kind == "image_embedding":
-            _reference_images(plan, need, rows, batch)
-        else:  # decoded pixels
-            if decoded is None:
-                decoded = _decode(plan, rows, blocked)
-            batch.values[need] = [None if isinstance(d, Skip) else d for d in decoded]
-            batch.errors[need] = [d.reason if isinstance(d, Skip) and not b else None
-                                  for d, b in zip(decoded, blocked)]
-    assert all(len(v) == n for v in batch.errors.values())
-    return batch
-
-
-def _decode(plan: ScoringPlan, rows: Sequence[SourceRow], blocked: list[str | None]) -> list[Any]:
-    """Each row's image decoded once (``clipgauge.decode``), in worker threads; a failure becomes a Skip."""
-    from ..decode import load_image
-    from ..errors import RowError as _RowError
-
-    def one(args: tuple[SourceRow, str | None]) -> Any:
-        row, b = args
-        if b:
-            return Skip(b)
-        if row.image is None:
-            return Skip("missing image")
-        try:
-            return load_image(row.image, max_pixels=plan.options.max_image_pixels)
-        except _RowError as exc:
-            return Skip(exc.reason)
-        except Exception as exc:  # noqa: BLE001 - that row's error
-            return Skip(f"preprocessing failed: {type(exc).__name__}: {exc}")
-
-    workers = plan.options.num_workers or max(1, min(8, os.cpu_count() or 1))
-    with ThreadPoolExecutor(workers, thread_name_prefix="clipgauge-decode") as pool:
-        return list(pool.map(one, zip(rows, blocked)))
+    group.blocked = blocked
+    return group
 
 
 def _embed_images(plan: ScoringPlan, spec: str, srcs: Sequence[Any]) -> tuple[np.ndarray, list[str | None]]:
+    """Reference images (paths), embedded at once by model *spec*."""
     scorer = plan.embedder(spec)
-    count = sum(not isinstance(s, Skip) for s in srcs)
-    with plan.timings.embedding(spec, "image", count, scorer.device):
+    with plan.timings.embedding(spec, "image", len(srcs), scorer.device):
         emb, errs = scorer.try_embed_images(srcs)
     if emb.shape[1] == 0:
         emb = np.full((len(srcs), plan.embedding_dim(spec)), np.nan, dtype=np.float32)

@@ -87,16 +87,6 @@ def absent_as_skips(sources: Iterable[Any], after: int = 0) -> Iterator[Any]:
         yield src
 
 
-def shifted(ready: Callable[[int, Any], Future | None] | None, positions: Sequence[int]
-            ) -> Callable[[int, Any], Future | None] | None:
-    """An ``ordered(ready=...)`` look-up made for whole rows, used on some of them: the *j*-th source is the
-    row at ``positions[j]``."""
-    if ready is None:
-        return None
-    look = ready
-    return lambda j, src: look(positions[j], src)
-
-
 def ordered(
     sources: Iterable[Any], job: Callable[[Any], Item], *, workers: int, window: int,
     ready: Callable[[int, Any], Future | None] | None = None, waits: Any = None, group: int = 1,

@@ -21,7 +21,7 @@ from .cache import EmbeddingCache, image_content
 from .cpu_threads import ForwardThreads, Waits
 from .device import PrecisionWarning, autocast, check_precision, precision_warning, resolve_device
 from .gpu_decode import TensorDecoder, check_decode
-from .pipeline import Item, Prefetch, Skip, absent_as_skips, failed, ordered, prepare_image, shifted
+from .pipeline import Item, Prefetch, Skip, absent_as_skips, failed, ordered, prepare_image
 from .texts import LanguageTally, keyed_table, normalise, prompt_rows
 
 ProgressFn = Callable[[int], None]
@@ -179,19 +179,20 @@ class Scorer:
 
     def try_embed_images(self, images: Iterable[Any]) -> tuple[np.ndarray, list[str | None]]:
         """Like :meth:`embed_images`, but a bad image gives a NaN row and its reason instead of raising."""
-        held = len(self._prefetch.jobs) if self._prefetch is not None else 0
-        srcs = list(absent_as_skips(images, held))  # rows that cannot be read (Skip) never enter the decode loop
-        errors: list[str | None] = [s.reason if isinstance(s, Skip) else None for s in srcs]
-        keep = [i for i, e in enumerate(errors) if e is None]
-        rows: list[np.ndarray | None] = [None] * len(srcs)
-        for j, emb, error in self._image_embeddings([srcs[i] for i in keep], positions=keep):
-            rows[keep[j]], errors[keep[j]] = emb, error
-        dim = next((r.shape[0] for r in rows if r is not None), 0)
-        out = np.full((len(rows), dim), np.nan, dtype=np.float32)
-        for i, r in enumerate(rows):
-            if r is not None:
-                out[i] = r
-        return out, errors
+        got = list(self.stream_image_embeddings(images))
+        dim = next((e.shape[0] for e, _ in got if e is not None), 0)
+        out = np.full((len(got), dim), np.nan, dtype=np.float32)
+        for i, (e, _) in enumerate(got):
+            if e is not None:
+                out[i] = e
+        return out, [err for _, err in got]
+
+    def stream_image_embeddings(self, images: Iterable[Any]) -> Iterator[tuple[np.ndarray | None, str | None]]:
+        """``(L2-normalised float32 embedding (D,), None)`` or ``(None, reason)`` per image, in input order, lazily:
+        *images* is read ahead only as far as the decode threads' window, so a stream may span a whole run. A
+        :class:`~clipgauge.scoring.pipeline.Skip` passes its reason through; a missing file never reaches a thread."""
+        for _, emb, error in self._image_embeddings(images):
+            yield emb, error
 
     def score(self, images: Iterable[Any], prompts: Sequence[str] | str) -> np.ndarray:
         """Cosine similarity (float32, in [-1, 1]) of each image with its prompt.
@@ -325,26 +326,20 @@ class Scorer:
         item.key = key
         return item
 
-    def _prepared(self, images: Iterable[Any], positions: Sequence[int] | None = None) -> Iterator[tuple[int, Item]]:
+    def _prepared(self, images: Iterable[Any]) -> Iterator[tuple[int, Item]]:
         """Decode + preprocess in worker threads, in order, with a bounded look-ahead; the first images
-        may already have been decoded while the model loaded (``prefetch``). *positions*: each image's place
-        in the rows the prefetch was made for, where *images* are some of those rows."""
+        may already have been decoded while the model loaded (``prefetch``); a missing file is a Skip at once."""
         prefetch, self._prefetch = self._prefetch, None
         held = len(prefetch.jobs) if prefetch is not None else 0
         ready = prefetch.take(self.encoder.crop_plan, self.max_image_pixels, self._draft) if prefetch else None
-        if positions is not None:  # checked by the caller already: the images it kept
-            ready = shifted(ready, positions)
-        else:
-            images = absent_as_skips(images, held)
+        images = absent_as_skips(images, held)
         window = max(2 * self.batch_size, 4 * self.num_workers)
         group = max(1, min(16, window // (4 * self.num_workers)))  # sources per hand-over to a thread
         return ordered(images, self._prepare, workers=self.num_workers, window=window, ready=ready,
                        waits=self._threads.waits, group=group)
 
-    def _image_embeddings(self, images: Iterable[Any], positions: Sequence[int] | None = None
-                          ) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
-        """Yield ``(index, normalised embedding or None, error or None)`` in input order (see :meth:`_prepared`
-        for *positions*)."""
+    def _image_embeddings(self, images: Iterable[Any]) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
+        """Yield ``(index, normalised embedding or None, error or None)`` in input order."""
         pending: list[tuple[int, Item]] = []
         n_pixels = 0
 
@@ -362,7 +357,7 @@ class Scorer:
                 yield i, item.embedding, item.skip
             pending.clear()
 
-        for i, item in self._prepared(images, positions):
+        for i, item in self._prepared(images):
             pending.append((i, item))
             n_pixels += item.pixels is not None
             if n_pixels >= self.batch_size:

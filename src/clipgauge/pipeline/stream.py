@@ -1,0 +1,158 @@
+"""The image side of the scoring step as streams that run ahead across groups of rows.
+
+Rows are scored in *groups* (consecutive rows, never across a part boundary the caller names), and each group's
+results leave as soon as its last row is scored. Images, though, are decoded and embedded by streams that span the
+whole run: the decode threads keep working on the next group's images while the model finishes this one, so
+decoding overlaps the model across group and part boundaries, and memory stays bounded by the streams' look-ahead
+windows.
+
+* :func:`groups` — cut the rows into groups (at most *size* rows, a new group at every new part), each knowing
+  whether it is the last of its part (one row of look-ahead).
+* :func:`fill_images` — fill every group's own-image needs (embeddings per model, decoded pixels) from the streams,
+  yielding the groups in order, complete; the caller computes everything else per group.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..metrics.base import MetricBatch, Need
+from ..scoring.pipeline import Skip, absent_as_skips, ordered, prepare_image
+from ..sources.shards import SourceRow
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class Group:
+    """Consecutive rows scored together. ``closes``: no later row belongs to the same part. ``blocked``: per row,
+    why its image need not be read (broken in the source, or a bad prompt), set before its images are streamed."""
+
+    rows: list[SourceRow]
+    closes: bool = True
+    batch: MetricBatch | None = None
+    blocked: list[str | None] = field(default_factory=list)
+
+
+def groups(rows: Iterable[SourceRow], size: int, part: Callable[[SourceRow], Any] | None = None
+           ) -> Iterator[Group]:
+    """*rows* in groups of at most *size* consecutive rows; a group never holds rows of two parts
+    (``part(row)``, e.g. the row's shard), and says whether the next row starts another part."""
+    it = iter(rows)
+    nxt = next(it, None)
+    while nxt is not None:
+        key = part(nxt) if part is not None else None
+        rows_: list[SourceRow] = [nxt]
+        nxt = next(it, None)
+        while nxt is not None and len(rows_) < size and (part is None or part(nxt) == key):
+            rows_.append(nxt)
+            nxt = next(it, None)
+        yield Group(rows_, closes=nxt is None or part is None or part(nxt) != key)
+
+
+def image_needs(plan: Any) -> tuple[list[Need], list[Need]]:
+    """The plan's needs of each row's own image: (embeddings per model, decoded pixels)."""
+    embeddings = [n for n in plan.needs if n.kind == "image_embedding" and n.own_row]
+    pixels = [n for n in plan.needs if n.kind == "image"]
+    return embeddings, pixels
+
+
+def fill_images(plan: Any, prepared: Iterator[Group], progress: Progress | None = None) -> Iterator[Group]:
+    """Fill ``batch.values`` / ``batch.errors`` of each group's own-image needs, yielding the groups in order.
+
+    *prepared* yields groups with ``batch`` and ``blocked`` set. It is read ahead of the groups yielded here (by the
+    streams' look-ahead), so it must compute only what a group needs before its images. *progress* is called with
+    a count of rows every model batch (every group where the plan reads no image).
+    """
+    embeds, pixels = image_needs(plan)
+    if not embeds and not pixels:
+        for group in prepared:
+            if progress is not None:
+                progress(len(group.rows))
+            yield group
+        return
+    back, front = itertools.tee(prepared)
+    sources = (Skip(b) if b else (r.image if r.image is not None else Skip("missing image"))
+               for g in front for r, b in zip(g.rows, g.blocked))
+    streams: list[tuple[Need, Iterator[tuple[Any, str | None]]]] = []
+    if plan.decode_once:  # each image decoded once, handed to every model and to the metrics that read pixels
+        branches = itertools.tee(_decoded(plan, sources), len(embeds) + len(pixels))
+        for need, branch in zip(embeds + pixels, branches):
+            streams.append((need, _embedded(plan, need.model, branch) if need.kind == "image_embedding"
+                            else ((None, s.reason) if isinstance(s, Skip) else (s, None) for s in branch)))
+    else:
+        streams.append((embeds[0], _embedded(plan, embeds[0].model, sources)))
+    step = plan.options.batch_size
+    unreported = 0
+    for group in back:
+        n = len(group.rows)
+        for k, (need, stream) in enumerate(streams):
+            if need.kind == "image_embedding":
+                scorer = plan.embedder(need.model)
+                count = sum(b is None for b in group.blocked)
+                with plan.timings.embedding(need.model, "image", count, scorer.device):
+                    items = _take(stream, n, progress if k == 0 else None, step, unreported)
+                if k == 0:
+                    unreported = (unreported + n) % step if progress is not None else 0
+                dim = plan.embedding_dim(need.model)
+                emb = np.full((n, dim), np.nan, dtype=np.float32)
+                for i, (e, _) in enumerate(items):
+                    if e is not None:
+                        emb[i] = e
+                group.batch.values[need] = emb
+            else:
+                items = list(itertools.islice(stream, n))
+                group.batch.values[need] = [v for v, _ in items]
+            group.batch.errors[need] = [None if b else e for b, (_, e) in zip(group.blocked, items)]
+        yield group
+    if progress is not None and unreported:
+        progress(unreported)
+
+
+def _take(stream: Iterator[Any], n: int, progress: Progress | None, step: int, unreported: int) -> list[Any]:
+    """The next *n* items of *stream*, calling *progress(step)* each time another *step* rows have come
+    (*unreported*: rows already taken since the last call)."""
+    if progress is None:
+        return list(itertools.islice(stream, n))
+    out = []
+    for item in itertools.islice(stream, n):
+        out.append(item)
+        unreported += 1
+        if unreported == step:
+            progress(step)
+            unreported = 0
+    return out
+
+
+def _embedded(plan: Any, spec: str, sources: Iterable[Any]) -> Iterator[tuple[np.ndarray | None, str | None]]:
+    """(embedding or None, reason or None) per source, in order, from model *spec*'s image stream."""
+    return plan.embedder(spec).stream_image_embeddings(sources)
+
+
+def _decoded(plan: Any, sources: Iterable[Any]) -> Iterator[Any]:
+    """Each source decoded (``clipgauge.decode``) in worker threads, in order: an RGB image, or a :class:`Skip`."""
+    options = plan.options
+    workers = options.num_workers or max(1, min(8, os.cpu_count() or 1))
+    window = max(2 * options.batch_size, 4 * workers)
+    limits = decode_limits(options)
+
+    def job(src: Any) -> Any:
+        return prepare_image(src, _same, draft=None, **limits)
+
+    for _, item in ordered(absent_as_skips(sources), job, workers=workers, window=window):
+        yield Skip(item.skip) if item.skip is not None else item.pixels
+
+
+def decode_limits(options: Any) -> dict[str, Any]:
+    """The keyword arguments of ``load_image`` that bound what a decode may read, from the run's options."""
+    return {"max_pixels": options.max_image_pixels}
+
+
+def _same(image: Any) -> Any:
+    return image
