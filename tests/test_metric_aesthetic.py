@@ -207,10 +207,11 @@ def test_the_runs_model_does_not_move_the_aesthetic_backbone():
     assert language.name == "language"  # added to every run that reads prompts
     assert clip_opts["model"] == "hf:/somewhere" and "model" not in aesthetic_opts
     assert Aesthetic(**aesthetic_opts).model == "openai/clip-vit-large-patch14"
-    # the published v1 heads default to the OpenAI CLIP they were trained on, by file name
-    assert Aesthetic(head="heads/sa_0_4_vit_b_32_linear.pth").model == "openai/clip-vit-base-patch32"
-    assert Aesthetic(head="heads/sa_0_4_vit_b_16_linear.pth").model == "openai/clip-vit-base-patch16"
-    assert Aesthetic(head="heads/sa_0_4_vit_b_16_linear.pth", model="hf:/x").model == "hf:/x"
+    # the published v1 heads default to the OpenAI CLIP they were trained on, by file name (hub files ORG/NAME/FILE:
+    # a head option is parsed when the metric is built, and ORG/NAME alone names a repo, not a file)
+    assert Aesthetic(head="org/heads/sa_0_4_vit_b_32_linear.pth").model == "openai/clip-vit-base-patch32"
+    assert Aesthetic(head="hf:org/heads/sa_0_4_vit_b_16_linear.pth").model == "openai/clip-vit-base-patch16"
+    assert Aesthetic(head="org/heads/sa_0_4_vit_b_16_linear.pth", model="hf:/x").model == "hf:/x"
 
 
 # ------------------------------------------------------------------------------------------------- errors

@@ -16,6 +16,7 @@ from clipgauge.pipeline.score import _numeric_column
 from clipgauge.sinks.file import jsonl_lines
 from clipgauge.sinks.results import clean_value
 from clipgauge.sources.manifest import _jsonl_record
+from clipgauge.text import clean_value as cleaned
 
 
 def test_jsonl_lines_read_back_as_the_records_json_dumps_wrote():
@@ -45,13 +46,13 @@ def test_jsonl_lines_read_back_as_the_records_json_dumps_wrote():
     b'{"image": "\\u00fc.png", "prompt": "caf\xc3\xa9", "v": 1.5e-300, "w": [1, {"a": null}]}',
     b'{"image": "a.png", "v": NaN, "w": Infinity}',  # json accepts these, orjson does not
     b'{"image": "a.png", "big": 123456789012345678901234567890}',
-    b'{"image": "a.png", "s": "\\ud800"}',  # a lone surrogate
+    b'{"image": "a.png", "s": "\\ud800", "\\udc00": ["\\ud83d\\ude00"]}',  # lone surrogates (U+FFFD), a pair
     b'{"a": 1, "a": 2}',
 ])
 def test_manifest_lines_read_as_json_loads_reads_them(line):
     fields, error = _jsonl_record(line, 2)
     assert error is None
-    expected = json.loads(line.decode("utf-8"))
+    expected = cleaned(json.loads(line.decode("utf-8")))  # lone surrogates as U+FFFD (clipgauge.text)
     assert json.dumps(fields, sort_keys=True) == json.dumps(expected, sort_keys=True)
     assert list(fields) == list(expected)
 
@@ -92,10 +93,10 @@ def test_missing_files_are_skipped_before_the_threads_with_the_threads_reason(tm
     sources = [str(tmp_path / "gone.png"), tmp_path / "sub" / "gone.jpg", f"{tmp_path}//x/./gone.png", good,
                str(tmp_path / "dir.png"), b"raw", None]
     got = list(absent_as_skips(sources))
-    assert [isinstance(g, Skip) for g in got] == [True, True, True, False, False, False, False]
-    assert got[3:] == sources[3:]  # present files, other failures and other inputs go to the threads as given
-    for src, skip in zip(sources[:3], got[:3]):  # the reason the decode thread gives for the same path
-        assert skip.reason == prepare_image(src, lambda im: im, max_pixels=10**6, draft=None).skip
+    assert [isinstance(g, Skip) for g in got] == [True, True, True, False, True, False, False]  # a folder: by stat
+    assert got[3] == sources[3] and got[5:] == sources[5:]  # present files and other inputs go to the threads
+    for k in (0, 1, 2, 4):  # the reason the decode thread gives for the same path
+        assert got[k].reason == prepare_image(sources[k], lambda im: im, max_pixels=10**6, draft=None).skip
     assert got[2].reason == f"file not found: {Path(tmp_path, 'x', 'gone.png')}"
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .defaults import DEFAULT_MODEL
-from .errors import DecodeError, ModelLoadError, RowError, UsageError
+from .errors import DecodeError, ModelLoadError, OutputError, RowError, UsageError
 from .scoring.scales import SCALES
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ __all__ = [
     "SCALES",
     "DecodeError",
     "ModelLoadError",
+    "OutputError",
     "PairScores",
     "RetrievalResult",
     "RowError",

@@ -7,7 +7,9 @@ This is where metric implementations silently disagree, so every rule is explici
 * 16-bit images are scaled to 8 bits as ``round(value / 257)``, never clipped or truncated;
 * CMYK, grayscale and 1-bit images are converted to RGB;
 * animated GIF/WebP/APNG: the first frame;
-* images above a pixel limit are refused before decoding (decompression-bomb guard).
+* images above a pixel limit are refused before decoding (decompression-bomb guard);
+* only regular files are read, and no more than a byte limit (``clipgauge.image_files``): pipes, devices,
+  sockets and folders are refused before they are opened, and memory stays bounded whatever a path holds.
 
 The model's own preprocessing (resize, crop, normalise) happens afterwards, in the encoder.
 """
@@ -17,13 +19,13 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DecodeError
+from .image_files import DEFAULT_MAX_IMAGE_BYTES, check_size, read_image_file
 
 #: Default limit in pixels (width × height): Pillow's own bomb-warning threshold (~89.5 MP).
 DEFAULT_MAX_PIXELS = 89_478_485
@@ -32,12 +34,14 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _WHITE = (255, 255, 255)
 
 
-def load_image(source: Any, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft: int | None = None) -> Image.Image:
+def load_image(source: Any, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft: int | None = None,
+               max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> Image.Image:
     """Return *source* as an 8-bit RGB ``PIL.Image`` decoded by the rules of this module.
 
     *source* may be a path (``str``/``os.PathLike``), raw ``bytes``, a ``PIL.Image``, or an image
     array/tensor: ``uint8`` in 0..255 or floating point in [0, 1], shaped (H, W), (H, W, C) or (C, H, W)
-    with C in {1, 3, 4}. Raises :class:`DecodeError` with a short reason when it cannot be decoded.
+    with C in {1, 3, 4}. Raises :class:`DecodeError` with a short reason when it cannot be decoded, and for a path
+    that is not a regular file or a file or bytes of more than *max_bytes* bytes (:mod:`clipgauge.image_files`).
 
     *draft* (opt-in, not exact): JPEGs are decoded by libjpeg's DCT scaling straight to the smallest
     1/2, 1/4 or 1/8 size whose sides stay >= *draft* pixels — faster, but the pixels differ from a full
@@ -46,25 +50,20 @@ def load_image(source: Any, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft: int 
     if isinstance(source, Image.Image):
         return to_rgb(source)
     if isinstance(source, (str, os.PathLike)):
-        return _load_bytes(read_file(source), max_pixels, draft)
+        return _load_bytes(read_file(source, max_bytes), max_pixels, draft)
     if isinstance(source, (bytes, bytearray, memoryview)):
+        check_size(source, max_bytes)
         return _load_bytes(bytes(source), max_pixels, draft)
     if hasattr(source, "shape"):
         return array_to_image(source)
     raise DecodeError(f"unsupported image input of type {type(source).__name__}")
 
 
-def read_file(path: str | os.PathLike) -> bytes:
-    """The bytes of an image file; :class:`DecodeError` with a short reason if it cannot be read."""
-    path = Path(path)
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise DecodeError(f"file not found: {path}") from None
-    except IsADirectoryError:
-        raise DecodeError(f"is a directory, not an image: {path}") from None
-    except OSError as exc:
-        raise DecodeError(f"cannot read {path}: {exc.strerror or exc}") from None
+def read_file(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> bytes:
+    """The bytes of an image file, at most *max_bytes*; :class:`DecodeError` with a short reason if it cannot be
+    read, is not a regular file (a pipe, a device, a socket, a folder) or is larger
+    (:func:`clipgauge.image_files.read_image_file`)."""
+    return read_image_file(path, max_bytes)
 
 
 def _load_bytes(data: bytes, max_pixels: int, draft: int | None = None) -> Image.Image:

@@ -24,6 +24,42 @@ class EngineError(ClipgaugeError):
     kept: running the same command again resumes it."""
 
 
+class OutputError(UsageError, OSError):
+    """An output could not be written: the disk is full, the folder is read-only or gone, permission denied, an I/O
+    error. ``path`` is the output that was being written, ``cause`` the reason (``No space left on device``),
+    ``hint`` what to do next (``committed parts are kept; run the same command again to resume``), when known.
+
+    The CLI prints ``cannot write PATH: CAUSE (HINT)`` on one line and exits 2. It is also an :class:`OSError`
+    (``errno`` the OS error number, such as ``errno.ENOSPC``, or None; ``filename`` the path), so code that caught
+    the OS's error around a write still catches it.
+    """
+
+    def __init__(self, path: object, cause: str, *, hint: str | None = None, errno: int | None = None) -> None:
+        self.path, self.cause, self.hint = str(path), cause, hint
+        super().__init__(self._text())
+        self.errno, self.strerror, self.filename = errno, cause, self.path
+
+    def with_hint(self, hint: str | None) -> OutputError:
+        """Add *hint* (what to do next) unless there is one already; returns self."""
+        if hint and not self.hint:
+            self.hint = hint
+            self.args = (self._text(),)
+        return self
+
+    def _text(self) -> str:
+        return f"cannot write {self.path}: {self.cause}" + (f" ({self.hint})" if self.hint else "")
+
+    def __str__(self) -> str:
+        return self._text()
+
+    def __reduce__(self) -> tuple:  # picklable (Ray sends errors between processes)
+        return _output_error, (self.path, self.cause, self.hint, self.errno)
+
+
+def _output_error(path: str, cause: str, hint: str | None, errno: int | None) -> OutputError:
+    return OutputError(path, cause, hint=hint, errno=errno)
+
+
 class ModelLoadError(UsageError):
     """The model spec could not be resolved or loaded."""
 

@@ -20,6 +20,7 @@ from .errors import EngineError, LanguageWarning, UsageError
 from .pipeline.finalize import finalize_run
 from .pipeline.plan import ScoreOptions, ScoringPlan, build_metrics, needs_prompts
 from .pipeline.summary import summarize_run
+from .sinks.faults import run_writing
 from .sinks.file import consolidate, remove_staging, staging_folder
 from .sinks.results import results_format
 from .sinks.sharded import ShardedRun, is_folder_output, is_run_folder
@@ -81,7 +82,7 @@ def score(
     if out is not None and not folder_out:
         results_format(out)
     source = open_source(input_spec, image_column=image_column, prompt_column=prompt_column,
-                         require_prompt=needs_prompts(build_metrics(options)))
+                         require_prompt=needs_prompts(build_metrics(options)), max_image_bytes=options.max_image_bytes)
     folder = None if out is None else (Path(out) if folder_out else staging_folder(out))
     fresh = folder is None or not is_run_folder(folder) or not resume
     # image files of the first rows are decoded while the models load (a resumed run starts elsewhere)
@@ -155,8 +156,9 @@ def score(
             run.finish(summary)
             written = len(run.committed) - before
         if out is not None and not folder_out:
-            consolidate(folder, out)
-            write_summary(summary_path(out), summary)
+            with run_writing(folder, out):  # a fault: one line, the parts kept for the same command to finish
+                consolidate(folder, out)
+                write_summary(summary_path(out), summary)
             remove_staging(folder)
     finally:
         plan.close()

@@ -1,7 +1,8 @@
 """The ``clipgauge`` command: a thin layer over the Python API (built with click).
 
 Exit statuses: 0 success (for ``score``: every row scored); 1 some rows could not be scored (all still
-written); 2 a usage or configuration error, printed as one line (never a traceback).
+written); 2 a usage or configuration error, or an output that cannot be written (a full disk, a read-only or
+vanished folder, permission denied, an I/O error), printed as one line (never a traceback).
 
 Subcommands are imported only when invoked, so ``clipgauge score`` does not pay for the report's or the
 tracker's imports.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import warnings
 
 import click
@@ -81,10 +83,23 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except OSError as exc:
+        # last resort for a fault of a named file that no writer turned into an OutputError: one line. An OSError
+        # without an error number or a file is not the environment's fault: its traceback is shown.
+        if exc.errno is None or not exc.filename:
+            raise
+        click.echo(f"clipgauge: error: {os_error_line(exc)}", err=True)
+        return 2
     except (click.Abort, KeyboardInterrupt):
         click.echo("clipgauge: interrupted", err=True)
         return 130
     return int(code or 0)
+
+
+def os_error_line(exc: OSError) -> str:
+    """``PATH: CAUSE`` (``PATH -> OTHER: CAUSE`` for a rename or a link) for an :class:`OSError` of a named file."""
+    where = f"{exc.filename} -> {exc.filename2}" if exc.filename2 else str(exc.filename)
+    return f"{where}: {os.strerror(exc.errno) if exc.errno else exc.strerror}"
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001

@@ -9,7 +9,7 @@ import click
 from ..defaults import DEFAULT_MODEL
 from ..errors import UsageError
 from .evalio import check_json_target, emit_json, fmt, json_option, say
-from .options import batch_size_option, device_option, precision_option
+from .options import batch_size_option, device_option, max_image_bytes_option, precision_option
 
 
 @click.command()
@@ -33,6 +33,7 @@ from .options import batch_size_option, device_option, precision_option
 @device_option()
 @precision_option()
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Image decode threads.")
+@max_image_bytes_option()
 @click.option("--shard-size", type=click.IntRange(min=1), default=10_000, show_default=True, metavar="N",
               help="Input rows per committed part.")
 @click.option("--resume/--no-resume", default=True, show_default=True)
@@ -41,8 +42,8 @@ from .options import batch_size_option, device_option, precision_option
 @json_option
 def classify(images: Path, labels: str | None, labels_file: Path | None, templates: tuple[str, ...],
              truth: str | None, top_k: int, model: str, out: Path | None, batch_size: int, device: str,
-             precision: str, workers: int | None, shard_size: int, resume: bool, save_embeddings: bool,
-             image_column: str | None, json_out: str | None) -> None:
+             precision: str, workers: int | None, max_image_bytes: int, shard_size: int, resume: bool,
+             save_embeddings: bool, image_column: str | None, json_out: str | None) -> None:
     """Classify every image zero-shot into --labels (the label with the highest softmax probability over the
     model's logit scale x cosine).
 
@@ -61,7 +62,7 @@ def classify(images: Path, labels: str | None, labels_file: Path | None, templat
         raise UsageError("give the labels with --labels A,B,... or --labels-file FILE (one of them)")
     label_list = read_labels(labels_file) if labels_file is not None else labels
     options = ScoreOptions(device=device, batch_size=batch_size, precision=precision, num_workers=workers,
-                           save_embeddings=save_embeddings)
+                           max_image_bytes=max_image_bytes, save_embeddings=save_embeddings)
     result = run_classify(images, label_list, templates=list(templates) or None, truth=truth, out=out, model=model,
                           top_k=top_k, options=options, shard_size=shard_size, resume=resume,
                           image_column=image_column)

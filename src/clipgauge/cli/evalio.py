@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from ..atomic import write_atomic
 from ..errors import UsageError
 from ..scoring.scales import SCALES
 from ..sinks.summary import json_safe
@@ -71,9 +72,7 @@ def emit_json(document: dict[str, Any], target: str | None) -> bool:
     if target == "-":
         click.echo(text)
         return False
-    path = Path(target)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text + "\n", encoding="utf-8")
+    write_atomic(target, text + "\n")  # OutputError (one line) when it cannot be written
     return True
 
 

@@ -15,7 +15,7 @@ from ..runs import score as run_score
 from ..scoring.scales import SCALES
 from ..sinks.sharded import SUMMARY_FILE, is_folder_output
 from ..sinks.summary import json_safe, summary_path
-from .options import batch_size_option, device_option, precision_option
+from .options import batch_size_option, device_option, max_image_bytes_option, precision_option
 from .output import progress_bar, stderr, stdout, summary_table
 from .process import allow_fast_exit
 
@@ -52,6 +52,7 @@ from .process import allow_fast_exit
               help="cpu: exact (Pillow, worker threads). gpu: JPEGs decoded, resized and cropped on the model's "
                    "device (nvJPEG on CUDA); not exact (deviation measured, in provenance); other images take the "
                    "exact path, with the reason counted in provenance.")
+@max_image_bytes_option()
 @click.option("--strict", is_flag=True, help="Stop at the first row that cannot be scored (exit 1).")
 @click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
               help="local: this process. ray: Ray Data, a pool of scoring actors (needs clipgauge[ray]).")
@@ -89,7 +90,8 @@ from .process import allow_fast_exit
 @click.option("--trust-remote-code", is_flag=True, help="Allow custom model code from the hub (off by default).")
 def score(manifest: Path, model: str, metrics: tuple[str, ...], out: Path | None, batch_size: int, device: str,
           scale: str, precision: str, prompt_prefix: str, workers: int | None, reference_image: str | None,
-          reference_text: str | None, embedding_cache: Path | None, fast_decode: bool, decode: str, strict: bool,
+          reference_text: str | None, embedding_cache: Path | None, fast_decode: bool, decode: str,
+          max_image_bytes: int, strict: bool,
           json_output: bool, trust_remote_code: bool, engine: str, address: str | None, ray_workers: int | None,
           num_gpus_per_worker: float | None, cpus_per_worker: float, shard_size: int, resume: bool,
           language: bool,
@@ -116,7 +118,8 @@ def score(manifest: Path, model: str, metrics: tuple[str, ...], out: Path | None
     options = ScoreOptions(metrics=chosen, model=model, scale=scale, device=device, batch_size=batch_size,
                            precision=precision, num_workers=workers, prompt_prefix=prompt_prefix,
                            trust_remote_code=trust_remote_code, cache_dir=embedding_cache, fast_decode=fast_decode,
-                           decode=decode, save_embeddings=save_embeddings, strict=strict, long_prompt=long_prompt)
+                           decode=decode, max_image_bytes=max_image_bytes, save_embeddings=save_embeddings,
+                           strict=strict, long_prompt=long_prompt)
     options = options.with_(language=language)  # --no-language: no language columns, counts or warning
     ray = RayOptions(address=address, workers=ray_workers, gpus_per_worker=num_gpus_per_worker,
                      cpus_per_worker=cpus_per_worker)

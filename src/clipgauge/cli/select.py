@@ -12,6 +12,7 @@ import click
 from rich import box
 from rich.table import Table
 
+from ..atomic import AtomicFile, writing
 from ..errors import UsageError
 from ..paths import resolve_path
 from ..sinks import read_results, write_results
@@ -99,7 +100,8 @@ def copy_images(chosen: list[dict[str, Any]], *, base: Path, dest: Path, out_dir
     missing = [str(s) for s in sources if s is not None and not s.is_file()]
     if missing:
         raise UsageError(f"{len(missing)} chosen images not found (first: {missing[0]})")
-    dest.mkdir(parents=True, exist_ok=True)
+    with writing(dest):
+        dest.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     n = 0
     for row, src in zip(chosen, sources):
@@ -112,7 +114,8 @@ def copy_images(chosen: list[dict[str, Any]], *, base: Path, dest: Path, out_dir
         used.add(name.lower())
         target = dest / name
         if not target.exists():
-            shutil.copy2(src, target)
+            with AtomicFile(target) as copy:  # whole or not at all; OutputError (one line) on a full disk …
+                shutil.copy2(src, copy.tmp)
         n += 1
         row["image"] = os.path.relpath(target.resolve(), out_dir.resolve())
     return n

@@ -6,6 +6,7 @@ module level: torch, transformers and open_clip are imported by the loaders, whe
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ def parse_hf(rest: str, text: str) -> ModelSpec:
     """``hf:ID_OR_DIR``."""
     if not rest:
         raise ModelLoadError("hf: needs a hub id or a folder, e.g. hf:openai/clip-vit-base-patch32")
+    if Path(rest).expanduser().is_file():
+        raise ModelLoadError(f"'{text}' names a file; hf: takes a hub id or the folder a model was saved to")
     return ModelSpec("transformers", text, source=rest)
 
 
@@ -71,11 +74,7 @@ def load_demo(spec: ModelSpec, **options: Any):
 def load_transformers(spec: ModelSpec, *, trust_remote_code: bool = False, **options: Any):
     from .hf import HFEncoder
 
-    source = spec.source or spec.text
-    local = Path(source).expanduser()
-    if local.exists() and not (local / "config.json").exists():
-        raise ModelLoadError(f"{local} is not a transformers model folder (no config.json)")
-    where = str(local) if local.exists() else source
+    where = transformers_source(spec)  # what the folder holds is transformers' to judge: its refusal is the line
     from .remote import read_config, refuse_without_trust, remote_code_classes
 
     auto_map = remote_code_classes(read_config(where) or {})
@@ -86,6 +85,16 @@ def load_transformers(spec: ModelSpec, *, trust_remote_code: bool = False, **opt
 
         return RemoteCodeEncoder(where, spec=spec.text)
     return HFEncoder(where, spec=spec.text, trust_remote_code=trust_remote_code)
+
+
+def transformers_source(spec: ModelSpec) -> str:
+    """What transformers' ``from_pretrained`` is given for a ``transformers`` or ``demo`` spec: the local folder
+    (``~`` expanded) when there is one, else the hub id as written."""
+    if spec.family == "demo":
+        return str(demo_model_dir())
+    source = spec.source or spec.text
+    local = Path(source).expanduser()
+    return str(local) if local.exists() else source
 
 
 def load_open_clip(spec: ModelSpec, **options: Any):
@@ -108,19 +117,40 @@ def early_plan_demo(spec: ModelSpec):
 
 
 def early_plan_transformers(spec: ModelSpec):
-    """From ``preprocessor_config.json`` (local folder or the local hub cache), without importing transformers."""
+    """From the image processor's settings in the local folder or the local hub cache (see
+    :func:`processor_config_file`), without importing transformers."""
     from .clip_pil import ClipPilPlan
 
-    source = spec.source or spec.text
-    local = Path(source).expanduser()
-    if local.is_dir():
-        return ClipPilPlan.from_config_file(local / "preprocessor_config.json")
-    if not HUB_ID.match(source):
-        return None
-    from huggingface_hub import try_to_load_from_cache
+    found = processor_config_file(spec.source or spec.text)
+    return ClipPilPlan.from_config_file(found) if found is not None else None
 
-    cached = try_to_load_from_cache(source, "preprocessor_config.json")
-    return ClipPilPlan.from_config_file(cached) if isinstance(cached, str) else None
+
+def processor_config_file(source: str) -> Path | None:
+    """The file transformers reads an image processor's settings from, in the folder or the locally cached hub repo
+    *source*, as ``from_pretrained`` chooses it: ``processor_config.json`` when it nests them under
+    ``"image_processor"`` (what transformers 5's ``CLIPProcessor.save_pretrained`` writes), else
+    ``preprocessor_config.json`` (transformers 4's, or an image processor saved alone). None when neither is
+    there. Never imports transformers; never raises."""
+    local = Path(source).expanduser()
+
+    def find(name: str) -> Path | None:
+        if local.is_dir():
+            return local / name if (local / name).is_file() else None
+        if not HUB_ID.match(source):
+            return None
+        from huggingface_hub import try_to_load_from_cache
+
+        hit = try_to_load_from_cache(source, name)
+        return Path(hit) if isinstance(hit, str) else None
+
+    try:
+        nested = find("processor_config.json")
+        if nested is not None and isinstance(json.loads(nested.read_text(encoding="utf-8")).get("image_processor"),
+                                             dict):
+            return nested
+        return find("preprocessor_config.json")
+    except Exception:  # noqa: BLE001 - unreadable: no early plan (the load says what is wrong)
+        return None
 
 
 def early_plan_open_clip(spec: ModelSpec):

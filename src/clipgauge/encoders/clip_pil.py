@@ -3,7 +3,7 @@
 The plan (PIL bicubic resize of the shortest edge, long edge rounded down with ``int()`` as the processor
 does, centre crop, then a 3 × 256 table computed with the processor's arithmetic: float64 rescale → float32,
 float32 subtract and divide) is described in :mod:`clipgauge.encoders.crop_plan`; this module reads it from
-a loaded processor or from a ``preprocessor_config.json``.
+a loaded processor or from a ``preprocessor_config.json`` (or transformers 5's nested ``processor_config.json``).
 
 A plan can be read from a model's ``preprocessor_config.json`` before transformers is even imported, so
 that images decode while the model loads; the scorer only uses what was decoded that way after checking
@@ -35,11 +35,14 @@ class ClipPilPlan(CropPlan):
 
     @classmethod
     def from_config_file(cls, path: str | Path) -> ClipPilPlan | None:
-        """A provisional plan from a ``preprocessor_config.json`` (None when unreadable or not standard)."""
+        """A provisional plan from a ``preprocessor_config.json``, or a ``processor_config.json`` with the image
+        processor nested under ``"image_processor"`` (transformers 5); None when unreadable or not standard."""
         try:
             cfg = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
+        if isinstance(cfg, dict) and isinstance(cfg.get("image_processor"), dict):
+            cfg = cfg["image_processor"]
         if not isinstance(cfg, dict):
             return None
         settings = {k: cfg.get(k, v) for k, v in _DEFAULTS.items()}

@@ -39,18 +39,20 @@ class HFEncoder(Encoder):
 
     *processor*: the hub id or folder of the tokenizer and image processor when they are not the model's own
     (PickScore v1 uses those of ``laion/CLIP-ViT-H-14-laion2B-s32B-b79K``); None (the default) loads them from
-    *source*, as before.
+    *source*, as before. *labels*: ``(model, processor)``, the options that named them (``pickscore:model=DIR``),
+    put before a failure's one line so that it says which option to fix.
     """
 
     family = "transformers"
 
     def __init__(self, source: str, *, spec: str | None = None, trust_remote_code: bool = False,
-                 processor: str | None = None):
+                 processor: str | None = None, labels: tuple[str, str] | None = None):
         from transformers import logging as hf_logging
 
         self.spec = spec or source
         self.source = source
         self.processor_source = processor
+        self._labels = labels
         hf_logging.disable_progress_bar()
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()
@@ -60,17 +62,17 @@ class HFEncoder(Encoder):
                     message, cli = _unreachable_message(source)
                     raise ModelLoadError(message, cli=cli)
                 if processor is not None and not Path(processor).expanduser().exists() and hub_unreachable(
-                        processor, ["preprocessor_config.json"]):
-                    raise ModelLoadError(
-                        f"the tokenizer and image processor '{processor}' of model '{self.spec}' are not in the "
-                        f"local Hugging Face cache and the hub cannot be reached; download them where there is "
-                        f"network (hf download {processor}) and copy the cache, or give a local copy of the folder")
+                        processor, ["preprocessor_config.json", "processor_config.json"]):
+                    raise ModelLoadError(self._label(
+                        1, f"the tokenizer and image processor '{processor}' of model '{self.spec}' are not in the "
+                           f"local Hugging Face cache and the hub cannot be reached; download them where there is "
+                           f"network (hf download {processor}) and copy the cache, or give a local copy of the folder"))
                 self._load(source, trust_remote_code)
         except ModelLoadError:
             raise
         except Exception as exc:  # noqa: BLE001 - every load failure becomes one clear line
             message, cli = _load_failure_message(source, exc)
-            raise ModelLoadError(message, cli=cli) from None
+            raise ModelLoadError(self._label(0, message), cli=None if self._labels else cli) from None
         finally:
             hf_logging.set_verbosity(verbosity)
         text_cfg = self.module.config.text_config
@@ -93,12 +95,19 @@ class HFEncoder(Encoder):
             self.processor = _image_processor_class().from_pretrained(processor)
         except Exception as exc:  # noqa: BLE001 - name the processor, not the model, in the one line
             text = " ".join(str(exc).split())[:300]
-            raise ModelLoadError(f"cannot load the tokenizer and image processor of '{self.spec}' from "
-                                 f"'{self.processor_source}': {text}") from None
+            raise ModelLoadError(self._label(1, f"cannot load the tokenizer and image processor{self._of()} from "
+                                                f"'{self.processor_source}': {text}")) from None
         if len(self.tokenizer) < 256:  # transformers 5 builds an empty tokenizer where the vocabulary is missing
-            raise ModelLoadError(f"the tokenizer of '{self.spec}' in '{self.processor_source}' has no vocabulary "
-                                 f"({len(self.tokenizer)} tokens: vocab.json and merges.txt, or tokenizer.json, "
-                                 f"are missing)")
+            raise ModelLoadError(self._label(
+                1, f"the tokenizer{self._of()} in '{self.processor_source}' has no vocabulary "
+                   f"({len(self.tokenizer)} tokens: vocab.json and merges.txt, or tokenizer.json, are missing)"))
+
+    def _label(self, which: int, message: str) -> str:
+        """*message* after the option that named the model (0) or the processor (1), when known."""
+        return f"{self._labels[which]}: {message}" if self._labels else message
+
+    def _of(self) -> str:
+        return "" if self._labels else f" of '{self.spec}'"
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         if self._plan is not None:

@@ -1,6 +1,10 @@
 """Model loaders, registered by family: the one place that turns a spec string into a :class:`ModelSpec` and
 a :class:`ModelSpec` into an encoder.
 
+:func:`parse_model_spec` reads ``--model``; :func:`parse_model_option` reads, with the same grammar, every metric
+option that names a model, a processor or a weight file (declared in ``Metric.model_options``), refusing in one
+line naming the option the forms that option cannot take.
+
 Add a model family from outside the package in one of two ways:
 
 * call :func:`register_model_loader` (``clipgauge.encoders.register_model_loader``) before resolving a spec;
@@ -25,16 +29,25 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..errors import ClipgaugeError, ModelLoadError
 from .builtin import BUILTIN_LOADERS, UNKNOWN_MODEL_HINT, parse_bare
-from .spec import ModelSpec
+from .spec import HUB_ID, ModelSpec
 
-__all__ = ["ENTRY_POINT_GROUP", "ModelLoader", "early_crop_plan", "list_model_loaders", "loader_for",
-           "parse_model_spec", "register_model_loader", "resolve_encoder"]
+__all__ = ["ANY_MODEL", "ENTRY_POINT_GROUP", "TRANSFORMERS", "WEIGHT_FILE", "ModelLoader", "early_crop_plan",
+           "list_model_loaders", "loader_for", "parse_model_option", "parse_model_spec", "register_model_loader",
+           "resolve_encoder"]
 
 ENTRY_POINT_GROUP = "clipgauge.models"
+
+#: what an option naming a model may take (``takes`` of :func:`parse_model_option`): any model spec ``--model`` takes
+ANY_MODEL: tuple[str, ...] | None = None
+#: a transformers folder or hub id (a CLIPModel, or a tokenizer and image processor): hub id, ``hf:``, folder, demo
+TRANSFORMERS = ("transformers", "demo")
+#: a weight file: a local file or a hub file ``ORG/NAME/FILE``, either optionally after ``hf:``
+WEIGHT_FILE = ("file",)
 
 
 @dataclass(frozen=True)
@@ -121,16 +134,46 @@ def parse_model_spec(text: str) -> ModelSpec:
     text = text.strip()
     if not text:
         raise ModelLoadError("empty model spec")
-    spec = _match_prefix(text)
-    if spec is None:
-        spec = parse_bare(text)
-    if spec is None and _load_entry_points():
-        spec = _match_prefix(text)
+    spec = _parse_known(text)
     if spec is None:
         extra = [m.prefix for m in _LOADERS.values() if m.prefix and m.family not in _BUILTIN_FAMILIES]
         hint = UNKNOWN_MODEL_HINT + (f"; also registered: {', '.join(extra)}" if extra else "")
         broken = "; ".join(_PLUGINS["errors"])
         raise ModelLoadError(f"unknown model '{text}': {hint}" + (f" (not loaded: {broken})" if broken else ""))
+    return spec
+
+
+def parse_model_option(text: str, option: str, takes: tuple[str, ...] | None = ANY_MODEL) -> ModelSpec:
+    """Parse the value of an option that names a model, a processor or a weight file (``pickscore:processor=``,
+    ``aesthetic:model=``, ``hpsv2:checkpoint=``…) with the grammar of ``--model`` (:func:`parse_model_spec`).
+
+    *option* names it in messages, as ``METRIC:KEY`` (``pickscore:processor``). *takes* is what it accepts: the
+    model families (``ANY_MODEL``: every one; ``TRANSFORMERS``: hub id, ``hf:ID_OR_DIR``, folder, ``demo``), and
+    ``"file"`` for a weight file (:data:`WEIGHT_FILE`: a local file or a hub file ``ORG/NAME/FILE``, optionally after
+    ``hf:``; parsed to family ``file`` with ``source`` the path or hub file). Nothing is loaded; a value it cannot
+    take is a :class:`ModelLoadError` of one line naming the option, the value and the forms the option takes.
+    """
+    text = str(text).strip()
+    key = option.rpartition(":")[2]
+    label = f"{option}={text}"
+    files = takes is not None and "file" in takes
+    try:
+        spec = _weight_file(text) if files else None
+        if spec is None:
+            if not text:
+                raise ModelLoadError("empty model spec")
+            spec = _parse_known(text)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"{label}: {exc}; {key}= takes {_forms(takes)}") from None
+    if spec is None:
+        what = "no such file, and not a hub file ORG/NAME/FILE" if files else (
+            "no such file or folder, and not a hub id ORG/NAME")
+        raise ModelLoadError(f"{label}: {what}; {key}= takes {_forms(takes)}")
+    if takes is not None and spec.family not in takes:
+        what = f"names {_FAMILY_WORDS.get(spec.family, f'a {spec.family} model')}"
+        if files and spec.family == "transformers" and not Path(spec.source or "").expanduser().exists():
+            what = "no such file, and ORG/NAME names a hub repo, not a file in it (ORG/NAME/FILE)"
+        raise ModelLoadError(f"{label}: {what}; {key}= takes {_forms(takes)}")
     return spec
 
 
@@ -167,6 +210,48 @@ def early_crop_plan(spec: str | ModelSpec):
 
 
 # ----------------------------------------------------------------------------------------------- internals
+_FORMS = {"transformers": "a hub id ORG/NAME, hf:ID_OR_DIR, a folder", "open_clip": "open_clip:ARCH:PRETRAINED, "
+          "open_clip:hf-hub:ORG/NAME", "demo": "demo", "file": "a file or a hub file ORG/NAME/FILE (either may "
+          "follow hf:)"}
+_FAMILY_WORDS = {"transformers": "a transformers model folder", "open_clip": "an OpenCLIP model",
+                 "demo": "the demo model", "file": "a weight file, not a model"}
+
+
+def _forms(takes: tuple[str, ...] | None) -> str:
+    """The forms an option taking *takes* accepts, in words (one line)."""
+    if takes is None:
+        others = [m.prefix for m in _LOADERS.values() if m.prefix and m.prefix.endswith(":") and m.family not in _FORMS]
+        return (f"any model spec: {_FORMS['transformers']}, {_FORMS['open_clip']}, demo, or a registered "
+                f"PREFIX:... ({', '.join(others)})")
+    parts = [_FORMS.get(family, f"{family}:...") for family in takes]
+    return ", ".join(parts[:-1]) + f", or {parts[-1]}" if len(parts) > 1 else parts[0]
+
+
+def _weight_file(text: str) -> ModelSpec | None:
+    """A weight file: an existing local file or a hub file ``ORG/NAME/FILE``, optionally after ``hf:``; None when
+    *text* is neither (it may then be a model spec, refused by the caller). A folder is refused here."""
+    rest = text[len("hf:"):] if text.startswith("hf:") else text
+    local = Path(rest).expanduser()
+    if local.is_file():
+        return ModelSpec("file", text, source=str(local))
+    if local.is_dir():
+        raise ModelLoadError("is a folder; give the file itself")
+    parts = rest.split("/")
+    if len(parts) >= 3 and all(parts) and HUB_ID.match("/".join(parts[:2])):
+        return ModelSpec("file", text, source=rest)
+    return None
+
+
+def _parse_known(text: str) -> ModelSpec | None:
+    """The spec *text* names (one-line :class:`ModelLoadError` when malformed), None when no family knows it."""
+    spec = _match_prefix(text)
+    if spec is None:
+        spec = parse_bare(text)
+    if spec is None and _load_entry_points():
+        spec = _match_prefix(text)
+    return spec
+
+
 def _match_prefix(text: str) -> ModelSpec | None:
     # the longest matching prefix wins, so a registered "open_clip_x:" is not taken for "open_clip:"
     matching = [m for m in _LOADERS.values() if m.matches(text)]

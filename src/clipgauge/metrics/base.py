@@ -23,9 +23,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from ..encoders import registry as model_specs
 from ..errors import UsageError
 
 if TYPE_CHECKING:
+    from ..encoders.spec import ModelSpec
     from ..sources.shards import SourceRow
 
 #: Arrow types a column may have (``float64`` values are NaN/None where a row has no value)
@@ -128,7 +130,8 @@ class Metric:
     :meth:`needs` and :meth:`compute`.
 
     Options come from ``--metric NAME:KEY=VALUE,…`` (strings) or keyword arguments; :attr:`options` lists the
-    accepted keys with their help text, and unknown keys are refused.
+    accepted keys with their help text, and unknown keys are refused. Those that name a model, a processor or a
+    weight file are declared in :attr:`model_options` and parsed by the encoders registry's one grammar.
     """
 
     #: the name users type (``--metric NAME``)
@@ -140,6 +143,9 @@ class Metric:
     #: options that take the run's value (``--model``, ``--scale``) when not given; a metric with a backbone of
     #: its own (an aesthetic head's CLIP, PickScore) sets this to ``()`` so ``--model`` does not move it
     inherits: ClassVar[tuple[str, ...]] = ("model", "scale")
+    #: options that name a model, a processor or a weight file, and what each takes (``ANY_MODEL``, ``TRANSFORMERS``,
+    #: ``WEIGHT_FILE`` of :mod:`clipgauge.encoders.registry`): parsed, when given, by the one grammar ``--model`` has
+    model_options: ClassVar[dict[str, tuple[str, ...] | None]] = {}
 
     def __init__(self, **options: Any) -> None:
         unknown = sorted(set(options) - set(self.options))
@@ -147,6 +153,10 @@ class Metric:
             known = ", ".join(self.options) or "none"
             raise UsageError(f"metric '{self.name}' has no option {', '.join(unknown)} (options: {known})")
         self.config: dict[str, Any] = dict(options)
+        #: the given model options, parsed (one-line ModelLoadError naming ``NAME:OPTION=VALUE`` when refused)
+        self.model_specs: dict[str, ModelSpec] = {
+            key: model_specs.parse_model_option(str(options[key]), f"{self.name}:{key}", takes)
+            for key, takes in self.model_options.items() if options.get(key) not in (None, "")}
 
     # ----------------------------------------------------------------- declarations
     def needs(self) -> list[Need]:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..defaults import DEFAULT_MODEL
+from ..encoders.registry import ANY_MODEL
 from ..errors import UsageError
 from ..scoring.scales import SCALE_DEFINITIONS, SCALES, to_scale
 from .base import Column, Metric, MetricBatch, MetricOutput, Need, unit_vectors_dot
@@ -28,6 +29,7 @@ class ClipScore(Metric):
                "scale": f"scale of the 'score' column: {', '.join(SCALES)} (default: --scale, else cosine)",
                "suffix": "appended to the column names (score, cosine, truncated), so several clip metrics with "
                          "different models can run together (default: none)"}
+    model_options = {"model": ANY_MODEL}
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..defaults import DEFAULT_MODEL
+from ..encoders.registry import ANY_MODEL
 from ..errors import UsageError
 from ..scoring.prompt_chunks import split_prompt
 from .base import Column, Metric, MetricBatch, MetricOutput, Need, unit_vectors_dot
@@ -62,6 +63,7 @@ class ClipChunks(Metric):
     options = {"model": "CLIP model spec (default: --model)",
                "reduce": "mean (default) or max of the piece cosines"}
     inherits = ("model",)
+    model_options = {"model": ANY_MODEL}
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

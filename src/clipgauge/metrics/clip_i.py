@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..defaults import DEFAULT_MODEL
+from ..encoders.registry import ANY_MODEL
 from ..errors import UsageError
 from .base import Column, Metric, MetricBatch, MetricOutput, Need, unit_vectors_dot
 
@@ -21,6 +22,7 @@ class ClipI(Metric):
                "model": "CLIP model spec (default: --model)"}
     needs_text = ["image_embedding (row image and reference image)"]
     columns_text = ["clip_i"]
+    model_options = {"model": ANY_MODEL}
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..defaults import DEFAULT_MODEL
+from ..encoders.registry import ANY_MODEL
 from ..errors import UsageError
 from .base import Column, Metric, MetricBatch, MetricOutput, Need
 
@@ -152,6 +153,7 @@ class ClipIQA(Metric):
         "model": "CLIP model spec (default: --model)",
     }
     inherits = ("model",)
+    model_options = {"model": ANY_MODEL}
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

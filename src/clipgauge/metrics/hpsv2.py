@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..encoders.hub import resolve_weight_file
-from ..encoders.registry import register_model_loader
+from ..encoders.registry import WEIGHT_FILE, parse_model_option, register_model_loader
 from ..encoders.spec import ModelSpec
 from ..encoders.weights import read_weights
 from ..errors import ModelLoadError, UsageError
@@ -87,9 +87,11 @@ class HPSv2Transform:
 
 # ----------------------------------------------------------------------------------------------- the checkpoint
 def resolve_checkpoint(text: str) -> tuple[Path, dict[str, Any]]:
-    """``(local path, source)`` of a checkpoint given as a local file or a hub file ``ORG/NAME/FILE`` (downloaded
-    into the Hugging Face cache). One-line errors when it cannot be found or reached."""
-    return resolve_weight_file(text, f"HPSv2 checkpoint '{text}'", f"{HUB_REPO}/{FILES['v2.1']}")
+    """``(local path, source)`` of a checkpoint given as a local file or a hub file ``ORG/NAME/FILE``, either
+    optionally after ``hf:`` (the one model-spec grammar; downloaded into the Hugging Face cache). One-line errors
+    when it cannot be found or reached."""
+    source = parse_model_option(text, "hpsv2:checkpoint", WEIGHT_FILE).source or text
+    return resolve_weight_file(source, f"HPSv2 checkpoint '{text}'", f"{HUB_REPO}/{FILES['v2.1']}")
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
@@ -201,9 +203,10 @@ class HPSv2(Metric):
     summary = "HPS v2.0: cosine of the HPSv2 OpenCLIP ViT-H-14 image and prompt embeddings (tables: x100)"
     version = "v2.0"
     column = "hpsv2"
-    options = {"checkpoint": f"HPSv2 checkpoint: a file or a hub file ORG/NAME/FILE (default: "
-                             f"{HUB_REPO}/{FILES['v2.0']})",
+    options = {"checkpoint": f"HPSv2 checkpoint: a file or a hub file ORG/NAME/FILE, either may follow hf: "
+                             f"(default: {HUB_REPO}/{FILES['v2.0']})",
                "arch": f"OpenCLIP architecture of the checkpoint (default: {DEFAULT_ARCH}; not --model)"}
+    model_options = {"checkpoint": WEIGHT_FILE}
     inherits = ()
 
     def __init__(self, **options: Any) -> None:
@@ -264,5 +267,5 @@ class HPSv21(HPSv2):
     summary = "HPS v2.1: cosine of the HPSv2.1 OpenCLIP ViT-H-14 image and prompt embeddings (tables: x100)"
     version = "v2.1"
     column = "hpsv21"
-    options = {**HPSv2.options, "checkpoint": f"HPSv2.1 checkpoint: a file or a hub file ORG/NAME/FILE (default: "
-                                              f"{HUB_REPO}/{FILES['v2.1']})"}
+    options = {**HPSv2.options, "checkpoint": f"HPSv2.1 checkpoint: a file or a hub file ORG/NAME/FILE, either "
+                                              f"may follow hf: (default: {HUB_REPO}/{FILES['v2.1']})"}

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from ..encoders.registry import register_model_loader
-from ..encoders.spec import HUB_ID, ModelSpec
+from ..encoders.registry import TRANSFORMERS, early_crop_plan, parse_model_option, register_model_loader
+from ..encoders.spec import ModelSpec
 from ..errors import ModelLoadError, UsageError
 from .base import Column, Metric, MetricBatch, MetricOutput, Need, unit_vectors_dot
 
@@ -56,10 +56,19 @@ def split_spec(rest: str) -> tuple[str, str]:
     return model.strip(), processor.strip() or DEFAULT_PROCESSOR
 
 
+def parts(rest: str) -> tuple[ModelSpec, ModelSpec]:
+    """The model and the processor of the text after ``pickscore:``, each parsed by the one model-spec grammar
+    (hub id, ``hf:ID_OR_DIR``, folder, ``demo``); a one-line :class:`ModelLoadError` naming the option otherwise."""
+    model, processor = split_spec(rest)
+    return (parse_model_option(model, "pickscore:model", TRANSFORMERS),
+            parse_model_option(processor, "pickscore:processor", TRANSFORMERS))
+
+
 def _parse(rest: str, text: str) -> ModelSpec:
     model, _ = split_spec(rest)
     if not model:
         raise ModelLoadError(f"'{text}' names no model: use pickscore:MODEL or pickscore:MODEL{SEPARATOR}PROCESSOR")
+    parts(rest)
     return ModelSpec("pickscore", text, source=rest)
 
 
@@ -70,39 +79,32 @@ def _local(source: str) -> Path | None:
 
 def load_pickscore(spec: ModelSpec, *, trust_remote_code: bool = False, **options: Any):
     """The encoder of a ``pickscore:MODEL|PROCESSOR`` spec: a transformers CLIPModel from MODEL with the tokenizer
-    and PIL image processor of PROCESSOR."""
+    and PIL image processor of PROCESSOR, each loaded by transformers' own ``from_pretrained`` (whatever layout it
+    reads: transformers 4's ``preprocessor_config.json``, transformers 5's ``processor_config.json``); its refusal
+    is one line naming the option (``pickscore:processor=DIR: …``)."""
+    from ..encoders.builtin import transformers_source
     from ..encoders.hf import HFEncoder
     from ..encoders.hub import hub_unreachable, quiet_loading
 
-    model, processor = split_spec(spec.source or "")
-    local = _local(model)
-    if local is not None and not (local / "config.json").exists():
-        raise ModelLoadError(f"PickScore model {local} is not a transformers model folder (no config.json)")
-    proc = _local(processor)
-    if proc is not None and not (proc / "preprocessor_config.json").exists():
-        raise ModelLoadError(f"PickScore processor {proc} has no preprocessor_config.json (give the folder of the "
-                             f"tokenizer and image processor, e.g. a copy of {DEFAULT_PROCESSOR})")
-    for what, text, path, first, option in (("model", model, local, "config.json", "model"),
-                                            ("tokenizer and image processor", processor, proc,
-                                             "preprocessor_config.json", "processor")):
-        if path is not None:
+    model, processor = parts(spec.source or "")
+    model_source, processor_source = transformers_source(model), transformers_source(processor)
+    for what, source, files, option in (
+            ("model", model_source, ["config.json"], "model"),
+            ("tokenizer and image processor", processor_source, ["preprocessor_config.json", "processor_config.json"],
+             "processor")):
+        if _local(source) is not None:
             continue
-        if not HUB_ID.match(text):
-            raise ModelLoadError(f"PickScore {what} '{text}' is neither a folder nor a hub id (ORG/NAME)")
-        with quiet_loading():
-            if hub_unreachable(text, [first]):
-                raise ModelLoadError(f"PickScore {what} '{text}' is not in the local Hugging Face cache and the hub "
-                                     f"cannot be reached; download it where there is network (hf download {text}) "
-                                     f"and copy the cache, or give the metric option {option}= a local copy")
-    return HFEncoder(str(local) if local else model, spec=spec.text, trust_remote_code=trust_remote_code,
-                     processor=str(proc) if proc else processor)
+        with quiet_loading():  # a hub id not in the local cache, with no hub to ask: one line, at once
+            if hub_unreachable(source, files):
+                raise ModelLoadError(f"PickScore {what} '{source}' is not in the local Hugging Face cache and the "
+                                     f"hub cannot be reached; download it where there is network (hf download "
+                                     f"{source}) and copy the cache, or give the metric option {option}= a local copy")
+    return HFEncoder(model_source, spec=spec.text, trust_remote_code=trust_remote_code, processor=processor_source,
+                     labels=(f"pickscore:model={model.text}", f"pickscore:processor={processor.text}"))
 
 
 def _early_plan(spec: ModelSpec):
-    from ..encoders.builtin import early_plan_transformers
-
-    _, processor = split_spec(spec.source or "")
-    return early_plan_transformers(ModelSpec("transformers", processor, source=processor))
+    return early_crop_plan(parts(spec.source or "")[1])
 
 
 register_model_loader(
@@ -180,17 +182,21 @@ def probabilities_for_rows(rows: Iterable[dict[str, Any]], *, column: str = "pic
 class PickScore(Metric):
     name = "pickscore"
     summary = "PickScore v1: logit_scale.exp() x cosine of its CLIP-H image and prompt embeddings (about 18-24)"
-    options = {"model": f"PickScore CLIPModel: hub id or folder (default: {DEFAULT_MODEL}; not --model)",
-               "processor": f"tokenizer and image processor: hub id or folder (default: {DEFAULT_PROCESSOR})"}
+    options = {"model": f"PickScore CLIPModel: hub id, hf:ID_OR_DIR, folder or demo (default: {DEFAULT_MODEL}; "
+                        f"not --model)",
+               "processor": f"tokenizer and image processor: hub id, hf:ID_OR_DIR, folder or demo (default: "
+                            f"{DEFAULT_PROCESSOR})"}
+    model_options = {"model": TRANSFORMERS, "processor": TRANSFORMERS}
     inherits = ()
 
     def __init__(self, **options: Any) -> None:
+        if any(SEPARATOR in str(options.get(key) or "") for key in ("model", "processor")):
+            raise UsageError(f"metric 'pickscore': model and processor cannot hold '{SEPARATOR}'")
         super().__init__(**options)
         self.model = str(self.config.get("model") or DEFAULT_MODEL).strip()
         self.processor = str(self.config.get("processor") or DEFAULT_PROCESSOR).strip()
-        if SEPARATOR in self.model or SEPARATOR in self.processor:
-            raise UsageError(f"metric 'pickscore': model and processor cannot hold '{SEPARATOR}'")
         self.spec = pickscore_spec(self.model, self.processor)
+        self._parts = parts(f"{self.model}{SEPARATOR}{self.processor}")
         self._image = Need("image_embedding", self.spec)
         self._text = Need("text_embedding", self.spec)
         self.scale: float | None = None
@@ -231,19 +237,16 @@ class PickScore(Metric):
 
     # ----------------------------------------------------------------- records
     def files(self) -> list[dict[str, str]]:
-        """The model's weight files with their SHA-256, and the processor's config (hashed once)."""
+        """The model's weight files with their SHA-256, and the processor's config (hashed once): the file transformers
+        read the image processor from (``processor_config.json`` or ``preprocessor_config.json``)."""
         if self._files is None:
+            from ..encoders.builtin import processor_config_file, transformers_source
             from ..hashing import file_sha256
 
-            found = [("weights", p) for p in weight_files(self.model)]
-            proc = _local(self.processor)
-            config = proc / "preprocessor_config.json" if proc is not None else None
-            if config is None:
-                from huggingface_hub import try_to_load_from_cache
-
-                hit = try_to_load_from_cache(self.processor, "preprocessor_config.json")
-                config = Path(hit) if isinstance(hit, str) else None
-            if config is not None and config.is_file():
+            model, processor = (transformers_source(p) for p in self._parts)
+            found = [("weights", p) for p in weight_files(model)]
+            config = processor_config_file(processor)  # the file transformers read the image processor from
+            if config is not None:
                 found.append(("processor_config", config))
             self._files = [{"role": role, "file": str(p), "sha256": file_sha256(p)} for role, p in found]
         return self._files

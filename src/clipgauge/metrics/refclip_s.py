@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..defaults import DEFAULT_MODEL
+from ..encoders.registry import ANY_MODEL
 from ..errors import UsageError
 from ..scoring.reference import refclip_s
 from .base import Column, Metric, MetricBatch, MetricOutput, Need, unit_vectors_dot
@@ -25,6 +26,7 @@ class RefClipS(Metric):
                "model": "CLIP model spec (default: --model)"}
     needs_text = ["image_embedding", "text_embedding (prompt and reference captions)"]
     columns_text = ["ref_cosine", "refclip_s"]
+    model_options = {"model": ANY_MODEL}
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..defaults import DEFAULT_MODEL
+from ..encoders.registry import ANY_MODEL
 from ..errors import UsageError
 from .base import Column, Metric, MetricBatch, MetricOutput, Need
 from .imagenet_templates import IMAGENET_TEMPLATES
@@ -100,6 +101,7 @@ class ZeroShot(Metric):
     inherits = ("model",)
     needs_text = ["image_embedding of the model"]
     columns_text = ["label", "label_index", "probability", "top_labels"]
+    model_options = {"model": ANY_MODEL}
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

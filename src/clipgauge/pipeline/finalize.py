@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import AtomicFile
+from ..sinks.faults import run_writing
 from ..sinks.sharded import list_parts, read_column, read_part
 from .plan import GROUP_COLUMN, ScoringPlan
 
@@ -44,6 +45,6 @@ def finalize_run(folder: str | Path, plan: ScoringPlan) -> None:
             i = table.schema.get_field_index(name)
             array = pa.array([None if np.isnan(v) else float(v) for v in part], type=table.schema.field(i).type)
             table = table.set_column(i, table.schema.field(i), array)
-        with AtomicFile(path, durable=True) as target:
+        with run_writing(folder, path), AtomicFile(path, durable=True, make_folder=False) as target:
             pq.write_table(table, target.tmp)
         start += n

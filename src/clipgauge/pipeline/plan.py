@@ -11,7 +11,9 @@ from typing import Any
 
 from ..decode import DEFAULT_MAX_PIXELS
 from ..defaults import DEFAULT_MODEL
-from ..errors import UsageError
+from ..encoders.registry import parse_model_spec
+from ..errors import ModelLoadError, UsageError
+from ..image_files import DEFAULT_MAX_IMAGE_BYTES
 from ..metrics.base import Column, Metric, Need
 from ..metrics.registry import MetricSpec, metric_class, parse_metric
 from ..sources.shards import ID_COLUMNS
@@ -51,6 +53,8 @@ class ScoreOptions:
     fast_decode: bool = False
     decode: str = "cpu"
     max_image_pixels: int = DEFAULT_MAX_PIXELS
+    #: image files (and in-memory image bytes) larger than this are error rows, never read whole
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
     save_embeddings: bool = False
     strict: bool = False
     language: bool = True
@@ -77,6 +81,8 @@ class ScoreOptions:
                 opts = dict(opts)
                 for key, value in (("model", self.model), ("scale", self.scale)):
                     if key in cls.options and key in cls.inherits and not opts.get(key):
+                        if key == "model":
+                            parse_model_spec(value)  # a bad run model is its own error, not a metric option's
                         opts[key] = value
                 out.append((cls, opts))
             if not out:
@@ -92,7 +98,7 @@ class ScoreOptions:
         return dict(device=self.device, batch_size=self.batch_size, precision=self.precision,
                     num_workers=self.num_workers, prompt_prefix=self.prompt_prefix,
                     trust_remote_code=self.trust_remote_code, cache_dir=self.cache_dir, fast_decode=self.fast_decode,
-                    decode=self.decode, max_image_pixels=self.max_image_pixels)
+                    decode=self.decode, max_image_pixels=self.max_image_pixels, max_image_bytes=self.max_image_bytes)
 
     def with_(self, **changes: Any) -> ScoreOptions:
         return replace(self, **changes)
@@ -161,9 +167,25 @@ class ScoringPlan:
             from ..scoring.scorer import Scorer
 
             prefetch, self._prefetch = self._prefetch, None
-            self._embedders[spec] = self.timings.load(spec, lambda: Scorer(
-                spec, prefetch=prefetch if not self.decode_once else None, **self.options.scorer_kwargs()))
+            try:
+                self._embedders[spec] = self.timings.load(spec, lambda: Scorer(
+                    spec, prefetch=prefetch if not self.decode_once else None, **self.options.scorer_kwargs()))
+            except ModelLoadError as exc:
+                option = self._option_naming(spec)
+                if option is None:
+                    raise
+                raise ModelLoadError(f"{option}: {exc}") from None
         return self._embedders[spec]
+
+    def _option_naming(self, spec: str) -> str | None:
+        """``NAME:OPTION=SPEC`` of the metric option that gave model *spec* (None for the run's own model)."""
+        if spec == self.options.model:
+            return None
+        for m in self.metrics:
+            for key in m.model_options:
+                if str(m.config.get(key) or "").strip() == spec:
+                    return f"{m.name}:{key}={spec}"
+        return None
 
     def load(self) -> ScoringPlan:
         """Load every model and set every metric up (done before the first batch)."""
@@ -231,6 +253,9 @@ class ScoringPlan:
             "precision": self.options.precision,
             "prompt_prefix": self.options.prompt_prefix,
             "max_image_pixels": self.options.max_image_pixels,
+            # only when changed: runs written before the option existed keep their fingerprint (and resume)
+            **({"max_image_bytes": self.options.max_image_bytes}
+               if self.options.max_image_bytes != DEFAULT_MAX_IMAGE_BYTES else {}),
             "scale": self.options.scale,
             "save_embeddings": self.options.save_embeddings,
             "metrics": [m.fingerprint() for m in self.metrics],

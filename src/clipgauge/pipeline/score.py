@@ -27,12 +27,11 @@ REFERENCE_CACHE = 4096
 
 
 def prompt_error(prompt: Any) -> str | None:
-    """Why *prompt* cannot be embedded (None when it can)."""
-    if prompt is None:
-        return "missing prompt"
-    if not isinstance(prompt, str):
-        return f"prompt is not text (got {type(prompt).__name__})"
-    return None
+    """Why *prompt* cannot be embedded before trying (None when it can be tried): missing, or not text. A prompt
+    the model then refuses gets its own reason (``prompt cannot be tokenized: …``, :mod:`clipgauge.scoring.texts`)."""
+    from ..scoring.texts import prompt_problem  # the one definition, shared with Scorer.score_pairs
+
+    return prompt_problem(prompt)
 
 
 def score_rows(plan: ScoringPlan, rows: Sequence[SourceRow], schema) -> Any:
@@ -180,33 +179,41 @@ def _embed_images(plan: ScoringPlan, spec: str, srcs: Sequence[Any]) -> tuple[np
 
 
 def _prompt_embeddings(plan: ScoringPlan, need: Need, rows: Sequence[SourceRow], batch: MetricBatch) -> None:
+    """The rows' own prompts, each distinct one embedded once. A prompt that is missing, not text, in a bad
+    language, or refused by the tokenizer or the text encoder is that row's error (the others are embedded)."""
+    from ..scoring.texts import prompt_problem
+
     n = len(rows)
-    errors = [None if r.error else prompt_error(r.prompt) for r in rows]
-    valid = sorted({r.prompt for r, e in zip(rows, errors) if e is None and r.error is None})
+    errors = [None if r.error else prompt_problem(r.prompt) for r in rows]
+    ok = [i for i, r in enumerate(rows) if r.error is None and errors[i] is None]
+    prompts = [rows[i].prompt for i in ok]
     scorer = plan.embedder(need.model)
     emb = np.full((n, plan.embedding_dim(need.model)), np.nan, dtype=np.float32)
     truncated = np.zeros(n, dtype=bool)
-    ok = [i for i, r in enumerate(rows) if r.error is None and errors[i] is None]
-    with plan.timings.embedding(need.model, "text", len(valid), scorer.device):
-        if scorer.encoder.needs_language:  # each row in its language: the 'language' column, else detected
-            got, flags, bad = scorer.embed_prompt_rows([rows[i].prompt for i in ok],
-                                                       [rows[i].fields.get(LANGUAGE_COLUMN) for i in ok])
-            for j, i in enumerate(ok):
-                emb[i], truncated[i], errors[i] = got[j], flags[j], bad[j]
-        else:
-            table = scorer.prompt_table(valid)
-            for i in ok:
-                emb[i], truncated[i] = table[rows[i].prompt]
+    # an encoder that needs the language: each row in its own (the 'language' column, else detected)
+    languages = [rows[i].fields.get(LANGUAGE_COLUMN) for i in ok] if scorer.encoder.needs_language else None
+    with plan.timings.embedding(need.model, "text", len(set(prompts)), scorer.device):
+        got, flags, bad = scorer.embed_prompt_rows(prompts, languages)
+    if ok and got.shape[1] == emb.shape[1]:  # rows without an embedding are NaN in got too
+        at = np.asarray(ok)
+        emb[at], truncated[at] = got, flags
+    if any(bad):
+        for j, e in enumerate(bad):
+            if e is not None:
+                errors[ok[j]] = e
     batch.values[need], batch.errors[need], batch.truncated[need] = emb, errors, truncated
 
 
 def _text_column(plan: ScoringPlan, need: Need, rows: Sequence[SourceRow], batch: MetricBatch) -> None:
-    """Texts from a column (one, or with ``many`` a list / JSON array per row), embedded once each."""
+    """Texts from a column (one, or with ``many`` a list / JSON array per row), embedded once each. A text the
+    model refuses is the error of the rows that hold it."""
+    from ..scoring.texts import keyed_table, prompt_problem
+
     n = len(rows)
     texts: list[list[str] | None] = [None] * n
     errors: list[str | None] = [None] * n
     for i, r in enumerate(rows):
-        if r.error is not None or prompt_error(r.prompt):
+        if r.error is not None or prompt_problem(r.prompt):
             continue
         try:
             found = parse_reference_texts(r.fields.get(need.column))
@@ -214,7 +221,13 @@ def _text_column(plan: ScoringPlan, need: Need, rows: Sequence[SourceRow], batch
         except ValueError as exc:
             errors[i] = f"'{need.column}': {exc}"
     distinct = sorted({t for ts in texts if ts for t in ts})
-    table = dict(zip(distinct, plan.embedder(need.model).embed_texts(distinct))) if distinct else {}
+    failed: dict[str, str] = {}
+    found = keyed_table(plan.embedder(need.model), distinct, errors=failed) if distinct else {}
+    table = {t: e for t, (e, _) in found.items()}
+    for i, ts in enumerate(texts if failed else ()):
+        bad = next((failed[t] for t in ts or () if t in failed), None)
+        if bad is not None:
+            errors[i], texts[i] = f"'{need.column}': {bad}", None
     if need.many:
         batch.values[need] = [None if ts is None else np.stack([table[t] for t in ts]) for ts in texts]
     else:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..metrics.base import MetricBatch, Need
-from ..scoring.pipeline import Skip, absent_as_skips, ordered, prepare_image
+from ..scoring.pipeline import Skip, ordered, prepare_image, unreadable
 from ..sources.shards import SourceRow
 
 Progress = Callable[[int], None]
@@ -38,6 +38,11 @@ class Group:
     closes: bool = True
     batch: MetricBatch | None = None
     blocked: list[str | None] = field(default_factory=list)
+    #: set by :func:`fill_images`: per row the reason known before reading (None: blocked, or streamed), the
+    #: positions of the rows whose images are streamed, and those images' sources
+    reasons: list[str | None] = field(default_factory=list)
+    streamed: list[int] = field(default_factory=list)
+    sources: list[Any] = field(default_factory=list)
 
 
 def groups(rows: Iterable[SourceRow], size: int, part: Callable[[SourceRow], Any] | None = None
@@ -67,8 +72,9 @@ def fill_images(plan: Any, prepared: Iterator[Group], progress: Progress | None 
     """Fill ``batch.values`` / ``batch.errors`` of each group's own-image needs, yielding the groups in order.
 
     *prepared* yields groups with ``batch`` and ``blocked`` set. It is read ahead of the groups yielded here (by the
-    streams' look-ahead), so it must compute only what a group needs before its images. *progress* is called with
-    a count of rows every model batch (every group where the plan reads no image).
+    streams' look-ahead), so it must compute only what a group needs before its images. Rows whose image cannot be
+    read (blocked, no image, a file that is not there: :func:`unreadable`) never enter the streams. *progress* is
+    called with a count of rows every model batch (every group where the plan reads no image).
     """
     embeds, pixels = image_needs(plan)
     if not embeds and not pixels:
@@ -77,9 +83,8 @@ def fill_images(plan: Any, prepared: Iterator[Group], progress: Progress | None 
                 progress(len(group.rows))
             yield group
         return
-    back, front = itertools.tee(prepared)
-    sources = (Skip(b) if b else (r.image if r.image is not None else Skip("missing image"))
-               for g in front for r, b in zip(g.rows, g.blocked))
+    back, front = itertools.tee(_screened(g) for g in prepared)
+    sources = (src for g in front for src in g.sources)
     streams: list[tuple[Need, Iterator[tuple[Any, str | None]]]] = []
     if plan.decode_once:  # each image decoded once, handed to every model and to the metrics that read pixels
         branches = itertools.tee(_decoded(plan, sources), len(embeds) + len(pixels))
@@ -88,46 +93,79 @@ def fill_images(plan: Any, prepared: Iterator[Group], progress: Progress | None 
                             else ((None, s.reason) if isinstance(s, Skip) else (s, None) for s in branch)))
     else:
         streams.append((embeds[0], _embedded(plan, embeds[0].model, sources)))
-    step = plan.options.batch_size
-    unreported = 0
+    counter = _Counter(progress, plan.options.batch_size)
     for group in back:
-        n = len(group.rows)
+        n, m = len(group.rows), len(group.sources)
         for k, (need, stream) in enumerate(streams):
             if need.kind == "image_embedding":
                 scorer = plan.embedder(need.model)
-                count = sum(b is None for b in group.blocked)
-                with plan.timings.embedding(need.model, "image", count, scorer.device):
-                    items = _take(stream, n, progress if k == 0 else None, step, unreported)
-                if k == 0:
-                    unreported = (unreported + n) % step if progress is not None else 0
-                dim = plan.embedding_dim(need.model)
-                emb = np.full((n, dim), np.nan, dtype=np.float32)
-                for i, (e, _) in enumerate(items):
+                with plan.timings.embedding(need.model, "image", m, scorer.device):
+                    items = counter.take(stream, m) if k == 0 else list(itertools.islice(stream, m))
+                emb = np.full((n, plan.embedding_dim(need.model)), np.nan, dtype=np.float32)
+                errors = list(group.reasons)
+                for i, (e, err) in zip(group.streamed, items):
                     if e is not None:
                         emb[i] = e
+                    errors[i] = err
                 group.batch.values[need] = emb
             else:
-                items = list(itertools.islice(stream, n))
-                group.batch.values[need] = [v for v, _ in items]
-            group.batch.errors[need] = [None if b else e for b, (_, e) in zip(group.blocked, items)]
+                values: list[Any] = [None] * n
+                errors = list(group.reasons)
+                for i, (v, err) in zip(group.streamed, itertools.islice(stream, m)):
+                    values[i], errors[i] = v, err
+                group.batch.values[need] = values
+            group.batch.errors[need] = errors
+        counter.add(n - m)  # rows that needed no model work count at once
         yield group
-    if progress is not None and unreported:
-        progress(unreported)
+    counter.add(0, last=True)
 
 
-def _take(stream: Iterator[Any], n: int, progress: Progress | None, step: int, unreported: int) -> list[Any]:
-    """The next *n* items of *stream*, calling *progress(step)* each time another *step* rows have come
-    (*unreported*: rows already taken since the last call)."""
-    if progress is None:
-        return list(itertools.islice(stream, n))
-    out = []
-    for item in itertools.islice(stream, n):
-        out.append(item)
-        unreported += 1
-        if unreported == step:
-            progress(step)
-            unreported = 0
-    return out
+class _Counter:
+    """Rows done, reported to *progress* in whole model batches of *step* rows (the rest at the end)."""
+
+    def __init__(self, progress: Progress | None, step: int) -> None:
+        self.progress, self.step, self.unreported = progress, step, 0
+
+    def add(self, n: int, last: bool = False) -> None:
+        if self.progress is None:
+            return
+        self.unreported += n
+        whole = self.unreported if last else self.unreported - self.unreported % self.step
+        if whole:
+            self.progress(whole)
+            self.unreported -= whole
+
+    def take(self, stream: Iterator[Any], n: int) -> list[Any]:
+        """The next *n* items of *stream*, reporting every *step* of them as they come."""
+        if self.progress is None:
+            return list(itertools.islice(stream, n))
+        out = []
+        for item in itertools.islice(stream, n):
+            out.append(item)
+            self.unreported += 1
+            if self.unreported == self.step:
+                self.progress(self.step)
+                self.unreported = 0
+        return out
+
+
+def _screened(group: Group) -> Group:
+    """Split the group's rows into those whose image is streamed (``streamed``: their positions, ``sources``) and
+    those whose reason is known without reading (``reasons``: None for a blocked row, whose error is its own)."""
+    reasons: list[str | None] = [None] * len(group.rows)
+    streamed, sources = [], []
+    for i, (row, b) in enumerate(zip(group.rows, group.blocked)):
+        if b:
+            continue
+        src = row.image
+        reason = "missing image" if src is None else unreadable(src)
+        if reason is None:
+            streamed.append(i)
+            sources.append(src)
+        else:
+            reasons[i] = reason
+    group.reasons, group.streamed, group.sources = reasons, streamed, sources
+    return group
 
 
 def _embedded(plan: Any, spec: str, sources: Iterable[Any]) -> Iterator[tuple[np.ndarray | None, str | None]]:
@@ -145,13 +183,13 @@ def _decoded(plan: Any, sources: Iterable[Any]) -> Iterator[Any]:
     def job(src: Any) -> Any:
         return prepare_image(src, _same, draft=None, **limits)
 
-    for _, item in ordered(absent_as_skips(sources), job, workers=workers, window=window):
+    for _, item in ordered(sources, job, workers=workers, window=window):
         yield Skip(item.skip) if item.skip is not None else item.pixels
 
 
 def decode_limits(options: Any) -> dict[str, Any]:
     """The keyword arguments of ``load_image`` that bound what a decode may read, from the run's options."""
-    return {"max_pixels": options.max_image_pixels}
+    return {"max_pixels": options.max_image_pixels, "max_bytes": options.max_image_bytes}
 
 
 def _same(image: Any) -> Any:

@@ -7,16 +7,21 @@ from typing import Any
 
 import numpy as np
 
+from ..text import clean_text, clean_value
+
 
 def arrow_column(values: list[Any], type_):
     """*values* as an Arrow array of *type_*; a value that does not fit (e.g. ``"7"`` among ints) keeps the
-    column readable: the column is built as text and cast, or left as text."""
+    column readable: the column is built as text and cast, or left as text. Text that cannot be encoded (a lone
+    surrogate, which the input sources replace but a row made elsewhere may hold) is written with U+FFFD."""
     import pyarrow as pa
 
     try:
         return pa.array(values, type=type_)
+    except UnicodeEncodeError:
+        return arrow_column([clean_value(v) for v in values], type_)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-        text = pa.array([None if v is None else as_text(v) for v in values], type=pa.string())
+        text = pa.array([None if v is None else clean_text(as_text(v)) for v in values], type=pa.string())
         return text.cast(type_) if not pa.types.is_string(type_) else text
 
 

@@ -24,7 +24,6 @@ rejects. The same rules hold on every device, so what the CPU tests check is wha
 from __future__ import annotations
 
 import io
-import os
 import threading
 import warnings
 from collections import Counter
@@ -35,8 +34,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..decode import read_file
 from ..errors import DecodeError, UsageError
+from ..image_files import DEFAULT_MAX_IMAGE_BYTES, image_bytes
 from .pipeline import Item, Skip, failed, prepare_image
 
 DECODES = ("cpu", "gpu")
@@ -115,7 +114,7 @@ class TensorDecoder:
     device and of fallbacks (by reason) are kept for provenance.
     """
 
-    def __init__(self, plan: Any, max_pixels: int) -> None:
+    def __init__(self, plan: Any, max_pixels: int, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> None:
         if plan is None:
             raise UsageError("decode='gpu' needs a model with the standard CLIP preprocessing (resize, centre crop, "
                              "normalise); this model preprocesses its own way: use decode='cpu'",
@@ -128,7 +127,7 @@ class TensorDecoder:
         except ImportError:
             raise UsageError("decode='gpu' needs torchvision (pip install torchvision)",
                              cli="--decode gpu needs torchvision (pip install torchvision)") from None
-        self.plan, self.max_pixels = plan, int(max_pixels)
+        self.plan, self.max_pixels, self.max_bytes = plan, int(max_pixels), int(max_bytes)
         self._decode_jpeg, self._rgb, self._resize = decode_jpeg, ImageReadMode.RGB, tvf.resize
         self._mode = getattr(InterpolationMode, _RESIZE.get(plan.resample, "BICUBIC"))
         self._lock = threading.Lock()
@@ -141,11 +140,10 @@ class TensorDecoder:
         exact path's uint8 crop or error. Never raises."""
         if isinstance(src, Skip):
             return Item(skip=src.reason)
-        if isinstance(src, (str, os.PathLike)):
-            try:
-                src = read_file(src)
-            except DecodeError as exc:
-                return failed(exc)
+        try:
+            src = image_bytes(src, self.max_bytes)  # a path read (a regular file, bounded); bytes checked
+        except DecodeError as exc:
+            return failed(exc)
         if not isinstance(src, (bytes, bytearray, memoryview)):
             return self._fallback(src, "not encoded file bytes (an in-memory image)")
         data = bytes(src)
@@ -155,7 +153,7 @@ class TensorDecoder:
         return Item(pixels=Encoded(data, w, h, torch.frombuffer(bytearray(data), dtype=torch.uint8)))
 
     def _fallback(self, src: Any, reason: str) -> Item:
-        item = prepare_image(src, self.plan.crop, max_pixels=self.max_pixels, draft=None)
+        item = prepare_image(src, self.plan.crop, max_pixels=self.max_pixels, draft=None, max_bytes=self.max_bytes)
         if item.skip is None:
             with self._lock:
                 self.fallbacks[reason] += 1

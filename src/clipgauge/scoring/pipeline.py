@@ -25,7 +25,7 @@ import torch
 
 from ..decode import load_image
 from ..errors import RowError
-from ..paths import path_text
+from ..image_files import DEFAULT_MAX_IMAGE_BYTES, path_problem
 
 #: Memory the start-up prefetch may fill with uint8 crops (≈ 330 images at 224 px, 145 at 336 px).
 PREFETCH_BYTES = 48 << 20
@@ -59,31 +59,39 @@ def failed(exc: Exception) -> Item:
     return Item(skip=f"preprocessing failed: {type(exc).__name__}: {exc}")
 
 
-def prepare_image(src: Any, preprocess: Callable[[Any], Any], *, max_pixels: int, draft: int | None) -> Item:
-    """Decode *src* and apply *preprocess*; a failure becomes the item's ``skip`` reason."""
+def prepare_image(src: Any, preprocess: Callable[[Any], Any], *, max_pixels: int, draft: int | None,
+                  max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> Item:
+    """Decode *src* (at most *max_bytes* bytes of it) and apply *preprocess*; a failure becomes the item's ``skip``
+    reason."""
     if isinstance(src, Skip):
         return Item(skip=src.reason)
     try:
-        image = load_image(src, max_pixels=max_pixels, draft=draft)
+        image = load_image(src, max_pixels=max_pixels, draft=draft, max_bytes=max_bytes)
         return Item(pixels=preprocess(image))
     except Exception as exc:  # noqa: BLE001 - a decode or preprocessing failure is that row's error
         return failed(exc)
 
 
+def unreadable(src: Any) -> str | None:
+    """Why the image source *src* cannot be read, found without opening it (a path: one ``stat``), in the words
+    the decode threads would use: missing, or not a regular file (a folder, a pipe, a device, a socket:
+    ``clipgauge.image_files``); None when it may be read (any other failure is left to the decode)."""
+    if isinstance(src, Skip):
+        return src.reason
+    if isinstance(src, (str, os.PathLike)):
+        return path_problem(src)
+    return None
+
+
 def absent_as_skips(sources: Iterable[Any], after: int = 0) -> Iterator[Any]:
-    """Each source as given, except a file path that does not exist: a :class:`Skip` with the reason the decode
-    threads would give (``file not found: PATH``, as ``clipgauge.decode.read_file`` words it). One ``stat`` here
-    per path and no hand-over to a thread for a missing file; any other failure is left to the threads. The
-    first *after* sources are passed as given (the start-up prefetch may hold their pixels)."""
-    stat, path_types = os.stat, (str, os.PathLike)
+    """Each source as given, except a file path that cannot be read (:func:`unreadable`): a :class:`Skip` with the
+    reason, so it never reaches a thread. The first *after* sources are passed as given (the start-up prefetch may
+    hold their pixels)."""
     for i, src in enumerate(sources):
-        if i >= after and isinstance(src, path_types):
-            try:
-                stat(src)
-            except FileNotFoundError:
-                src = Skip(f"file not found: {path_text(src)}")
-            except (OSError, ValueError):
-                pass
+        if i >= after and not isinstance(src, Skip):
+            reason = unreadable(src)
+            if reason is not None:
+                src = Skip(reason)
         yield src
 
 
@@ -156,15 +164,16 @@ class Prefetch:
     """
 
     def __init__(self, sources: Sequence[Any], plan: Any, *, workers: int, max_pixels: int,
-                 draft: int | None) -> None:
-        self.plan, self.max_pixels, self.draft = plan, max_pixels, draft
+                 draft: int | None, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> None:
+        self.plan, self.max_pixels, self.draft, self.max_bytes = plan, max_pixels, draft, max_bytes
         per_image = 3 * plan.crop_h * plan.crop_w
         n = min(len(sources), PREFETCH_MAX_IMAGES, max(1, PREFETCH_BYTES // per_image))
         self.jobs: list[tuple[str | None, Future | None]] = []
         pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="clipgauge-prefetch")
         for src in sources[:n]:
             if isinstance(src, (str, os.PathLike)):
-                fut = pool.submit(prepare_image, src, plan.crop, max_pixels=max_pixels, draft=draft)
+                fut = pool.submit(prepare_image, src, plan.crop, max_pixels=max_pixels, draft=draft,
+                                  max_bytes=max_bytes)
                 self.jobs.append((os.fspath(src), fut))
             else:
                 self.jobs.append((None, None))
@@ -177,19 +186,28 @@ class Prefetch:
             if fut is not None:
                 fut.cancel()
 
-    def take(self, plan: Any, max_pixels: int, draft: int | None) -> Callable[[int, Any], Future | None] | None:
+    def take(self, plan: Any, max_pixels: int, draft: int | None, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+             ) -> Callable[[int, Any], Future | None] | None:
         """The prefetched jobs as an ``ordered(ready=...)`` look-up, if they were made the way the scorer
         would make them now; else None (and they are dropped)."""
-        if plan != self.plan or max_pixels != self.max_pixels or draft != self.draft:
+        if (plan, max_pixels, draft, max_bytes) != (self.plan, self.max_pixels, self.draft, self.max_bytes):
             self.cancel()
             return None
         jobs, self.jobs = self.jobs, []
+        by_path: dict[str, list[Future]] = {}  # by path, not position: the caller may leave rows out
+        for path, fut in jobs:
+            if path is not None:
+                by_path.setdefault(path, []).append(fut)
 
         def ready(i: int, src: Any) -> Future | None:
-            if i < len(jobs) and isinstance(src, (str, os.PathLike)) and jobs[i][0] == os.fspath(src):
-                fut = jobs[i][1]
-                jobs[i] = (None, None)  # hand each over once, and free it once used
-                return fut
+            if by_path and isinstance(src, (str, os.PathLike)):
+                key = os.fspath(src)
+                futs = by_path.get(key)
+                if futs:
+                    fut = futs.pop(0)  # hand each over once, and free it once used
+                    if not futs:
+                        del by_path[key]
+                    return fut
             return None
 
         return ready

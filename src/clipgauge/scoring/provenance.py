@@ -39,6 +39,8 @@ def scorer_provenance(scorer: Scorer) -> dict[str, Any]:
         "preprocessing": {**enc.preprocessing(), "fast_decode": scorer.fast_decode,
                           **({"decode_path": scorer.decode} if scorer.decode != "cpu" else {})},
         "decode": decode_provenance(scorer.tensor_decoder, scorer.device),
+        # what is refused before decoding (an error row each): pixels (width x height) and bytes of an image
+        "image_limits": {"max_pixels": scorer.max_image_pixels, "max_bytes": scorer.max_image_bytes},
         "text": {
             "prompt_prefix": scorer.prompt_prefix,
             "truncation": f"model tokenizer, max {enc.context_length} tokens, end-of-text token kept",

@@ -14,15 +14,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..decode import DEFAULT_MAX_PIXELS, read_file
+from ..decode import DEFAULT_MAX_PIXELS
 from ..encoders import DEFAULT_MODEL, Encoder, early_crop_plan, resolve_encoder
 from ..errors import RowError
+from ..image_files import DEFAULT_MAX_IMAGE_BYTES, check_limit, image_bytes
 from .cache import EmbeddingCache, image_content
 from .cpu_threads import ForwardThreads, Waits
 from .device import PrecisionWarning, autocast, check_precision, precision_warning, resolve_device
 from .gpu_decode import TensorDecoder, check_decode
 from .pipeline import Item, Prefetch, Skip, absent_as_skips, failed, ordered, prepare_image
-from .texts import LanguageTally, keyed_table, normalise, prompt_rows
+from .texts import LanguageTally, checked_prompts, keyed_table, normalise, prompt_rows
 
 ProgressFn = Callable[[int], None]
 
@@ -58,6 +59,8 @@ class Scorer:
         num_workers: threads that decode and preprocess images while the model runs.
         prompt_prefix: text put before every prompt (e.g. ``"a photo of "``).
         max_image_pixels: images with more pixels are refused (decompression-bomb guard).
+        max_image_bytes: image files (or in-memory image bytes) larger than this many bytes are refused, and no more
+            is ever read (default 512 MiB); only regular files are read (see :mod:`clipgauge.image_files`).
         cache_dir: folder of an on-disk embedding cache (see :mod:`clipgauge.scoring.cache`); off by default.
         max_cached_prompts: distinct prompt embeddings kept in memory (emptied when exceeded, so web-scale
             captions cannot exhaust memory; a prompt seen again is simply re-encoded).
@@ -79,6 +82,7 @@ class Scorer:
         num_workers: int | None = None,
         prompt_prefix: str = "",
         max_image_pixels: int = DEFAULT_MAX_PIXELS,
+        max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
         trust_remote_code: bool = False,
         cache_dir: str | os.PathLike | None = None,
         fast_decode: bool = False,
@@ -95,7 +99,7 @@ class Scorer:
             warnings.warn(slow, PrecisionWarning, stacklevel=2)
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers) if num_workers else max(1, min(8, os.cpu_count() or 1))
-        self.max_image_pixels = int(max_image_pixels)
+        self.max_image_pixels, self.max_image_bytes = int(max_image_pixels), check_limit(max_image_bytes)
         self.fast_decode = bool(fast_decode)
         self.decode = check_decode(decode, self.fast_decode)
         self._prefetch: Prefetch | None = None
@@ -104,6 +108,7 @@ class Scorer:
             if plan is not None:  # the main thread is busy loading: leave it a core
                 workers = max(1, min(self.num_workers, (os.cpu_count() or 2) - 1))
                 self._prefetch = Prefetch(prefetch, plan, workers=workers, max_pixels=self.max_image_pixels,
+                                          max_bytes=self.max_image_bytes,
                                           draft=plan.short if self.fast_decode else None)
         if isinstance(model, Encoder):
             self.encoder = model
@@ -115,7 +120,8 @@ class Scorer:
                     self._prefetch.cancel()  # no decoding for a model that will not load
                 raise
         self.encoder.to(self.device)
-        self.tensor_decoder = TensorDecoder(self.encoder.crop_plan, self.max_image_pixels) if decode == "gpu" else None
+        self.tensor_decoder = TensorDecoder(self.encoder.crop_plan, self.max_image_pixels,
+                                            self.max_image_bytes) if decode == "gpu" else None
         self.prompt_prefix = prompt_prefix
         self._text_cache: dict[Any, tuple[np.ndarray, bool]] = {}  # see scoring/texts.py
         self.language_tally = LanguageTally()  # rows per FLORES-200 code (encoders that need the language)
@@ -216,8 +222,9 @@ class Scorer:
     ) -> PairScores:
         """Score every pair, recording a short reason for each one that cannot be scored.
 
-        A ``None`` image or prompt, a non-text prompt or an undecodable image gives an ``error`` and a
-        NaN cosine for that row; other rows are unaffected. With ``strict=True`` the first such row
+        A ``None`` image or prompt, a non-text prompt, a prompt the tokenizer or text encoder refuses (each is
+        tried alone) or an undecodable image gives an ``error`` and a NaN cosine for that row; other rows are
+        unaffected. With ``strict=True`` the first such row
         raises :class:`RowError` instead. With ``keep_embeddings`` the image embeddings are returned too.
         """
         n = len(images)
@@ -226,17 +233,10 @@ class Scorer:
             raise ValueError(f"{n} images but {len(prompts)} prompts")
         cosine = np.full(n, np.nan, dtype=np.float64)
         truncated = np.zeros(n, dtype=bool)
-        errors: list[str | None] = [None] * n
-
-        for i, p in enumerate(prompts):
-            if p is None:
-                errors[i] = "missing prompt"
-            elif not isinstance(p, str):
-                errors[i] = f"prompt is not text (got {type(p).__name__})"
-            if errors[i] and strict:
-                raise RowError(errors[i], i)
-        valid_prompts = sorted({p for i, p in enumerate(prompts) if errors[i] is None})
-        text = self._prompt_table(valid_prompts)
+        text, errors = checked_prompts(self, prompts)
+        bad = next((i for i, e in enumerate(errors) if e), None)
+        if strict and bad is not None:
+            raise RowError(errors[bad], bad)
 
         def row_images() -> Iterator[Any]:
             for i, src in enumerate(images):
@@ -311,8 +311,7 @@ class Scorer:
         key = None
         if self.cache is not None and not isinstance(src, Skip):
             try:
-                if isinstance(src, (str, os.PathLike)):
-                    src = read_file(src)
+                src = image_bytes(src, self.max_image_bytes)  # a path read, bytes over the limit refused
                 key = self.cache.key("image", image_content(src))
             except Exception as exc:  # noqa: BLE001 - that row's error
                 return failed(exc)
@@ -322,7 +321,7 @@ class Scorer:
         plan, gpu = self.encoder.crop_plan, self.tensor_decoder
         item = gpu.prepare(src) if gpu is not None else prepare_image(
             src, plan.crop if plan is not None else self.encoder.preprocess, max_pixels=self.max_image_pixels,
-            draft=self._draft)
+            draft=self._draft, max_bytes=self.max_image_bytes)
         item.key = key
         return item
 
@@ -331,7 +330,8 @@ class Scorer:
         may already have been decoded while the model loaded (``prefetch``); a missing file is a Skip at once."""
         prefetch, self._prefetch = self._prefetch, None
         held = len(prefetch.jobs) if prefetch is not None else 0
-        ready = prefetch.take(self.encoder.crop_plan, self.max_image_pixels, self._draft) if prefetch else None
+        ready = prefetch.take(self.encoder.crop_plan, self.max_image_pixels, self._draft,
+                              self.max_image_bytes) if prefetch else None
         images = absent_as_skips(images, held)
         window = max(2 * self.batch_size, 4 * self.num_workers)
         group = max(1, min(16, window // (4 * self.num_workers)))  # sources per hand-over to a thread
@@ -358,9 +358,12 @@ class Scorer:
             pending.clear()
 
         for i, item in self._prepared(images):
+            if item.pixels is None and not n_pixels:  # nothing waits for the model before it: out at once
+                yield i, item.embedding, item.skip
+                continue
             pending.append((i, item))
             n_pixels += item.pixels is not None
-            if n_pixels >= self.batch_size:
+            if n_pixels >= self.batch_size or len(pending) >= 4 * self.batch_size:  # bounded however few decode
                 yield from flush()
                 n_pixels = 0
         if pending:

@@ -6,17 +6,23 @@ Prompts are tokenised in blocks (bounded memory) and encoded in batches of simil
 For an encoder that declares ``needs_language`` (NLLB-CLIP), each prompt is tokenised in its language: a
 FLORES-200 code from the row's ``language`` value or the detector (:mod:`clipgauge.language.flores`), and the
 cached embeddings are keyed by (prompt, language) — the same words in two languages are two inputs.
+
+A prompt the tokenizer or the text encoder refuses fails alone: a block or batch that raises is retried one prompt
+at a time, and each prompt that still raises gets a one-line reason (``prompt cannot be tokenized: TypeError: …``)
+instead of an embedding — that row's error, never the run's. Prompts are embedded as given: the input sources
+clean text that cannot be encoded (:mod:`clipgauge.text`) before it gets here.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from ..errors import RowError
 from ..language.flores import DEFAULT_FLORES, LANGUAGE_COLUMN, row_languages
 from .device import autocast
 from .text_batches import length_batches
@@ -29,6 +35,27 @@ TEXT_BLOCK = 4096
 
 #: a cache key: the prompt with its prefix, or (that, FLORES-200 code) for encoders that need the language
 TextKey = Any
+#: longest reason given for a prompt the model refuses, in characters
+MAX_REASON = 200
+
+
+def prompt_problem(prompt: Any) -> str | None:
+    """Why *prompt* cannot be embedded before trying (None when it can be tried): missing, or not text."""
+    if prompt is None:
+        return "missing prompt"
+    if not isinstance(prompt, str):
+        return f"prompt is not text (got {type(prompt).__name__})"
+    return None
+
+
+def checked_prompts(scorer: Scorer, prompts: Sequence[Any]) -> tuple[dict[TextKey, tuple[np.ndarray, bool]],
+                                                                     list[str | None]]:
+    """(:func:`keyed_table` of the prompts that are text, one error or None per prompt): a prompt that is missing,
+    not text, or refused by the tokenizer or the encoder gets its reason and no table entry."""
+    errors = [prompt_problem(p) for p in prompts]
+    failed: dict[TextKey, str] = {}
+    table = keyed_table(scorer, sorted({p for p, e in zip(prompts, errors) if e is None}), errors=failed)
+    return table, [e or failed.get(p) for p, e in zip(prompts, errors)]
 
 
 class LanguageTally:
@@ -64,10 +91,13 @@ def languages_of(scorer: Scorer, prompts: Sequence[str], given: Sequence[Any] | 
     return [r.flores for r in found], [r.error for r in found]
 
 
-def text_table(scorer: Scorer, prompts: Sequence[str], codes: Sequence[str | None] | None = None
-               ) -> dict[TextKey, tuple[np.ndarray, bool]]:
+def text_table(scorer: Scorer, prompts: Sequence[str], codes: Sequence[str | None] | None = None,
+               errors: dict[TextKey, str] | None = None) -> dict[TextKey, tuple[np.ndarray, bool]]:
     """Embed each distinct prompt (with ``prompt_prefix``) once, cached across calls. Keys: the prompt, or
-    ``(prompt, code)`` when *codes* (one FLORES-200 code per prompt) are given to an encoder that needs them."""
+    ``(prompt, code)`` when *codes* (one FLORES-200 code per prompt) are given to an encoder that needs them.
+
+    A prompt the tokenizer or encoder refuses has no entry: its reason goes into *errors* under its key (without
+    *errors*, the first one raises :class:`~clipgauge.errors.RowError` with the prompt's position)."""
     with_codes = codes is not None and scorer.encoder.needs_language
     wanted: dict[TextKey, TextKey] = {}
     for i, p in enumerate(prompts):
@@ -86,55 +116,132 @@ def text_table(scorer: Scorer, prompts: Sequence[str], codes: Sequence[str | Non
             else:
                 cache[key] = hit
         missing = still
+    failed: dict[TextKey, str] = {}
     for block in range(0, len(missing), TEXT_BLOCK):
-        keys = missing[block : block + TEXT_BLOCK]
-        if with_codes:
-            tokens = scorer.encoder.tokenize([k[0] for k in keys], languages=[k[1] for k in keys])
-        else:
-            tokens = scorer.encoder.tokenize(list(keys))
-        for idx, inputs in length_batches(tokens, scorer.batch_size):
-            emb = encode_tokens(scorer, inputs)
-            chunk = [(keys[i], e, tokens.truncated[i]) for i, e in zip(idx, emb)]
+        for chunk in _embedded(scorer, missing[block : block + TEXT_BLOCK], with_codes, failed):
             for key, e, t in chunk:
                 cache[key] = (e, t)
             if scorer.cache is not None:
                 scorer.cache.put_many([(scorer.cache.key("text", _disk_key(k)), e, t) for k, e, t in chunk])
-    return {k: cache[full] for k, full in wanted.items()}
+    if not failed:
+        return {k: cache[full] for k, full in wanted.items()}
+    if errors is None:
+        keys = [(p, codes[i]) if with_codes else p for i, p in enumerate(prompts)]
+        at = next(i for i, k in enumerate(keys) if wanted[k] in failed)
+        raise RowError(failed[wanted[keys[at]]], at)
+    errors.update((k, failed[full]) for k, full in wanted.items() if full in failed)
+    return {k: cache[full] for k, full in wanted.items() if full not in failed}
+
+
+def _tokenize(scorer: Scorer, keys: list[TextKey], with_codes: bool) -> Any:
+    if with_codes:
+        return scorer.encoder.tokenize([k[0] for k in keys], languages=[k[1] for k in keys])
+    return scorer.encoder.tokenize(list(keys))
+
+
+def _embedded(scorer: Scorer, keys: list[TextKey], with_codes: bool, failed: dict[TextKey, str]
+              ) -> Iterator[list[tuple[TextKey, np.ndarray, bool]]]:
+    """``(key, embedding, truncated)`` chunks for *keys*, one per model batch. Where the tokenizer or the encoder
+    raises, the prompts are tried one at a time: those that fail alone get their reason in *failed*."""
+    try:
+        tokens = _tokenize(scorer, keys, with_codes)
+    except Exception as exc:  # noqa: BLE001 - which prompt? each alone says
+        _reraise_memory(exc)
+        if len(keys) == 1:
+            failed[keys[0]] = _reason("tokenized", exc)
+            return
+        good = [k for k in keys if _tokenizes(scorer, k, with_codes, failed)]
+        if len(good) == len(keys):  # each tokenizes alone, not together: embedded one at a time
+            for k in keys:
+                yield from _embedded(scorer, [k], with_codes, failed)
+        elif good:  # the rest together
+            yield from _embedded(scorer, good, with_codes, failed)
+        return
+    for idx, inputs in length_batches(tokens, scorer.batch_size):
+        try:
+            emb = encode_tokens(scorer, inputs)
+        except Exception as exc:  # noqa: BLE001 - one prompt's: each alone says
+            _reraise_memory(exc)
+            if len(idx) == 1:
+                failed[keys[idx[0]]] = _reason("encoded", exc)
+            else:
+                for i in idx:
+                    yield from _embedded(scorer, [keys[i]], with_codes, failed)
+            continue
+        yield [(keys[i], e, tokens.truncated[i]) for i, e in zip(idx, emb)]
+
+
+def _tokenizes(scorer: Scorer, key: TextKey, with_codes: bool, failed: dict[TextKey, str]) -> bool:
+    try:
+        _tokenize(scorer, [key], with_codes)
+    except Exception as exc:  # noqa: BLE001 - this prompt's reason
+        _reraise_memory(exc)
+        failed[key] = _reason("tokenized", exc)
+        return False
+    return True
+
+
+def _reason(what: str, exc: Exception) -> str:
+    """``prompt cannot be tokenized: TypeError: …`` on one line, at most :data:`MAX_REASON` characters."""
+    message = " ".join(str(exc).split())
+    return f"prompt cannot be {what}: {type(exc).__name__}{': ' if message else ''}{message}"[:MAX_REASON]
+
+
+def _reraise_memory(exc: Exception) -> None:
+    """Running out of memory is the run's failure, not a prompt's."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        raise exc
 
 
 def prompt_rows(scorer: Scorer, prompts: Sequence[str], languages: Sequence[Any] | None = None
                 ) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
-    """:meth:`Scorer.embed_prompt_rows`: per row embeddings (NaN where the row's language is bad), truncated
-    flags and errors."""
+    """:meth:`Scorer.embed_prompt_rows`: per row embeddings (NaN where the row's language is bad or the model
+    refuses the prompt), truncated flags and errors."""
     codes, errors = languages_of(scorer, prompts, languages, count=True)
     ok = [i for i, e in enumerate(errors) if e is None]
     keyed = scorer.encoder.needs_language
-    table = text_table(scorer, [prompts[i] for i in ok], [codes[i] for i in ok] if keyed else None)
+    failed: dict[TextKey, str] = {}
+    table = text_table(scorer, [prompts[i] for i in ok], [codes[i] for i in ok] if keyed else None, failed)
     dim = next(iter(table.values()))[0].shape[0] if table else 0
     emb = np.full((len(prompts), dim), np.nan, dtype=np.float32)
     truncated = np.zeros(len(prompts), dtype=bool)
     for i in ok:
-        emb[i], truncated[i] = table[(prompts[i], codes[i]) if keyed else prompts[i]]
+        key = (prompts[i], codes[i]) if keyed else prompts[i]
+        if failed and key in failed:
+            errors[i] = failed[key]
+        else:
+            emb[i], truncated[i] = table[key]
     return emb, truncated, errors
 
 
-def keyed_table(scorer: Scorer, prompts: Sequence[str], languages: Sequence[Any] | None = None
-                ) -> dict[TextKey, tuple[np.ndarray, bool]]:
+def keyed_table(scorer: Scorer, prompts: Sequence[str], languages: Sequence[Any] | None = None,
+                errors: dict[TextKey, str] | None = None) -> dict[TextKey, tuple[np.ndarray, bool]]:
     """:meth:`Scorer.prompt_table`: keyed by prompt, or by ``(prompt, language as given)`` with *languages*.
-    A language that names nothing raises :class:`~clipgauge.errors.UsageError`."""
+    A language that names nothing raises :class:`~clipgauge.errors.UsageError`. A prompt the model refuses: see
+    :func:`text_table` (its reason in *errors*, else :class:`~clipgauge.errors.RowError`)."""
     if languages is None and not scorer.encoder.needs_language:
-        return text_table(scorer, prompts)
+        return text_table(scorer, prompts, errors=errors)
     given = languages if languages is not None else [None] * len(prompts)
     pairs = list(dict.fromkeys(zip(prompts, given)))
-    codes, errors = languages_of(scorer, [p for p, _ in pairs], [g for _, g in pairs])
-    bad = next((e for e in errors if e), None)
+    codes, language_errors = languages_of(scorer, [p for p, _ in pairs], [g for _, g in pairs])
+    bad = next((e for e in language_errors if e), None)
     if bad:
         from ..errors import UsageError
 
         raise UsageError(bad)
-    table = text_table(scorer, [p for p, _ in pairs], codes)
+    failed: dict[TextKey, str] = {}
+    table = text_table(scorer, [p for p, _ in pairs], codes, failed)
     keyed = scorer.encoder.needs_language
-    return {(p if languages is None else (p, g)): table[(p, c) if keyed else p] for (p, g), c in zip(pairs, codes)}
+    out: dict[TextKey, tuple[np.ndarray, bool]] = {}
+    for (p, g), c in zip(pairs, codes):
+        key, found = (p if languages is None else (p, g)), ((p, c) if keyed else p)
+        if found in failed:
+            if errors is None:
+                raise RowError(failed[found], list(zip(prompts, given)).index((p, g)))
+            errors[key] = failed[found]
+        else:
+            out[key] = table[found]
+    return out
 
 
 def encode_tokens(scorer: Scorer, tokens: dict[str, torch.Tensor]) -> np.ndarray:

@@ -4,7 +4,8 @@ While the run goes, its results are committed as Parquet parts in a hidden stagi
 (``.r.jsonl.clipgauge-run/``, the same resumable layout as a results folder). When every row is scored the
 parts are consolidated, in input order, into the file (written to a temporary name and renamed, so the file
 appears whole or not at all), the summary is written beside it and the staging folder is removed. A run killed
-at any point is finished by the same command: the committed parts are kept and only the rest is scored.
+at any point is finished by the same command: the committed parts are kept and only the rest is scored. So is a run
+whose results file could not be written (a full disk …): the error names the file and the cause, and the parts stay.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from ..atomic import AtomicFile
 from ..sources.shards import ID_COLUMNS
+from .faults import run_writing
 from .results import clean_value, results_format
 from .sharded import read_parts
 
@@ -32,10 +34,12 @@ def staging_folder(path: str | Path) -> Path:
 
 def consolidate(folder: str | Path, path: str | Path) -> Path:
     """Write every part of the finished run in *folder*, in input order, to the results file *path* (format
-    from its extension), without the row-id columns, atomically; memory is one part at a time."""
+    from its extension), without the row-id columns, atomically; memory is one part at a time.
+
+    :class:`~clipgauge.errors.OutputError` if *path* cannot be written; the parts in *folder* are kept."""
     path = Path(path)
     fmt = results_format(path)
-    with AtomicFile(path) as target:
+    with run_writing(folder, path), AtomicFile(path) as target:
         if fmt == "parquet":
             _write_parquet(folder, target.tmp)
         elif fmt == "jsonl":

@@ -18,11 +18,14 @@ Rows with an ``error`` are never kept. Where the kept rows go, by ``out``:
 ``kept/%05d.tar``            WebDataset, one tar per input part (the ``%`` pattern is the part number)
 ===========================  ===================================================================
 
-Every output file is written to a temporary name and renamed when complete.
+Every output file is written to a temporary name and renamed when complete. A fault while writing (a full disk, a
+read-only folder …) raises :class:`~clipgauge.errors.OutputError` naming the file and the cause, and leaves no
+half-written file under its final name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -33,8 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import AtomicFile
-from ..errors import UsageError
+from ..atomic import AtomicFile, write_atomic, writing
+from ..errors import DecodeError, UsageError
+from ..image_files import read_image_file
 from ..scoring.scales import check_scale, to_scale
 from ..stats.filtering import FilterResult
 from .sharded import EMBEDDING_COLUMNS, SUCCESS_FILE, list_parts, part_name, read_part, read_run
@@ -162,20 +166,23 @@ class _ParquetFileWriter:
     def write(self, shard: int, table) -> None:
         import pyarrow.parquet as pq
 
-        if self.writer is None:
-            self.writer = pq.ParquetWriter(self.target.tmp, table.schema)
-        self.writer.write_table(table)
+        with writing(self.target.final):
+            if self.writer is None:
+                self.writer = pq.ParquetWriter(self.target.tmp, table.schema)
+            self.writer.write_table(table)
 
     def close(self) -> None:
         if self.writer is None:
             raise UsageError("the results folder has no parts")
-        self.writer.close()
+        with writing(self.target.final):
+            self.writer.close()
         self.writer = None
         self.target.commit()
 
     def abort(self) -> None:
         if self.writer is not None:
-            self.writer.close()
+            _quietly(self.writer.close)
+            self.writer = None
         self.target.abort()
 
 
@@ -183,7 +190,8 @@ class _ParquetFolderWriter:
     def __init__(self, out: Path) -> None:
         if out.exists() and any(out.iterdir()):
             raise UsageError(f"the output folder {out} is not empty", cli=f"--out {out} is not empty")
-        out.mkdir(parents=True, exist_ok=True)
+        with writing(out):
+            out.mkdir(parents=True, exist_ok=True)
         self.out = out
 
     def write(self, shard: int, table) -> None:
@@ -193,7 +201,7 @@ class _ParquetFolderWriter:
             pq.write_table(table, target.tmp)
 
     def close(self) -> None:
-        (self.out / SUCCESS_FILE).write_text("")
+        write_atomic(self.out / SUCCESS_FILE, "")
 
     def abort(self) -> None:
         pass
@@ -211,11 +219,13 @@ class _TarWriter:
     def _open(self, path: Path) -> None:
         self._finish()
         self.target = AtomicFile(path)
-        self.tar = tarfile.open(self.target.tmp, "w")  # noqa: SIM115 - closed in _finish()/abort()
+        with writing(path):
+            self.tar = tarfile.open(self.target.tmp, "w")  # noqa: SIM115 - closed in _finish()/abort()
 
     def _finish(self) -> None:
         if self.tar is not None:
-            self.tar.close()
+            with writing(self.target.final):
+                self.tar.close()
             self.target.commit()
             self.tar = None
 
@@ -239,8 +249,8 @@ class _TarWriter:
                 continue
             key = f"{row.index:012d}"
             try:
-                data = row.image if isinstance(row.image, bytes) else Path(row.image).read_bytes()
-            except (TypeError, OSError):
+                data = row.image if isinstance(row.image, bytes) else read_image_file(row.image)
+            except (TypeError, DecodeError):  # not a regular file (never a pipe or device), too large, gone
                 data = None  # a row without a readable image (only among dropped rows): text and record only
             if data is not None:
                 self._add(f"{key}.{_image_ext(data, row.image)}", data)
@@ -252,7 +262,8 @@ class _TarWriter:
         info = tarfile.TarInfo(name)
         info.size = len(data)
         info.mode = 0o644
-        self.tar.addfile(info, io.BytesIO(data))
+        with writing(self.target.final):
+            self.tar.addfile(info, io.BytesIO(data))
 
     def close(self) -> None:
         if self.tar is None and not self.per_part:
@@ -261,10 +272,16 @@ class _TarWriter:
 
     def abort(self) -> None:
         if self.tar is not None:
-            self.tar.close()
+            _quietly(self.tar.close)
             self.tar = None
         if self.target is not None:
             self.target.abort()
+
+
+def _quietly(close) -> None:  # noqa: ANN001 - a close() method
+    """Close a writer being abandoned: a second fault (the disk is still full) must not hide the first."""
+    with contextlib.suppress(OSError):
+        close()
 
 
 def _open_run_input(doc: dict[str, Any]):

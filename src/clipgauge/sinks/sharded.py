@@ -12,10 +12,12 @@ Layout of ``--out DIR``::
 
 A part is written to a hidden temporary name, flushed to disk and renamed into place (``os.replace``),
 so it either exists whole or not at all: a run killed at any point leaves only whole parts (and maybe a
-temporary file, removed on the next start). Shard *k* always holds the same rows, so re-running the same
-command skips committed parts and writes the rest — every input row ends up in exactly one part. Names
-starting with ``_`` or ``.`` are skipped by Parquet dataset readers: ``pyarrow.parquet.read_table(DIR)``
-reads the results.
+temporary file, removed on the next start). A fault while writing (a full disk, a read-only, vanished or
+forbidden folder, an I/O error) raises :class:`~clipgauge.errors.OutputError` naming the file and the cause; the
+committed parts stay, the lock is released, and the same command resumes once the cause is gone. Shard *k*
+always holds the same rows, so re-running the same command skips committed parts and writes the rest — every
+input row ends up in exactly one part. Names starting with ``_`` or ``.`` are skipped by Parquet dataset
+readers: ``pyarrow.parquet.read_table(DIR)`` reads the results.
 """
 
 from __future__ import annotations
@@ -24,14 +26,16 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..atomic import AtomicFile, write_atomic
+from ..atomic import AtomicFile, write_atomic, writing
 from ..errors import EngineError, UsageError
+from .faults import run_writing
 from .summary import SUMMARY_FILE, json_safe
 
 RUN_FILE = "_run.json"
@@ -146,8 +150,10 @@ class ShardedRun:
         self.folder = Path(folder)
         if self.folder.exists() and not self.folder.is_dir():
             raise UsageError(f"output {folder} exists and is not a folder")
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = _lock(self.folder)
+        with writing(self.folder, hint="nothing is written yet; run the same command again once it can be"):
+            self.folder.mkdir(parents=True, exist_ok=True)
+        with self._writing(self.folder / LOCK_FILE):
+            self._lock_fd = _lock(self.folder)
         try:
             self._open(fingerprint, shard_size, resume, provenance)
             if input is not None:  # where the input is now (it may have moved since the run began)
@@ -182,9 +188,10 @@ class ShardedRun:
             if others:
                 raise UsageError(f"{self.folder} is not empty and holds no clipgauge run ({RUN_FILE}); "
                                  f"give a new or empty folder")
-        for entry in os.scandir(self.folder):  # temporary files a killed run left behind
+        for entry in os.scandir(self.folder):  # temporary files a killed run (or a failed write) left behind
             if _is_temp(entry.name):
-                os.unlink(entry.path)
+                with self._writing(entry.path):
+                    os.unlink(entry.path)
         if not self.resumed:
             now = _now()
             # the fingerprint and provenance may wait for the weights hash: they are written with the first part
@@ -250,7 +257,12 @@ class ShardedRun:
 
     # ----------------------------------------------------------------- writing
     def commit(self, shard: int, table) -> Path:
-        """Write *table* as part *shard*, atomically; a committed shard is never written again."""
+        """Write *table* as part *shard*, atomically; a committed shard is never written again.
+
+        A fault while writing raises :class:`OutputError` (``cannot write DIR/part-00003.parquet: No space left on
+        device (committed parts are kept; …)``) and leaves no part and no temporary file for the shard. The folder
+        is not made again if it vanished: that is an error too, not a silent restart.
+        """
         import pyarrow.parquet as pq
 
         if shard in self.committed:
@@ -258,7 +270,7 @@ class ShardedRun:
         if self._settle():
             self._save()  # the fingerprint is on disk before the first part is
         final = self.folder / part_name(shard)
-        with AtomicFile(final, durable=True) as target:
+        with self._writing(final), AtomicFile(final, durable=True, make_folder=False) as target:
             pq.write_table(table, target.tmp)
         self.committed.add(shard)
         self._save()
@@ -267,10 +279,13 @@ class ShardedRun:
     def finish(self, summary: dict[str, Any]) -> None:
         """Write the summary, mark the run complete and write ``_SUCCESS``."""
         self._settle()
-        _write_atomic(self.folder / SUMMARY_FILE, json.dumps(json_safe(summary), indent=2, ensure_ascii=False) + "\n")
+        with self._writing(self.folder / SUMMARY_FILE):
+            _write_atomic(self.folder / SUMMARY_FILE,
+                          json.dumps(json_safe(summary), indent=2, ensure_ascii=False) + "\n")
         self.doc["complete"] = True
         self._save()
-        _write_atomic(self.folder / SUCCESS_FILE, "")
+        with self._writing(self.folder / SUCCESS_FILE):
+            _write_atomic(self.folder / SUCCESS_FILE, "")
 
     def verify(self) -> None:
         """Check exactly-once: the parts' row ids, in shard order, are 0 … rows−1, each once."""
@@ -294,13 +309,19 @@ class ShardedRun:
     def _save(self) -> None:
         self.doc["committed"] = ranges(self.committed)
         self.doc["updated_at"] = _now()
-        _write_atomic(self.folder / RUN_FILE, json.dumps(json_safe(self.doc), indent=1, ensure_ascii=False) + "\n")
+        with self._writing(self.folder / RUN_FILE):
+            _write_atomic(self.folder / RUN_FILE, json.dumps(json_safe(self.doc), indent=1, ensure_ascii=False) + "\n")
 
     def _clear(self) -> None:
         for entry in os.scandir(self.folder):
             n = entry.name
             if PART_RE.match(n) or n in (RUN_FILE, SUMMARY_FILE, SUCCESS_FILE) or _is_temp(n):
-                os.unlink(entry.path)
+                with self._writing(entry.path):
+                    os.unlink(entry.path)
+
+    def _writing(self, path: Path | str) -> AbstractContextManager[None]:
+        """A write into the run folder: an OS error becomes an :class:`OutputError` naming *path*, with what to do."""
+        return run_writing(self.folder, path)
 
 
 def ranges(values: Iterable[int]) -> list[list[int]]:
@@ -350,7 +371,7 @@ def _now() -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    write_atomic(path, text, durable=True)
+    write_atomic(path, text, durable=True, make_folder=False)  # a vanished run folder is an error, not made again
 
 
 def _lock(folder: Path) -> int | None:

@@ -1,4 +1,7 @@
-"""Files of a sweep: the table as CSV and a PNG plot (matplotlib's Agg renderer — no display needed)."""
+"""Files of a sweep: the table as CSV and a PNG plot (matplotlib's Agg renderer — no display needed).
+
+Both are written atomically; a fault while writing raises :class:`~clipgauge.errors.OutputError` (file and cause).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import csv
 import math
 from pathlib import Path
 
+from ..atomic import AtomicFile
 from ..stats.sweep import Sweep, display_value
 
 CSV_COLUMNS = ("value", "rows", "n", "mean", "std", "ci_low", "ci_high", "ci_method", "is_peak", "within_peak_ci")
@@ -14,8 +18,7 @@ CSV_COLUMNS = ("value", "rows", "n", "mean", "std", "ci_low", "ci_high", "ci_met
 def write_sweep_csv(sweep: Sweep, path: str | Path) -> Path:
     """The sweep table, one row per parameter value (the first column is named after the parameter)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="") as fh:
+    with AtomicFile(path) as target, open(target.tmp, "w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow([sweep.param, *CSV_COLUMNS[1:]])
         for row in sweep.table():
@@ -33,7 +36,6 @@ def plot_sweep(sweep: Sweep, path: str | Path, *, title: str | None = None) -> P
     from matplotlib.figure import Figure
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     x = [r.value for r in sweep.rows]
     mean = [r.mean for r in sweep.rows]
     low = [r.ci_low if not math.isnan(r.ci_low) else r.mean for r in sweep.rows]
@@ -58,5 +60,6 @@ def plot_sweep(sweep: Sweep, path: str | Path, *, title: str | None = None) -> P
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     fig.tight_layout()
-    fig.savefig(path, format="png")
+    with AtomicFile(path) as target:
+        fig.savefig(target.tmp, format="png")
     return path

@@ -1,8 +1,8 @@
 """Column types of streamed records, as one ``pa.array`` over all of a column's values would infer them.
 
 A manifest's carried columns are typed like ``pa.array(values).type`` (``string`` where that raises: values
-that do not mix); here that is found chunk by chunk, in memory for one chunk of rows (see
-:class:`ColumnTypes`).
+that do not mix, or a struct without fields, which Parquet cannot store); here that is found chunk by chunk, in
+memory for one chunk of rows (see :class:`ColumnTypes`).
 """
 
 from __future__ import annotations
@@ -106,7 +106,19 @@ class _ColumnType:
     def result(self):
         import pyarrow as pa
 
-        return pa.string() if self.failed else self.type
+        return pa.string() if self.failed or _has_empty_struct(self.type) else self.type
+
+
+def _has_empty_struct(t) -> bool:
+    """Whether *t* holds a struct without fields (all ``{}``), which Parquet cannot store: such a column is
+    text (``"{}"``)."""
+    import pyarrow as pa
+
+    if pa.types.is_struct(t):
+        return t.num_fields == 0 or any(_has_empty_struct(f.type) for f in t)
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return _has_empty_struct(t.value_type)
+    return False
 
 
 def _example(t) -> Any:

@@ -21,17 +21,20 @@ from typing import Any
 
 from ..errors import UsageError
 from ..hashing import file_sha256
+from ..image_files import DEFAULT_MAX_IMAGE_BYTES, kind_reason, special_kind
 from .manifest import ManifestReader
 from .shards import ID_COLUMNS, RowSource, Selection, SourceRow, expand_input, has_pattern
 from .webdataset import is_tar_path
 
 
 def open_source(spec: str | Path, *, image_column: str | None = None, prompt_column: str | None = None,
-                require_prompt: bool = True) -> RowSource:
+                require_prompt: bool = True, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> RowSource:
     """The :class:`RowSource` for *spec*; :class:`UsageError` when it names nothing readable.
 
     *require_prompt* False (a run that needs only images, e.g. zero-shot classification): rows without a
-    prompt (no sidecar, no prompt column or value, no caption) are not errors; their prompt is None."""
+    prompt (no sidecar, no prompt column or value, no caption) are not errors; their prompt is None.
+    *max_image_bytes*: a WebDataset image member larger than this is an error row, never read (image files and
+    in-memory image bytes of the other sources are checked where they are decoded, ``clipgauge.image_files``)."""
     spec = str(spec)
     path = Path(spec).expanduser()
     if has_pattern(spec) and not path.exists():
@@ -40,7 +43,8 @@ def open_source(spec: str | Path, *, image_column: str | None = None, prompt_col
             raise UsageError(f"no input file matches {spec}")
         if not any(p.exists() for p in paths):
             raise UsageError(f"none of the {len(paths)} files of {spec} exists (first: {paths[0]})")
-        return _by_suffix(spec, paths, image_column, prompt_column, require_prompt)
+        _no_special_files(paths)
+        return _by_suffix(spec, paths, image_column, prompt_column, require_prompt, max_image_bytes)
     if path.is_dir():
         from .hf_datasets import HFDatasetSource, is_hf_dataset_dir
 
@@ -49,7 +53,7 @@ def open_source(spec: str | Path, *, image_column: str | None = None, prompt_col
                                    require_prompt=require_prompt)
         tars = sorted(p for p in path.iterdir() if p.is_file() and is_tar_path(p))
         if tars:
-            return _by_suffix(spec, tars, image_column, prompt_column, require_prompt)
+            return _by_suffix(spec, tars, image_column, prompt_column, require_prompt, max_image_bytes)
         parquets = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".parquet")
         if parquets:
             return _by_suffix(spec, parquets, image_column, prompt_column, require_prompt)
@@ -57,9 +61,23 @@ def open_source(spec: str | Path, *, image_column: str | None = None, prompt_col
     if not path.exists():
         what = "manifest" if path.suffix.lower() in (".jsonl", ".ndjson", ".csv", ".tsv") else "input"
         raise UsageError(f"{what} not found: {spec}")
+    _no_special_files([path])
     if is_tar_path(path) or path.suffix.lower() == ".parquet":
-        return _by_suffix(spec, [path], image_column, prompt_column, require_prompt)
+        return _by_suffix(spec, [path], image_column, prompt_column, require_prompt, max_image_bytes)
     return ManifestSource(path, require_prompt=require_prompt)
+
+
+def _no_special_files(paths: list[Path]) -> None:
+    """:class:`UsageError` for an input path that is a named pipe, a device or a socket (reading it could wait
+    forever or never end), found by ``stat`` before anything opens it; missing files and folders are left to the
+    sources (error rows)."""
+    for p in paths:
+        try:
+            kind = special_kind(p.stat().st_mode)
+        except (OSError, ValueError):
+            continue
+        if kind not in (None, "a directory"):
+            raise UsageError(f"input {kind_reason(p, kind)}")
 
 
 def is_manifest_input(spec: str | Path) -> bool:
@@ -76,13 +94,14 @@ def is_manifest_input(spec: str | Path) -> bool:
 
 
 def _by_suffix(spec: str, paths: list[Path], image_column: str | None, prompt_column: str | None,
-               require_prompt: bool = True) -> RowSource:
+               require_prompt: bool = True, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> RowSource:
     tars = [p for p in paths if is_tar_path(p)]
     parquets = [p for p in paths if p.suffix.lower() == ".parquet"]
     if len(tars) == len(paths):
         from .webdataset import WebDatasetSource
 
-        return WebDatasetSource(spec, paths, prompt_key=prompt_column, require_prompt=require_prompt)
+        return WebDatasetSource(spec, paths, prompt_key=prompt_column, require_prompt=require_prompt,
+                                max_image_bytes=max_image_bytes)
     if len(parquets) == len(paths):
         from .parquet import ParquetSource
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..text import arrow_columns
 from .parquet import (
     IMAGE_COLUMNS,
     PROMPT_COLUMNS,
@@ -96,7 +97,7 @@ class HFDatasetSource(RowSource):
                 for i in range(start, stop):
                     yield SourceRow(first + i, skipped=True)
                 continue
-            cols = ds[start:stop].select(list(dict.fromkeys(columns))).to_pydict()
+            cols = arrow_columns(ds[start:stop].select(list(dict.fromkeys(columns))))  # not UTF-8: U+FFFD
             for j, i in enumerate(range(start, stop)):
                 if not selection.wants(first + i):
                     yield SourceRow(first + i, skipped=True)

@@ -3,7 +3,7 @@
 A manifest is a JSONL, CSV, TSV or Parquet file with (at least) an ``image`` column — a path relative to the
 manifest's folder, or absolute — and a ``prompt`` column; every other column is carried through untouched. A
 folder of images with a ``.txt`` sidecar per image (same stem) is read as a manifest too. Broken rows are kept,
-each with the reason in ``SourceRow.error``.
+each with the reason in ``SourceRow.error``. Invalid UTF-8 and lone surrogates become U+FFFD (:mod:`clipgauge.text`).
 
 Manifests are streamed: :class:`ManifestReader` opens one with a single cheap pass (its kind, columns and row count;
 an unreadable, unsupported or column-less manifest is a one-line :class:`ManifestError` there, before anything is
@@ -26,8 +26,10 @@ from typing import Any
 
 import orjson
 
-from ..errors import ManifestError
+from ..errors import DecodeError, ManifestError
+from ..image_files import read_sidecar
 from ..paths import image_path, resolve_path
+from ..text import arrow_rows, clean_value
 from .column_types import ColumnTypes, infer_arrow_types
 from .shards import SourceRow
 
@@ -196,18 +198,17 @@ class ManifestReader:
             img = folder / rel
             sidecar = img.with_suffix(".txt")
             row = SourceRow(first + i, f"{name}:{i}", {"image": rel, "prompt": None}, image=img)
-            try:
-                prompt = sidecar.read_text(encoding="utf-8").strip()
-            except FileNotFoundError:
-                if self.require_prompt:
-                    row.error = f"no prompt: sidecar {sidecar.name} is missing"
-            except UnicodeDecodeError:
-                row.error = f"unreadable prompt: {sidecar.name} is not valid UTF-8"
-            except OSError as exc:
-                row.error = f"unreadable prompt: {sidecar.name}: {exc.strerror or exc}"
+            try:  # invalid UTF-8: U+FFFD (clipgauge.text); a pipe or device: the row's error
+                prompt = read_sidecar(sidecar)
+            except DecodeError as exc:
+                row.error = exc.reason
             else:
-                row.fields["prompt"] = prompt
-                row.prompt = prompt
+                if prompt is None:
+                    if self.require_prompt:
+                        row.error = f"no prompt: sidecar {sidecar.name} is missing"
+                else:
+                    row.fields["prompt"] = prompt
+                    row.prompt = prompt
             yield row
 
 
@@ -267,8 +268,8 @@ _LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 
 def _jsonl_record(raw: bytes, lineno: int) -> Record:
-    # orjson for the common case; what it refuses (NaN, lone surrogates, errors) or reads otherwise (integers of
-    # 19+ digits become floats there) goes the json way
+    # orjson for the common case; what it refuses (NaN, lone surrogates, invalid UTF-8, errors) or reads otherwise
+    # (integers of 19+ digits become floats there) goes the json way, its text cleaned as clipgauge.text says
     if lineno > 1 and not _LONG_DIGITS.search(raw):
         try:
             obj = orjson.loads(raw)
@@ -277,17 +278,16 @@ def _jsonl_record(raw: bytes, lineno: int) -> Record:
         else:
             if isinstance(obj, dict):
                 return obj, None
-    try:
-        line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-    except UnicodeDecodeError:
-        return {"line": lineno}, f"line {lineno}: not valid UTF-8"
+    line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8", "replace")
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
+        if "\ufffd" in line and "\ufffd".encode() not in raw:  # bytes that are neither UTF-8 nor JSON: say so
+            return {"line": lineno}, f"line {lineno}: not valid UTF-8"
         return {"line": lineno}, f"line {lineno}: invalid JSON ({exc.msg})"
     if not isinstance(obj, dict):
         return {"line": lineno}, f"line {lineno}: not a JSON object"
-    return obj, None
+    return clean_value(obj), None
 
 
 def _read_jsonl(path: Path, wanted: Wanted | None = None) -> Iterator[Record | None]:
@@ -316,7 +316,7 @@ def _scan_records(path: Path, kind: str, infer_types: bool) -> tuple[int, list[s
 
 def _delimited_rows(path: Path, delimiter: str) -> Iterator[tuple[list[str], list[str], int]]:
     """(header, values, line number) for each non-blank row; :class:`ManifestError` without a header."""
-    with open(path, encoding="utf-8-sig", newline="") as fh:
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:  # invalid UTF-8: U+FFFD
         reader = csv.reader(fh, delimiter=delimiter)
         header = next(reader, None)
         if not header:
@@ -352,7 +352,7 @@ def _read_parquet(path: Path, wanted: Wanted | None = None) -> Iterator[Record |
             if wanted is not None and not any(wanted(start + j) for j in range(n)):
                 yield from (None for _ in range(n))
             else:
-                for j, rec in enumerate(batch.to_pylist()):
+                for j, rec in enumerate(arrow_rows(batch)):
                     yield (rec, None) if wanted is None or wanted(start + j) else None
             start += n
 
@@ -381,9 +381,10 @@ _SCANS: dict[str, Callable[[Path, str, bool], tuple[int, list[str], dict[str, An
 
 
 def _folder_listing(folder: Path) -> list[str]:
-    # only relative names are kept; sorted as the Paths would sort (by path components)
+    # only relative names are kept; sorted as the Paths would sort (by path components). Every entry with an image
+    # name but a folder is a row: a pipe, device, socket or broken link named x.png is an error row, not left out
     names = [p.relative_to(folder).as_posix() for p in folder.rglob("*")
-             if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
+             if p.suffix.lower() in IMAGE_EXTENSIONS and not p.is_dir()]
     if not names:
         raise ManifestError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in folder {folder}")
     names.sort(key=lambda s: s.replace("/", "\0"))

@@ -11,7 +11,7 @@ path column (relative paths resolve against the Parquet file's folder, as for ma
 Files are read one row group at a time, in batches, with only the needed columns; row groups holding no
 selected row are skipped from the file's metadata. A file that cannot be opened gives one row with an
 ``error``; a row group that cannot be read gives one error row per row it holds (from the metadata), so
-row indices never shift.
+row indices never shift. Strings that are not valid UTF-8 are read with U+FFFD replacements (:mod:`clipgauge.text`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..text import arrow_columns
 from .shards import (
     ID_COLUMNS,
     RowSource,
@@ -175,7 +176,7 @@ class ParquetSource(RowSource):
         i = start
         try:
             for batch in pf.iter_batches(batch_size=BATCH_ROWS, row_groups=[g], columns=columns):
-                cols = batch.to_pydict()
+                cols = arrow_columns(batch)  # text that is not UTF-8: U+FFFD
                 for j in range(batch.num_rows):
                     if i >= start + n:
                         break

@@ -10,11 +10,16 @@ img2dataset write them. Each sample gives one row:
   member extension or JSON field;
 * carried fields: ``key``, ``prompt`` and ``json`` (the ``.json`` member's text, or null).
 
+Text members are read as UTF-8 with invalid sequences replaced by U+FFFD, and lone surrogates in the ``.json``
+member's values become U+FFFD too (:mod:`clipgauge.text`).
+
 Tar files are read, never extracted: no member is written to disk. Still, members with absolute paths,
-``..`` components, links or device entries are refused (their sample gets an ``error``), members over
-256 MiB are not read, and a missing, truncated or corrupt shard gives rows with an ``error`` — one per
-sample read before the damage plus one for the unreadable rest — instead of stopping the job. Tars may be
-gzip/bzip2/xz-compressed (slower to skip through on resume: they cannot seek).
+``..`` components, links or device entries are refused (their sample gets an ``error``), an image member
+larger than ``max_image_bytes`` (``--max-image-bytes``, 512 MiB by default) or another member over 256 MiB is
+not read (its size is in its tar header: the sample gets an ``error`` and memory stays bounded), and a
+missing, truncated or corrupt shard gives rows with an ``error`` — one per sample read before the damage plus
+one for the unreadable rest — instead of stopping the job. Tars may be gzip/bzip2/xz-compressed (slower to
+skip through on resume: they cannot seek).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..image_files import DEFAULT_MAX_IMAGE_BYTES, too_large
+from ..text import clean_value, decode_text
 from .shards import (
     RowSource,
     Selection,
@@ -39,7 +46,7 @@ from .shards import (
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff")
 CAPTION_FIELDS = ("caption", "prompt", "text")
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
-#: members larger than this are not read (their sample gets an error)
+#: members other than images larger than this are not read (their sample gets an error); images: max_image_bytes
 MAX_MEMBER_BYTES = 256 * 2**20
 
 _NOTHING = Selection(1, frozenset())
@@ -56,8 +63,9 @@ class WebDatasetSource(RowSource):
     kind = "webdataset"
 
     def __init__(self, spec: str, paths: list[Path], *, prompt_key: str | None = None,
-                 require_prompt: bool = True) -> None:
+                 require_prompt: bool = True, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> None:
         self.spec = spec
+        self.max_image_bytes = int(max_image_bytes)  # image members over this are error rows, never read
         self.paths = [Path(p) for p in paths]
         self.prompt_key = prompt_key
         self.require_prompt = require_prompt
@@ -72,7 +80,7 @@ class WebDatasetSource(RowSource):
 
     def iter_unit(self, unit: int, first: int, selection: Selection) -> Iterator[SourceRow]:
         yield from _iter_tar(self.paths[unit], self.names[unit], first, selection, self.prompt_key,
-                             self.require_prompt)
+                             self.require_prompt, self.max_image_bytes)
 
     def fingerprint(self) -> dict[str, Any]:
         return {"kind": self.kind, "units": len(self.paths), "prompt_key": self.prompt_key,
@@ -106,7 +114,7 @@ def unsafe_member(member: tarfile.TarInfo) -> str | None:
 
 
 def _iter_tar(path: Path, name: str, first: int, selection: Selection, prompt_key: str | None,
-              require_prompt: bool = True) -> Iterator[SourceRow]:
+              require_prompt: bool = True, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> Iterator[SourceRow]:
     index = first
     try:
         tar = tarfile.open(path, mode="r:*")  # noqa: SIM115 - closed by the with-block below
@@ -144,7 +152,9 @@ def _iter_tar(path: Path, name: str, first: int, selection: Selection, prompt_ke
                     problems.append(f"duplicate member '{member.name}'")
                 elif not want:
                     members[ext] = None
-                elif member.size > MAX_MEMBER_BYTES:
+                elif ext.rpartition(".")[2] in IMAGE_EXTENSIONS and member.size > max_image_bytes:
+                    problems.append(too_large(member.size, max_image_bytes, f"image member '{member.name}'"))
+                elif member.size > MAX_MEMBER_BYTES:  # the header's size: checked before a byte is read
                     problems.append(f"member '{member.name}' is larger than {MAX_MEMBER_BYTES >> 20} MiB")
                 else:
                     try:
@@ -186,7 +196,7 @@ def _broken(index: int, name: str, reason: str) -> SourceRow:
 
 
 def _text(data: bytes | None) -> str | None:
-    return None if data is None else data.decode("utf-8")
+    return None if data is None else decode_text(data)
 
 
 def _sample(index: int, name: str, key: str, members: dict[str, bytes | None], problems: list[str], want: bool,
@@ -201,16 +211,12 @@ def _sample(index: int, name: str, key: str, members: dict[str, bytes | None], p
         return row
     try:
         meta_text = _text(members.get("json"))
-        meta = json.loads(meta_text) if meta_text is not None else None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        meta = clean_value(json.loads(meta_text)) if meta_text is not None else None
+    except json.JSONDecodeError as exc:
         row.error = f"{key}.json: {short_error(exc)}"
         return row
     fields["json"] = meta_text
-    try:
-        row.prompt = _prompt(members, meta, prompt_key)
-    except UnicodeDecodeError:
-        row.error = f"caption of {key} is not valid UTF-8"
-        return row
+    row.prompt = _prompt(members, meta, prompt_key)
     fields["prompt"] = row.prompt if isinstance(row.prompt, str) else None
     image_ext = next((e for e in members if e.rpartition(".")[2] in IMAGE_EXTENSIONS), None)
     if image_ext is None:
