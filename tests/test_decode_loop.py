@@ -123,13 +123,24 @@ def test_a_decode_bound_loop_moves_to_one_thread_and_checks_back_ever_less_often
 def test_a_model_bound_loop_keeps_all_threads(monkeypatch, two_threads):
     import clipgauge.scoring.cpu_threads as ct
 
-    # the loop never waits for images; one thread would be slower: tried once after PERIOD passes, then 2 x PERIOD
+    # the loop never waits for images; one thread would be slower: tried after FIRST_PROBE passes, then ever
+    # further apart (all threads keep winning): 2, 4, 8 ... x FIRST_PROBE passes between probes
     used = _passes(monkeypatch, 4 * ct.PERIOD, lambda one: 1.7 if one else 1.0, 0.0)
-    first = used.index(True)
-    assert first == ct.PERIOD and used[first : first + ct.PROBE] == [True] * ct.PROBE
-    second = used.index(True, first + ct.PROBE)
-    assert second == first + ct.PROBE + 2 * ct.PERIOD
-    assert sum(used) == 2 * ct.PROBE
+    starts = [i for i, one in enumerate(used) if one and (i == 0 or not used[i - 1])]
+    assert starts[0] == ct.FIRST_PROBE and used[starts[0] : starts[0] + ct.PROBE] == [True] * ct.PROBE
+    gaps = [b - a - ct.PROBE for a, b in zip(starts, starts[1:])]
+    assert gaps == [ct.FIRST_PROBE * 2**k for k in range(1, len(gaps) + 1)] and len(gaps) >= 3
+    assert sum(used) == ct.PROBE * len(starts) <= 0.05 * len(used)
+
+
+def test_a_loop_that_never_waits_still_moves_to_one_thread_when_that_is_faster(monkeypatch, two_threads):
+    import clipgauge.scoring.cpu_threads as ct
+
+    # decode-bound, but the slow forward on all threads (contention) lets the decoders keep ahead: no waiting at all
+    # shows. One thread is faster: it is found at the first probe, within the first batches of the run
+    used = _passes(monkeypatch, 2 * ct.PERIOD, lambda one: 36.0 if one else 58.0, 0.0)
+    assert used.index(True) == ct.FIRST_PROBE < ct.PERIOD // 4
+    assert all(used[ct.FIRST_PROBE : ct.FIRST_PROBE + ct.PERIOD])
 
 
 def test_forward_threads_change_only_cpu_passes_inside_a_scoring_run(two_threads):
