@@ -39,6 +39,9 @@ MIN_CONFIDENCE = 0.4
 SCRIPT_CONFIDENCE = 0.9
 #: characters looked at (the start of a long prompt says its language)
 MAX_CHARS = 400
+#: characters of a text looked at for its letters and script (5 x what the model reads): a 1 MB prompt costs
+#: what a short one does
+SCAN_CHARS = 2000
 CACHE_SIZE = 200_000
 #: fastText labels without an ISO 639-1 code that belong to a language that has one (Egyptian Arabic,
 #: Wu and Cantonese Chinese, South Azerbaijani, Western Punjabi)
@@ -159,7 +162,8 @@ def detect_languages(texts: Sequence[str | None]) -> list[Detection]:
     a confidence in [0, 1], or `Detection(None, None)` for None, empty, too-short or too-unsure text.
 
     Each distinct text is classified once per process (bounded cache of `CACHE_SIZE` texts)."""
-    keys = [clean_text(" ".join(t.split())) if isinstance(t, str) else "" for t in texts]  # fasttext refuses surrogates
+    # fasttext refuses surrogates; the model reads MAX_CHARS, so a 1 MB prompt is judged on its first SCAN_CHARS
+    keys = [clean_text(" ".join(t[:2 * SCAN_CHARS].split())[:SCAN_CHARS]) if isinstance(t, str) else "" for t in texts]
     with _lock:
         todo = [k for k in dict.fromkeys(keys) if k not in _cache]
     found = {k: _classify(k) if letter_weight(k) >= MIN_LETTERS else NO_LANGUAGE for k in todo}
@@ -179,5 +183,6 @@ def detector_info() -> dict[str, Any]:
         version = None
     return {"package": PACKAGE, "version": version, "model": MODEL, "min_letters": MIN_LETTERS,
             "cjk_letter_weight": CJK_LETTER_WEIGHT, "min_confidence": MIN_CONFIDENCE, "max_chars": MAX_CHARS,
+            "scan_chars": SCAN_CHARS,
             "script_rule": "mostly CJK letters: kana -> ja, hangul -> ko, else zh",
             "script_confidence": SCRIPT_CONFIDENCE, "macro_languages": dict(MACRO_LANGUAGE)}
