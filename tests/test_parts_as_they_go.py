@@ -119,3 +119,42 @@ def test_stream_groups_close_at_part_boundaries_and_equal_one_table(tmp_path, hf
     assert streamed.column("row_id").to_pylist() == list(range(70))
     for name in ("cosine", *(["clip_iqa"] if two_models else [])):
         np.testing.assert_allclose(streamed.column(name).to_numpy(), whole.column(name).to_numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("two_models", [False, True])
+def test_rows_without_images_are_not_held_while_the_stream_runs(tmp_path, hf_model_dir, two_models):
+    """A long run of rows whose images are missing is scored and let go group by group: the image streams, which
+    read ahead only for images, never keep the rows they have not reached alive (memory stays bounded)."""
+    import gc
+    import weakref
+
+    images = _rows(8, tmp_path / "d")
+    made: list[weakref.ref] = []
+
+    def rows():
+        for i in range(1600):
+            row = SourceRow(i, f"m:{i}", {"image": "gone.png", "prompt": "a cat"}, image=tmp_path / "gone.png",
+                            prompt="a cat")
+            made.append(weakref.ref(row))
+            yield row
+        for j, row in enumerate(images):
+            row.index = 1600 + j
+            yield row
+
+    metrics = ["clip", f"clip_iqa:model=hf:{hf_model_dir}"] if two_models else ["clip"]
+    plan = ScoringPlan(ScoreOptions(metrics=metrics, model="demo", device="cpu", batch_size=8, num_workers=1,
+                                    language=False)).load()
+    schema = plan.output_schema(pa.schema([pa.field("image", pa.string()), pa.field("prompt", pa.string())]))
+    alive_at_1200 = None
+    tables = []
+    for group, table in score_stream(plan, rows(), schema, group_rows=16):
+        tables.append(table)
+        if group.rows[-1].index == 1199:
+            del group
+            gc.collect()
+            alive_at_1200 = sum(ref() is not None for ref in made[:1100])
+    assert alive_at_1200 is not None and alive_at_1200 < 50  # was 1100: every row held until an image came
+    out = pa.concat_tables(tables)
+    assert out.column("row_id").to_pylist() == list(range(1608))
+    assert set(out.column("error").to_pylist()[:1600]) == {f"file not found: {tmp_path / 'gone.png'}"}
+    assert out.column("error").to_pylist()[1600:] == [None] * 8

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,8 +84,24 @@ def fill_images(plan: Any, prepared: Iterator[Group], progress: Progress | None 
                 progress(len(group.rows))
             yield group
         return
-    back, front = itertools.tee(_screened(g) for g in prepared)
-    sources = (src for g in front for src in g.sources)
+    screened = (_screened(g) for g in prepared)
+    ahead: deque[Group] = deque()  # groups the feed read ahead of the loop below
+    unfed: deque[Group] = deque()  # groups the loop read before the feed reached them
+
+    def feed() -> Iterator[Any]:
+        """Each group's sources in order, or one placeholder for a group without any: the decode window counts
+        it, so a long run of rows without images is never read ahead of the loop (and never held)."""
+        while True:
+            if unfed:
+                g = unfed.popleft()
+            else:
+                g = next(screened, None)
+                if g is None:
+                    return
+                ahead.append(g)
+            yield from g.sources or (_NOTHING,)
+
+    sources = feed()
     streams: list[tuple[Need, Iterator[tuple[Any, str | None]]]] = []
     if plan.decode_once:  # each image decoded once, handed to every model and to the metrics that read pixels
         branches = itertools.tee(_decoded(plan, sources), len(embeds) + len(pixels))
@@ -94,15 +111,28 @@ def fill_images(plan: Any, prepared: Iterator[Group], progress: Progress | None 
     else:
         streams.append((embeds[0], _embedded(plan, embeds[0].model, sources)))
     counter = _Counter(progress, plan.options.batch_size)
-    for group in back:
+    while True:
+        if ahead:
+            group = ahead.popleft()
+        else:
+            group = next(screened, None)
+            if group is None:
+                break
+            unfed.append(group)
         n, m = len(group.rows), len(group.sources)
         for k, (need, stream) in enumerate(streams):
-            if need.kind == "image_embedding":
+            if not m:
+                next(stream)  # the group's placeholder
+                items: list[Any] = []
+            elif need.kind == "image_embedding":
                 scorer = plan.embedder(need.model)
                 with plan.timings.embedding(need.model, "image", m, scorer.device):
                     items = counter.take(stream, m) if k == 0 else list(itertools.islice(stream, m))
+            else:
+                items = list(itertools.islice(stream, m))
+            errors = list(group.reasons)
+            if need.kind == "image_embedding":
                 emb = np.full((n, plan.embedding_dim(need.model)), np.nan, dtype=np.float32)
-                errors = list(group.reasons)
                 for i, (e, err) in zip(group.streamed, items):
                     if e is not None:
                         emb[i] = e
@@ -110,8 +140,7 @@ def fill_images(plan: Any, prepared: Iterator[Group], progress: Progress | None 
                 group.batch.values[need] = emb
             else:
                 values: list[Any] = [None] * n
-                errors = list(group.reasons)
-                for i, (v, err) in zip(group.streamed, itertools.islice(stream, m)):
+                for i, (v, err) in zip(group.streamed, items):
                     values[i], errors[i] = v, err
                 group.batch.values[need] = values
             group.batch.errors[need] = errors
@@ -147,6 +176,10 @@ class _Counter:
                 self.progress(self.step)
                 self.unreported = 0
         return out
+
+
+#: the one source a group without images puts in the streams (:func:`fill_images`)
+_NOTHING = Skip("no image")
 
 
 def _screened(group: Group) -> Group:
