@@ -77,8 +77,8 @@ def test_prefetched_images_are_used_and_score_exactly(hf_model_dir, jpeg_paths):
     assert scorer._prefetch is not None and len(scorer._prefetch.jobs) == len(jpeg_paths)
     for _, fut in scorer._prefetch.jobs:
         fut.result()
-    for p in jpeg_paths:  # only the prefetched pixels are left to score from
-        p.unlink()
+    for i, p in enumerate(jpeg_paths):  # other pictures now: only the prefetched pixels give the expected scores
+        p.write_bytes(jpeg_bytes(random_rgb(100 + i, size=(64, 64))))  # (a path is checked before it is read)
     result = scorer.score_pairs(jpeg_paths, prompts)
     assert result.error == [None] * len(jpeg_paths)
     np.testing.assert_allclose(result.cosine, expected, atol=1e-5)

@@ -199,12 +199,11 @@ def test_rows_cross_to_ray_actors_as_arrow(tmp_path):
 def test_a_refused_prompt_fails_alone_in_the_text_table(demo):
     """Past the sources (which clean text), the tokenizer refuses a lone surrogate: a real TypeError."""
     from clipgauge.errors import RowError
-    from clipgauge.scoring.texts import text_table
 
     prompts = ["a red circle", SURROGATE, "a blue square", "\ud800"]
     failed: dict = {}
     demo.clear_text_cache()
-    table = text_table(demo, prompts, errors=failed)
+    table = demo.texts.table(prompts, errors=failed)
     assert sorted(table) == ["a blue square", "a red circle"] and sorted(failed) == sorted([SURROGATE, "\ud800"])
     reason = failed[SURROGATE]
     assert reason.startswith("prompt cannot be tokenized: TypeError: ") and "\n" not in reason
@@ -212,7 +211,7 @@ def test_a_refused_prompt_fails_alone_in_the_text_table(demo):
     expected = demo.embed_texts(["a red circle", "a blue square"])
     np.testing.assert_allclose(np.stack([table["a red circle"][0], table["a blue square"][0]]), expected, atol=1e-6)
     with pytest.raises(RowError) as info:
-        text_table(demo, prompts)
+        demo.texts.table(prompts)
     assert info.value.index == 1 and info.value.reason == reason
 
 
@@ -231,7 +230,6 @@ def test_score_pairs_gives_a_refused_prompt_its_row_error(demo, image):
 
 def test_the_python_api_names_a_refused_prompt(demo):
     from clipgauge.errors import RowError
-    from clipgauge.scoring.texts import keyed_table
 
     with pytest.raises(RowError) as info:
         demo.embed_texts(["a red circle", "a blue square", SURROGATE])
@@ -240,7 +238,7 @@ def test_the_python_api_names_a_refused_prompt(demo):
         demo.embed_texts(["a red circle", SURROGATE], languages=["en", "de"])
     assert info.value.index == 1
     failed: dict = {}
-    table = keyed_table(demo, ["a red circle", SURROGATE], ["en", "de"], errors=failed)
+    table = demo.texts.keyed_table(["a red circle", SURROGATE], ["en", "de"], errors=failed)
     assert list(table) == [("a red circle", "en")] and list(failed) == [(SURROGATE, "de")]
 
 

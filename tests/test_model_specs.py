@@ -70,7 +70,8 @@ def test_every_accepted_form_parses_to_its_fields(tmp_path):
     ("open_clip:ViT-B-32:", "bad OpenCLIP spec 'open_clip:ViT-B-32:'"),
     ("open_clip:hf-hub:nope", "bad OpenCLIP hub spec 'open_clip:hf-hub:nope': use open_clip:hf-hub:ORG/NAME"),
     ("not a model!", "unknown model 'not a model!': use a Hugging Face id (openai/clip-vit-large-patch14), hf:DIR, "
-                     "open_clip:ARCH:PRETRAINED, open_clip:hf-hub:ORG/NAME, or demo"),
+                     "open_clip:ARCH:PRETRAINED, open_clip:hf-hub:ORG/NAME, longclip:PATH, demo, "
+                     "mclip:ORG/NAME[,image=SPEC], pickscore:MODEL|PROCESSOR, or hpsv2:ARCH:CHECKPOINT"),
     ("mine:thing", "unknown model 'mine:thing'"),
 ])
 def test_bad_forms_give_one_line(clean_registry, monkeypatch, text, message):

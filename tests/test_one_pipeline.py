@@ -308,7 +308,7 @@ def test_metrics_from_the_entry_point_group_are_found(monkeypatch):
 
     ep = metadata.EntryPoint(name="plugin_pixel", value="my_plugin:Plugin", group=registry.ENTRY_POINT_GROUP)
     monkeypatch.setattr(metadata.EntryPoint, "load", lambda self: Plugin)
-    monkeypatch.setattr(registry.metadata, "entry_points",
+    monkeypatch.setattr(metadata, "entry_points",
                         lambda group=None: [ep] if group == registry.ENTRY_POINT_GROUP else [])
     monkeypatch.setattr(registry, "_plugins_loaded", False)
     monkeypatch.setattr(registry, "_registered", {})

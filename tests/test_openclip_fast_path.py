@@ -170,8 +170,8 @@ def test_prefetch_is_used_for_open_clip_specs(tmp_path, openclip_checkpoint):
     assert scorer._prefetch is not None and len(scorer._prefetch.jobs) == len(paths)
     for _, fut in scorer._prefetch.jobs:
         fut.result()
-    for p in paths:  # only the prefetched pixels are left to score from
-        p.unlink()
+    for i, p in enumerate(paths):  # other pictures now: only the prefetched pixels give the expected scores
+        p.write_bytes(jpeg_bytes(random_rgb(100 + i, size=(64, 64))))  # (a path is checked before it is read)
     result = scorer.score_pairs(paths, "a photo of a cat")
     assert result.error == [None] * len(paths)
     np.testing.assert_array_equal(result.cosine, expected)

@@ -22,14 +22,15 @@ from .scoring.scales import SCALES
 
 if TYPE_CHECKING:
     from .backbones import compare_backbones
+    from .pipeline.pairs import Scorer
     from .pipeline.plan import ScoreOptions
     from .runs import ScoreResult, score
-    from .scoring import PairScores, Scorer
+    from .scoring.scorer import PairScores
     from .validation import validate
     from .zeroshot.classify import classify
     from .zeroshot.retrieve import RetrievalResult, retrieve
 
-_LAZY = {"Scorer": "scoring.scorer", "PairScores": "scoring.scorer", "score": "runs", "ScoreResult": "runs",
+_LAZY = {"Scorer": "pipeline.pairs", "PairScores": "scoring.scorer", "score": "runs", "ScoreResult": "runs",
          "ScoreOptions": "pipeline.plan", "validate": "validation", "compare_backbones": "backbones",
          "classify": "zeroshot.classify", "retrieve": "zeroshot.retrieve", "RetrievalResult": "zeroshot.retrieve"}
 

@@ -95,7 +95,7 @@ def compare_backbones(input_spec: str | Path, models: list[str], *, options: Any
         names = list(open_source(input_spec, image_column=image_column, prompt_column=prompt_column).schema().names)
         if system_column not in names:
             raise UsageError(f"the input has no '{system_column}' column (columns: {', '.join(names)})")
-    options = (options or ScoreOptions()).with_(metrics=metrics, _resolved=None, save_embeddings=False)
+    options = (options or ScoreOptions()).with_(metrics=metrics, save_embeddings=False)
     for name in _WARM_IMPORTS:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)

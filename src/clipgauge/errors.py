@@ -91,3 +91,7 @@ class PrecisionWarning(RuntimeWarning):
 
 class LanguageWarning(UserWarning):
     """Prompts that are not English were scored with a model that reads English only (less reliable scores)."""
+
+
+class PluginWarning(UserWarning):
+    """An installed plugin (entry point of ``clipgauge.metrics`` or ``clipgauge.models``) failed and was skipped."""

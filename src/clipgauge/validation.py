@@ -130,7 +130,7 @@ def _score(data: Judgements, metric: str, options: Any, scores_out: str | Path |
     with tempfile.TemporaryDirectory(prefix="clipgauge-validate-") as tmp:
         manifest = _write_manifest(data.rows, Path(tmp))
         out = Path(scores_out) if scores_out is not None else Path(tmp) / "scores.parquet"
-        result = score(manifest, out, options.with_(metrics=[spec], _resolved=None))
+        result = score(manifest, out, options.with_(metrics=[spec]))
         records = read_results(out)
     column = _metric_column(spec.split(":")[0], result.summary)
     values = np.array([_float(r.get(column)) for r in records], dtype=np.float64)

@@ -18,7 +18,7 @@ import warnings
 import click
 
 from .._version import __version__
-from ..errors import EngineError, LanguageWarning, PrecisionWarning, UsageError
+from ..errors import EngineError, LanguageWarning, PluginWarning, PrecisionWarning, UsageError
 
 #: command name → "module:attribute" (modules relative to this package)
 COMMANDS = {
@@ -104,7 +104,7 @@ def os_error_line(exc: OSError) -> str:
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
     """clipgauge's own warnings as one line on stderr; others as Python prints them."""
-    if issubclass(category, (PrecisionWarning, LanguageWarning)):
+    if issubclass(category, (PrecisionWarning, LanguageWarning, PluginWarning)):
         click.echo(f"clipgauge: warning: {message}", err=True)
     else:
         _show_warning(message, category, filename, lineno, file, line)

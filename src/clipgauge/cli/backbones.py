@@ -10,15 +10,14 @@ from rich.table import Table
 
 from ..pipeline.plan import ScoreOptions
 from .evalio import check_json_target, emit_json, fmt, json_option, say
-from .options import batch_size_option, device_option, precision_option
+from .options import batch_size_option, device_option, model_option, precision_option
 from .output import stdout
 
 
 @click.command()
 @click.argument("manifest", type=click.Path(path_type=Path))
-@click.option("--model", "models", multiple=True, required=True, metavar="SPEC",
-              help="A CLIP to compare (repeat: --model A --model B [--model C …]); any spec 'clipgauge score "
-                   "--model' takes.")
+@model_option("A CLIP to compare (repeat: --model A --model B [--model C …])", multiple=True, required=True,
+              dest="models", metavar="SPEC")
 @click.option("--system-column", metavar="COLUMN",
               help="Column naming the generator or run of each row: adds each backbone's system ranking, Kendall "
                    "τ between rankings and the share of system pairs whose sign all backbones agree on.")

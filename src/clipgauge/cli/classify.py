@@ -6,10 +6,16 @@ from pathlib import Path
 
 import click
 
-from ..defaults import DEFAULT_MODEL
 from ..errors import UsageError
 from .evalio import check_json_target, emit_json, fmt, json_option, say
-from .options import batch_size_option, device_option, max_image_bytes_option, precision_option
+from .options import (
+    batch_size_option,
+    device_option,
+    max_image_bytes_option,
+    model_option,
+    precision_option,
+    workers_option,
+)
 
 
 @click.command()
@@ -26,13 +32,13 @@ from .options import batch_size_option, device_option, max_image_bytes_option, p
                    "the confusion table.")
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True,
               help="How many labels the top_labels column lists.")
-@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="CLIP model spec (as for score).")
+@model_option("The CLIP that scores the labels")
 @click.option("--out", type=click.Path(path_type=Path),
               help="Per-row results: a file (.jsonl, .csv, .tsv, .parquet) or a results folder; resumable.")
 @batch_size_option()
 @device_option()
 @precision_option()
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Image decode threads.")
+@workers_option()
 @max_image_bytes_option()
 @click.option("--shard-size", type=click.IntRange(min=1), default=10_000, show_default=True, metavar="N",
               help="Input rows per committed part.")

@@ -11,11 +11,12 @@ from .output import stdout
 
 
 def model_families() -> list[dict[str, str]]:
-    """The registered model loaders (family, spec prefix, description)."""
-    from ..encoders import list_model_loaders
+    """The registered model families, from the registry (entry points included): family, spec prefix, the spec's
+    grammar (``usage``) and description."""
+    from ..encoders import list_model_families
 
-    return [{"family": family, "prefix": prefix or "", "description": describe}
-            for family, prefix, describe in list_model_loaders()]
+    return [{"family": f.family, "prefix": f.prefix or "", "usage": f.grammar, "description": f.describe}
+            for f in list_model_families()]
 
 
 @click.command("metrics")
@@ -48,5 +49,5 @@ def metrics(json_output: bool) -> None:
     for col in ("family", "spec", "what it loads"):
         models.add_column(col, overflow="fold")
     for f in listing["models"]:
-        models.add_row(*map(Text, (f["family"], f["prefix"] or "-", f["description"])))
+        models.add_row(*map(Text, (f["family"], f["usage"] or f["prefix"] or "-", f["description"])))
     stdout.print(models)

@@ -1,5 +1,10 @@
-"""The model-run options several commands share (``--device``, ``--batch-size``, ``--precision``,
-``--max-image-bytes``): one definition of each type and default; each command keeps its own help text."""
+"""The options several commands share (``--model``, ``--device``, ``--batch-size``, ``--precision``, ``--workers``,
+``--prompt-prefix``, ``--trust-remote-code``, ``--max-image-bytes``): one declaration of each name, type and
+default; a command adds its own words to the help where its meaning differs.
+
+``--model``'s help lists the model families from the registry (built-ins and installed plugins) when the help is
+shown, so it never falls behind the families clipgauge knows.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,53 @@ from typing import Any
 
 import click
 
+from ..defaults import DEFAULT_MODEL
 from ..image_files import DEFAULT_MAX_IMAGE_BYTES
 from ..scoring.precision import PRECISIONS  # (no torch import)
+
+
+class ModelOption(click.Option):
+    """A ``--model`` option whose help ends with the spec forms of every registered model family, read from the
+    registry when the help is shown (``clipgauge.encoders.registry.model_forms``)."""
+
+    def __init__(self, *args: Any, lead: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lead = lead
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        from ..encoders.registry import model_forms
+
+        self.help = f"{self.lead}: {model_forms()} (see 'clipgauge metrics')."
+        return super().get_help_record(ctx)
+
+
+def model_option(lead: str, *, default: str | None = DEFAULT_MODEL, multiple: bool = False, required: bool = False,
+                 dest: str = "model", metavar: str | None = None) -> Any:
+    """``--model``: a model spec (the default model unless *default* says otherwise). *lead* says what the model
+    is for in this command; the help adds every family's spec form."""
+    extra: dict[str, Any] = {"show_default": True} if default is not None and not multiple else {}
+    return click.option("--model", dest, cls=ModelOption, lead=lead, default=None if multiple else default,
+                        multiple=multiple, required=required, metavar=metavar, **extra)
+
+
+def workers_option() -> Any:
+    """``--workers``: image decode threads, at least 1 (default: the CPU count, at most 8)."""
+    return click.option("--workers", type=click.IntRange(min=1), default=None,
+                        help="Threads that decode images (default: CPU count, at most 8).")
+
+
+def prompt_prefix_option(help: str | None = None, *, default: str | None = "",  # noqa: A002 - click's keyword
+                         metavar: str | None = None) -> Any:
+    """``--prompt-prefix``: text put before every prompt ('' by default; a command may default to None and
+    choose one itself, saying so in *help*)."""
+    return click.option("--prompt-prefix", default=default, metavar=metavar,
+                        help=help or "Text put before every prompt, e.g. 'a photo of '.")
+
+
+def trust_remote_code_option() -> Any:
+    """``--trust-remote-code``: a flag, off by default."""
+    return click.option("--trust-remote-code", is_flag=True,
+                        help="Allow custom model code from the hub (off by default).")
 
 
 def device_option(default: str = "auto") -> Any:

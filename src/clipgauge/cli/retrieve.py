@@ -8,7 +8,7 @@ import click
 
 from ..errors import UsageError
 from .evalio import check_json_target, emit_json, fmt, json_option, say
-from .options import batch_size_option, device_option, precision_option
+from .options import batch_size_option, device_option, model_option, precision_option
 
 
 @click.command()
@@ -25,8 +25,7 @@ from .options import batch_size_option, device_option, precision_option
 @click.option("--evaluate", is_flag=True,
               help="recall@1/5/10 in both directions over GALLERY, each row's prompt its true caption "
                    "(CLIP_benchmark's definition).")
-@click.option("--model", default=None,
-              help="CLIP model spec; default: the model that stored GALLERY's embeddings, else the default model.")
+@model_option("The CLIP (default: the model that stored GALLERY's embeddings, else the default model)", default=None)
 @batch_size_option()
 @device_option()
 @precision_option()

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from ..defaults import DEFAULT_MODEL
 from ..engines import ENGINES, RayOptions
 from ..errors import RowError
 from ..pipeline.plan import ScoreOptions
@@ -15,16 +14,23 @@ from ..runs import score as run_score
 from ..scoring.scales import SCALES
 from ..sinks.sharded import SUMMARY_FILE, is_folder_output
 from ..sinks.summary import json_safe, summary_path
-from .options import batch_size_option, device_option, max_image_bytes_option, precision_option
+from .options import (
+    batch_size_option,
+    device_option,
+    max_image_bytes_option,
+    model_option,
+    precision_option,
+    prompt_prefix_option,
+    trust_remote_code_option,
+    workers_option,
+)
 from .output import progress_bar, stderr, stdout, summary_table
 from .process import allow_fast_exit
 
 
 @click.command()
 @click.argument("manifest", type=click.Path(path_type=Path))
-@click.option("--model", default=DEFAULT_MODEL, show_default=True,
-              help="A Hugging Face id or hf:DIR, open_clip:ARCH:PRETRAINED, open_clip:hf-hub:ORG/NAME, or demo: "
-                   "the model of every metric that is not given model=.")
+@model_option("The model of every metric that is not given model=")
 @click.option("--metric", "metrics", multiple=True, metavar="NAME[:KEY=VALUE,...]",
               help="A metric to compute (repeatable; default: clip). See 'clipgauge metrics' for the metrics and "
                    "their options, e.g. --metric clip:model=hf:/path/to/folder,scale=clip-s.")
@@ -36,9 +42,8 @@ from .process import allow_fast_exit
 @click.option("--scale", type=click.Choice(SCALES), default="cosine", show_default=True,
               help="Scale of the clip metric's 'score' column; 'cosine' is always written too.")
 @precision_option("fp32 is exact; bf16 (CPU/GPU) and fp16 (GPU) are faster.")
-@click.option("--prompt-prefix", default="", help="Text put before every prompt, e.g. 'a photo of '.")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Threads that decode images (default: CPU count, at most 8).")
+@prompt_prefix_option()
+@workers_option()
 @click.option("--reference-image", metavar="COLUMN",
               help="Column of reference image paths: adds clip_i, the image-image cosine (CLIP-I).")
 @click.option("--reference-text", metavar="COLUMN",
@@ -87,7 +92,7 @@ from .process import allow_fast_exit
               help="Add each prompt's language (columns language, language_confidence; rows per language in the "
                    "summary; a warning when an English-only model scores other languages).")
 @click.option("--json", "json_output", is_flag=True, help="Print the summary as JSON instead of a table.")
-@click.option("--trust-remote-code", is_flag=True, help="Allow custom model code from the hub (off by default).")
+@trust_remote_code_option()
 def score(manifest: Path, model: str, metrics: tuple[str, ...], out: Path | None, batch_size: int, device: str,
           scale: str, precision: str, prompt_prefix: str, workers: int | None, reference_image: str | None,
           reference_text: str | None, embedding_cache: Path | None, fast_decode: bool, decode: str,

@@ -13,12 +13,18 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from ..encoders import DEFAULT_MODEL
 from ..errors import UsageError
 from ..scoring.scales import SCALES
 from ..sinks.summary import json_safe
 from ..sources import read_manifest
-from .options import batch_size_option, device_option, precision_option
+from .options import (
+    batch_size_option,
+    device_option,
+    model_option,
+    precision_option,
+    prompt_prefix_option,
+    trust_remote_code_option,
+)
 from .output import stderr, stdout
 
 if TYPE_CHECKING:
@@ -34,14 +40,13 @@ def _fmt(value: float, digits: int = 4) -> str:
 @click.option("--images-dir", "images", required=True, type=click.Path(path_type=Path),
               help="Folder of images with a .txt prompt beside each (or a manifest with image and prompt columns).")
 @click.option("--step", required=True, type=click.IntRange(min=0), help="The training step the images belong to.")
-@click.option("--model", default=DEFAULT_MODEL, show_default=True,
-              help="A Hugging Face id or hf:DIR, open_clip:ARCH:PRETRAINED, open_clip:hf-hub:ORG/NAME, or demo.")
+@model_option("The CLIP that scores the images")
 @device_option()
 @batch_size_option("Images per forward pass.")
 @precision_option("fp32 is exact; bf16 (CPU/GPU) and fp16 (GPU) are faster.")
 @click.option("--scale", type=click.Choice(SCALES), default="cosine", show_default=True,
               help="Scale of the written values: cosine, torchmetrics (100 × cosine) or clip-s.")
-@click.option("--prompt-prefix", default="", help="Text put before every prompt, e.g. 'a photo of '.")
+@prompt_prefix_option()
 @click.option("--images/--no-images", "grid", default=True, show_default=True,
               help="Also write a grid of the best and worst images with their prompts.")
 @click.option("--per-prompt/--no-per-prompt", default=True, show_default=True,
@@ -50,7 +55,7 @@ def _fmt(value: float, digits: int = 4) -> str:
 @click.option("--jsonl", "jsonl_path", type=click.Path(path_type=Path),
               help="Also append the evaluation (with every per-image score) to this JSONL file.")
 @click.option("--json", "json_output", is_flag=True, help="Print the result as JSON instead of a table.")
-@click.option("--trust-remote-code", is_flag=True, help="Allow custom model code from the hub (off by default).")
+@trust_remote_code_option()
 @click.option("--metric", "metrics", multiple=True, metavar="NAME[:KEY=VALUE,...]",
               help="Also log another metric (repeatable), e.g. aesthetic: its columns as NAME/mean, NAME/min, ….")
 def track(logdir: Path, images: Path, step: int, model: str, device: str, batch_size: int, precision: str, scale: str,

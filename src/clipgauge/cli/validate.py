@@ -8,12 +8,11 @@ import click
 from rich import box
 from rich.table import Table
 
-from ..defaults import DEFAULT_MODEL
 from ..pipeline.plan import ScoreOptions
 from ..scoring.scales import SCALES
 from ..stats.agreement import N_RESAMPLES
 from .evalio import check_json_target, emit_json, fmt, json_option, say
-from .options import batch_size_option, device_option
+from .options import batch_size_option, device_option, model_option, prompt_prefix_option
 from .output import stdout
 
 #: the CLIPScore paper's caption prefix (clipscore.py, CLIPCapDataset), for candidates and references alike
@@ -29,13 +28,12 @@ _LABELS = {"kendall_tau_b": "Kendall τ-b", "kendall_tau_c": "Kendall τ-c", "sp
 @click.option("--column", default=None, metavar="NAME",
               help="Read this precomputed score column instead of running a metric (pairwise files: NAME_0, "
                    "NAME_1).")
-@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="CLIP model of the metric.")
+@model_option("The CLIP of the metric")
 @click.option("--scale", type=click.Choice(SCALES), default=None,
               help="Scale of the clip metric [default: clip-s for Flickr8K files, as the CLIPScore paper; else "
                    "cosine].")
-@click.option("--prompt-prefix", default=None, metavar="TEXT",
-              help="Text put before every caption and reference [default: 'A photo depicts ' for Flickr8K files, "
-                   "as the CLIPScore paper's code; else none].")
+@prompt_prefix_option("Text put before every caption and reference [default: 'A photo depicts ' for Flickr8K "
+                      "files, as the CLIPScore paper's code; else none].", default=None, metavar="TEXT")
 @click.option("--image-root", type=click.Path(path_type=Path, file_okay=False),
               help="Folder relative image paths are relative to [default: the judgement file's folder].")
 @click.option("--tie-threshold", type=click.FloatRange(min=0), default=0.0, show_default=True,

@@ -1,7 +1,8 @@
-"""The model families clipgauge ships: how each parses its spec, loads it, and guesses its preprocessing early.
+"""The core model families (transformers, OpenCLIP, Long-CLIP, demo): how each parses its spec, loads it, and
+guesses its preprocessing early.
 
-Registered by :mod:`clipgauge.encoders.registry` from :data:`BUILTIN_LOADERS`. Nothing heavy is imported at
-module level: torch, transformers and open_clip are imported by the loaders, when a model is loaded.
+Declared, with every other built-in family, in :data:`clipgauge.encoders.families.BUILTIN_FAMILIES`. Nothing heavy
+is imported at module level: torch, transformers and open_clip are imported by the loaders, when a model is loaded.
 """
 
 from __future__ import annotations
@@ -12,11 +13,6 @@ from typing import Any
 
 from ..errors import ModelLoadError
 from .spec import HUB_ID, ModelSpec
-
-UNKNOWN_MODEL_HINT = (
-    "use a Hugging Face id (openai/clip-vit-large-patch14), hf:DIR, open_clip:ARCH:PRETRAINED, "
-    "open_clip:hf-hub:ORG/NAME, or demo"
-)
 
 
 def demo_model_dir() -> Path:
@@ -157,23 +153,3 @@ def early_plan_open_clip(spec: ModelSpec):
     from .openclip_plan import early_open_clip_plan
 
     return early_open_clip_plan(spec.arch or "", spec.pretrained)
-
-
-#: (family, keyword arguments of ``register_model_loader``), in the order ``clipgauge metrics`` lists them.
-BUILTIN_LOADERS: list[tuple[str, dict[str, Any]]] = [
-    ("transformers", dict(
-        loader=load_transformers, prefix="hf:", parse=parse_hf, early_plan=early_plan_transformers,
-        describe="a transformers CLIPModel: hf:ID_OR_DIR, or a bare hub id (openai/clip-vit-large-patch14) "
-                 "or local folder")),
-    ("open_clip", dict(
-        loader=load_open_clip, prefix="open_clip:", parse=parse_open_clip, early_plan=early_plan_open_clip,
-        describe="an OpenCLIP model: open_clip:ARCH:PRETRAINED (tag or checkpoint path) or "
-                 "open_clip:hf-hub:ORG/NAME (needs clipgauge[openclip])")),
-    ("longclip", dict(
-        loader=load_longclip, prefix="longclip:",
-        describe="a Long-CLIP checkpoint (248-token text context): longclip:PATH to longclip-B.pt or longclip-L.pt "
-                 "(needs clipgauge[openclip])")),
-    ("demo", dict(
-        loader=load_demo, prefix="demo", parse=parse_demo, early_plan=early_plan_demo,
-        describe="the small CLIP shipped inside clipgauge (offline, for trying things out)")),
-]

@@ -1,8 +1,9 @@
-"""The ``mclip:`` model family: its spec, its default image towers, and its registration (no torch here).
+"""The ``mclip:`` model family: its spec and its default image towers (no torch here).
 
 ``mclip:NAME[,image=SPEC]`` — an M-CLIP text tower (:mod:`.mclip`) with a CLIP image tower resolved like any other
-spec. Registered when :mod:`clipgauge.encoders` is imported; it sits above the registry (it resolves its image tower
-through it), so it is not one of :mod:`.builtin`'s loaders.
+spec. Declared in :data:`clipgauge.encoders.families.BUILTIN_FAMILIES` (by ``"module:attribute"`` paths: this module
+sits above the registry, as it resolves its image tower through it), so it is known whenever
+:mod:`clipgauge.encoders` is imported.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError
-from .registry import early_crop_plan, parse_model_spec, register_model_loader, resolve_encoder
+from .registry import early_crop_plan, parse_model_spec, resolve_encoder
 from .spec import ModelSpec
 
 #: the image tower each published M-CLIP text tower was distilled against (their model cards)
@@ -70,8 +71,3 @@ def early_plan_mclip(spec: ModelSpec):
     """The image tower's preprocessing (an M-CLIP model's images are its image tower's)."""
     return early_crop_plan(split_mclip_spec(spec.source or "", spec.text)[1])
 
-
-register_model_loader(
-    "mclip", load_mclip, prefix="mclip:", parse=parse_mclip, early_plan=early_plan_mclip,
-    describe="an M-CLIP multilingual text tower with the CLIP image tower it was trained against: mclip:ORG/NAME "
-             "or mclip:FOLDER, optionally ,image=SPEC (e.g. mclip:M-CLIP/XLM-Roberta-Large-Vit-L-14)")

@@ -16,7 +16,12 @@ Add a model family from outside the package in one of two ways:
       mine = "mypackage.clipgauge_models:register"
 
   Entry points are loaded lazily, once, the first time a spec matches no registered prefix, or when the
-  loaders are listed. One that fails to load is skipped; the reason is named if a spec then matches nothing.
+  loaders are listed. One that fails is skipped with a one-line :class:`~clipgauge.errors.PluginWarning` naming
+  it (as a broken metric plugin is, :mod:`clipgauge.plugins`); the reason is named again if a spec then matches
+  nothing.
+
+The built-in families (:data:`~.families.BUILTIN_FAMILIES`, a table of :class:`~.family.ModelFamily`) are
+registered when this module is first imported, i.e. whenever anything of :mod:`clipgauge.encoders` is.
 
 A loader is ``loader(spec: ModelSpec, **options) -> Encoder``. Options are passed only when set: today only
 ``trust_remote_code=True``; a loader that accepts ``**options`` stays compatible with future ones.
@@ -26,19 +31,21 @@ Nothing here imports torch: parsing a spec and listing loaders are cheap.
 
 from __future__ import annotations
 
-import importlib.metadata
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import ClipgaugeError, ModelLoadError
-from .builtin import BUILTIN_LOADERS, UNKNOWN_MODEL_HINT, parse_bare
+from ..plugins import load_plugins
+from .builtin import parse_bare
+from .families import BUILTIN_FAMILIES
+from .family import ModelFamily, check_ref
 from .spec import HUB_ID, ModelSpec
 
-__all__ = ["ANY_MODEL", "ENTRY_POINT_GROUP", "TRANSFORMERS", "WEIGHT_FILE", "ModelLoader", "early_crop_plan",
-           "list_model_loaders", "loader_for", "parse_model_option", "parse_model_spec", "register_model_loader",
-           "resolve_encoder"]
+__all__ = ["ANY_MODEL", "ENTRY_POINT_GROUP", "TRANSFORMERS", "WEIGHT_FILE", "ModelFamily", "ModelLoader",
+           "early_crop_plan", "family_usages", "list_model_families", "list_model_loaders", "loader_for",
+           "model_forms", "parse_model_option", "parse_model_spec", "register_model_family", "register_model_loader",
+           "resolve_encoder", "unknown_model_hint"]
 
 ENTRY_POINT_GROUP = "clipgauge.models"
 
@@ -50,33 +57,8 @@ TRANSFORMERS = ("transformers", "demo")
 WEIGHT_FILE = ("file",)
 
 
-@dataclass(frozen=True)
-class ModelLoader:
-    """One registered model family."""
-
-    family: str
-    load: Callable[..., Any]
-    #: ``NAME:`` selects specs ``NAME:REST``; a word without a colon selects the spec that is exactly it
-    prefix: str | None
-    describe: str = ""
-    #: ``parse(rest, text) -> ModelSpec`` for specs with this prefix (default: ``source=rest``)
-    parse: Callable[[str, str], ModelSpec] | None = None
-    #: ``early_plan(spec) -> crop plan or None``: the preprocessing, known without loading the model
-    early_plan: Callable[[ModelSpec], Any] | None = None
-
-    def parse_text(self, text: str) -> ModelSpec:
-        rest = text[len(self.prefix):] if self.prefix and self.prefix.endswith(":") else ""
-        if self.parse is not None:
-            return self.parse(rest, text)
-        if self.prefix and self.prefix.endswith(":") and not rest:
-            raise ModelLoadError(f"'{text}' names no model after '{self.prefix}'")
-        return ModelSpec(self.family, text, source=rest or None)
-
-    def matches(self, text: str) -> bool:
-        if not self.prefix:
-            return False
-        return text.startswith(self.prefix) if self.prefix.endswith(":") else text == self.prefix
-
+#: one registered model family (the name the registry has always exported)
+ModelLoader = ModelFamily
 
 _LOADERS: dict[str, ModelLoader] = {}
 _PLUGINS: dict[str, Any] = {"loaded": False, "errors": []}
@@ -84,39 +66,80 @@ _PLUGINS: dict[str, Any] = {"loaded": False, "errors": []}
 
 def register_model_loader(
     family: str,
-    loader: Callable[..., Any],
+    loader: Callable[..., Any] | str,
     *,
     prefix: str | None = None,
     describe: str = "",
-    parse: Callable[[str, str], ModelSpec] | None = None,
-    early_plan: Callable[[ModelSpec], Any] | None = None,
+    parse: Callable[[str, str], ModelSpec] | str | None = None,
+    early_plan: Callable[[ModelSpec], Any] | str | None = None,
+    usage: str = "",
 ) -> None:
     """Register (or replace) the loader of a model *family*.
 
     *prefix* is what selects it in a spec: ``"NAME:"`` for specs ``NAME:REST`` (then ``ModelSpec.source`` is
     ``REST``, unless *parse* builds the spec), or a single word without a colon for a spec that is exactly
     that word. Without a prefix the family is reachable only by a *parse* of another family or a
-    :class:`ModelSpec` built in code. *describe* is one line for ``clipgauge metrics``. *early_plan*, optional,
-    returns the model's crop plan (see ``clipgauge.encoders.crop_plan``) without loading it, so images can be
-    decoded while it loads; it is only a guess, checked against the loaded model's plan.
+    :class:`ModelSpec` built in code. *describe* is one line for ``clipgauge metrics``; *usage* the spec's grammar
+    in a few words (``mine:ORG/NAME``) for ``--model`` help and the unknown-model error (default ``PREFIX...``).
+    *early_plan*, optional, returns the model's crop plan (see ``clipgauge.encoders.crop_plan``) without loading
+    it, so images can be decoded while it loads; it is only a guess, checked against the loaded model's plan.
+    *loader*, *parse* and *early_plan* may be ``"module:attribute"`` paths, imported when first needed.
     """
+    register_model_family(ModelFamily(family, loader, prefix, describe, parse, early_plan, usage))
+
+
+def register_model_family(entry: ModelFamily) -> None:
+    """Register (or replace) a model family given as data (see :func:`register_model_loader` for the rules)."""
+    family, prefix = entry.family, entry.prefix
     if not family or not isinstance(family, str):
         raise ValueError("a model loader needs a family name")
-    if not callable(loader):
-        raise TypeError(f"the loader of '{family}' is not callable")
+    check_ref(entry.load, f"loader of '{family}'")
+    for what, ref in (("parse", entry.parse), ("early_plan", entry.early_plan)):
+        if ref is not None:
+            check_ref(ref, f"{what} of '{family}'")
     if prefix is not None:
         if not prefix or prefix != prefix.strip() or ":" in prefix[:-1]:
             raise ValueError(f"bad prefix {prefix!r} for '{family}': use 'NAME:' or a single word")
         for other in _LOADERS.values():
             if other.prefix == prefix and other.family != family:
                 raise ValueError(f"prefix {prefix!r} is already used by the '{other.family}' model loader")
-    _LOADERS[family] = ModelLoader(family, loader, prefix, describe, parse, early_plan)
+    _LOADERS[family] = entry
+
+
+def list_model_families() -> list[ModelFamily]:
+    """Every registered model family, entry points included: the built-ins first, in their table's order."""
+    _load_entry_points()
+    return list(_LOADERS.values())
 
 
 def list_model_loaders() -> list[tuple[str, str | None, str]]:
     """``(family, prefix, description)`` of every registered loader, entry points included."""
-    _load_entry_points()
-    return [(m.family, m.prefix, m.describe) for m in _LOADERS.values()]
+    return [(m.family, m.prefix, m.describe) for m in list_model_families()]
+
+
+def family_usages(*, plugins: bool = True) -> list[str]:
+    """The spec grammar of every registered family that a spec can select (``pickscore:MODEL|PROCESSOR``), in
+    order; *plugins*: load the ``clipgauge.models`` entry points first."""
+    if plugins:
+        _load_entry_points()
+    return [m.grammar for m in _LOADERS.values() if m.grammar]
+
+
+def model_forms() -> str:
+    """Every family's spec grammar as one phrase (``a Hugging Face id …, demo, …, or hpsv2:ARCH:CHECKPOINT``), entry
+    points included: what ``--model`` takes."""
+    return _either(family_usages())
+
+
+def _either(forms: list[str]) -> str:
+    return ", ".join(forms[:-1]) + f", or {forms[-1]}" if len(forms) > 1 else "".join(forms)
+
+
+def unknown_model_hint() -> str:
+    """What a model spec may be, from the registry: ``use`` the built-in forms, ``also registered:`` the others."""
+    builtin = [m.grammar for m in _LOADERS.values() if m.family in _BUILTIN_NAMES and m.grammar]
+    extra = [m.grammar for m in _LOADERS.values() if m.family not in _BUILTIN_NAMES and m.grammar]
+    return f"use {_either(builtin)}" + (f"; also registered: {', '.join(extra)}" if extra else "")
 
 
 def loader_for(family: str) -> ModelLoader:
@@ -136,10 +159,9 @@ def parse_model_spec(text: str) -> ModelSpec:
         raise ModelLoadError("empty model spec")
     spec = _parse_known(text)
     if spec is None:
-        extra = [m.prefix for m in _LOADERS.values() if m.prefix and m.family not in _BUILTIN_FAMILIES]
-        hint = UNKNOWN_MODEL_HINT + (f"; also registered: {', '.join(extra)}" if extra else "")
         broken = "; ".join(_PLUGINS["errors"])
-        raise ModelLoadError(f"unknown model '{text}': {hint}" + (f" (not loaded: {broken})" if broken else ""))
+        raise ModelLoadError(f"unknown model '{text}': {unknown_model_hint()}"
+                             + (f" (not loaded: {broken})" if broken else ""))
     return spec
 
 
@@ -182,10 +204,11 @@ def resolve_encoder(spec: str | ModelSpec, *, trust_remote_code: bool = False):
     parsed = spec if isinstance(spec, ModelSpec) else parse_model_spec(spec)
     entry = loader_for(parsed.family)
     options = {"trust_remote_code": True} if trust_remote_code else {}
-    if entry.load in _BUILTIN_LOAD:  # clipgauge's own loaders raise clipgauge errors already
-        return entry.load(parsed, **options)
+    load = entry.loader()
+    if entry.own_errors:  # clipgauge's own loaders raise clipgauge errors already
+        return load(parsed, **options)
     try:
-        return entry.load(parsed, **options)
+        return load(parsed, **options)
     except ClipgaugeError:
         raise
     except Exception as exc:  # noqa: BLE001 - a registered loader's failure becomes one clear line
@@ -204,7 +227,7 @@ def early_crop_plan(spec: str | ModelSpec):
     try:
         parsed = spec if isinstance(spec, ModelSpec) else parse_model_spec(spec)
         entry = _LOADERS.get(parsed.family)
-        return entry.early_plan(parsed) if entry is not None and entry.early_plan is not None else None
+        return entry.plan(parsed) if entry is not None else None
     except Exception:  # noqa: BLE001 - a guess only; the real load reports problems
         return None
 
@@ -261,25 +284,21 @@ def _match_prefix(text: str) -> ModelSpec | None:
 
 
 def _load_entry_points() -> bool:
-    """Load the ``clipgauge.models`` entry points once; True when this call loaded any."""
+    """Load the ``clipgauge.models`` entry points once (each a function that registers families); True when this
+    call found any. A broken one is skipped with a one-line warning (:func:`clipgauge.plugins.load_plugins`)."""
     if _PLUGINS["loaded"]:
         return False
     _PLUGINS["loaded"] = True
-    try:
-        points = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
-    except Exception as exc:  # noqa: BLE001 - broken package metadata must not stop clipgauge
-        _PLUGINS["errors"].append(f"entry points unreadable: {exc}")
-        return False
-    for point in points:
-        try:
-            register = point.load()
-            register()
-        except Exception as exc:  # noqa: BLE001 - one broken plugin must not stop the others
-            _PLUGINS["errors"].append(f"entry point '{point.name}' ({point.value}): {type(exc).__name__}: {exc}")
-    return bool(points)
+    found: list[str] = []
+
+    def use(name: str, register: Any) -> None:
+        found.append(name)
+        register()
+
+    _PLUGINS["errors"].extend(load_plugins(ENTRY_POINT_GROUP, use))
+    return bool(found) or bool(_PLUGINS["errors"])
 
 
-for _family, _kwargs in BUILTIN_LOADERS:
-    register_model_loader(_family, **_kwargs)
-_BUILTIN_FAMILIES = frozenset(family for family, _ in BUILTIN_LOADERS)
-_BUILTIN_LOAD = tuple(kwargs["loader"] for _, kwargs in BUILTIN_LOADERS)
+for _entry in BUILTIN_FAMILIES:
+    register_model_family(_entry)
+_BUILTIN_NAMES = frozenset(entry.family for entry in BUILTIN_FAMILIES)

@@ -6,6 +6,8 @@ Accepted specs:
 * ``hf:ID_OR_DIR`` or a bare hub id / local folder — a transformers ``CLIPModel``;
 * ``open_clip:ARCH:PRETRAINED`` — OpenCLIP, PRETRAINED a tag (``laion2b_s34b_b79k``, ``openai``) or a
   local checkpoint path; ``open_clip:hf-hub:ORG/NAME`` — an OpenCLIP model on the Hugging Face hub;
+* ``longclip:PATH``, ``mclip:ORG/NAME[,image=SPEC]``, ``pickscore:MODEL|PROCESSOR``, ``hpsv2:ARCH:CHECKPOINT``
+  and the rest of the built-in families (:data:`clipgauge.encoders.families.BUILTIN_FAMILIES`);
 * ``PREFIX:…`` of a family registered with :func:`~clipgauge.encoders.registry.register_model_loader` or
   the ``clipgauge.models`` entry-point group.
 """

@@ -60,7 +60,7 @@ def run_ray(source: RowSource, run: ShardedRun, score_options: ScoreOptions, sch
             return
         if score_options.device == "auto":
             score_options = score_options.with_(device="cuda" if gpus else "cpu")
-        score_options.resolved()  # the metric classes travel with the options: actors need no registry
+        score_options = score_options.resolve()  # the metric classes travel with the options: no registry
         _by_value(ray, score_options)
         _score(ray, source, run, pending, score_options, schema, workers, gpus, options.cpus_per_worker, progress)
     finally:

@@ -14,6 +14,9 @@ does. Differences, all deliberate:
 * any clipgauge model spec works (``openai/clip-vit-large-patch14``, ``hf:DIR``, ``open_clip:…``,
   ``demo``), or a ready :class:`~clipgauge.Scorer`. The CLIP model follows the metric's device
   (``metric.to("cuda")``) at the next ``update``; it is not part of the metric's state dict.
+
+The cosines are those of ``clipgauge score``: each batch goes through the same scoring step and ``clip`` metric
+(:func:`clipgauge.pipeline.pairs.score_pairs`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from torchmetrics.utilities import dim_zero_cat
 
 from ..encoders import DEFAULT_MODEL
 from ..errors import RowError
-from ..scoring.scorer import Scorer
+from ..pipeline.pairs import Scorer, score_pairs
+from ..scoring.scorer import Embedder
+from ..scoring.settings import split_settings
 
 
 class CLIPScore(Metric):
@@ -35,8 +40,10 @@ class CLIPScore(Metric):
 
     Args:
         model_name_or_path: a clipgauge model spec or a :class:`~clipgauge.Scorer`.
-        batch_size, precision, prompt_prefix: as for :class:`~clipgauge.Scorer`.
-        kwargs: passed to ``torchmetrics.Metric`` (``sync_on_compute``, ``dist_sync_on_step`` …).
+        kwargs: the model's settings (``batch_size``, ``precision``, ``prompt_prefix`` …, the fields of
+            :class:`~clipgauge.scoring.settings.ScorerSettings`; the model is loaded on CPU, then follows the
+            metric's device); every other keyword goes to ``torchmetrics.Metric`` (``sync_on_compute``,
+            ``dist_sync_on_step`` …).
     """
 
     is_differentiable = False
@@ -45,14 +52,15 @@ class CLIPScore(Metric):
     plot_lower_bound = 0.0
     plot_upper_bound = 100.0
 
-    def __init__(self, model_name_or_path: str | Scorer = DEFAULT_MODEL, *, batch_size: int = 32,
-                 precision: str = "fp32", prompt_prefix: str = "", **kwargs: Any) -> None:
+    def __init__(self, model_name_or_path: str | Embedder = DEFAULT_MODEL, **kwargs: Any) -> None:
+        settings, kwargs = split_settings(kwargs)
+        if "device" in settings:
+            raise TypeError("CLIPScore takes no device: the model follows the metric's device (metric.to(...))")
         super().__init__(**kwargs)
-        if isinstance(model_name_or_path, Scorer):
+        if isinstance(model_name_or_path, Embedder):
             self.scorer = model_name_or_path
         else:
-            self.scorer = Scorer(model_name_or_path, device="cpu", batch_size=batch_size, precision=precision,
-                                 prompt_prefix=prompt_prefix)
+            self.scorer = Scorer(model_name_or_path, **{**settings, "device": "cpu"})
         self.add_state("cosine", default=[], dist_reduce_fx="cat")
         self.add_state("truncated", default=[], dist_reduce_fx="cat")
 
@@ -69,11 +77,11 @@ class CLIPScore(Metric):
             raise ValueError(f"expected the same number of images and texts, got {len(images)} and {len(texts)}")
         self._follow_device()
         try:
-            cos = self.scorer.score(images, texts)
+            pairs = score_pairs(self.scorer, images, texts, strict=True)
         except RowError as exc:
             raise ValueError(f"CLIPScore: {exc}") from None
-        self.cosine.append(torch.as_tensor(np.asarray(cos, dtype=np.float32), device=self.device))
-        self.truncated.append(torch.as_tensor(self.scorer.truncated(texts), dtype=torch.bool, device=self.device))
+        self.cosine.append(torch.as_tensor(pairs.cosine.astype(np.float32), device=self.device))
+        self.truncated.append(torch.as_tensor(pairs.truncated, dtype=torch.bool, device=self.device))
 
     def compute(self) -> torch.Tensor:
         """``max(100 × mean cosine, 0)`` over every sample so far (as torchmetrics' ``CLIPScore``)."""

@@ -12,8 +12,9 @@ The preference probability of the README is the softmax of the scores over the i
 every row of the group, so it is not a per-batch column: :func:`pickscore_probabilities` computes it from the
 scores and group keys of a whole run, and :func:`probabilities_for_rows` from its result rows.
 
-The model is loaded through the ``pickscore:MODEL|PROCESSOR`` model family (registered here), so it is one shared
-embedder: ``--metric clip --model pickscore:…`` and ``pickscore`` use the same loaded model.
+The model is loaded through the ``pickscore:MODEL|PROCESSOR`` model family (:mod:`clipgauge.encoders.pickscore`,
+known whenever :mod:`clipgauge.encoders` is imported), so it is one shared embedder: ``--metric clip --model
+pickscore:…`` and ``pickscore`` use the same loaded model.
 """
 
 from __future__ import annotations
@@ -25,16 +26,20 @@ from typing import Any
 
 import numpy as np
 
-from ..encoders.registry import TRANSFORMERS, early_crop_plan, parse_model_option, register_model_loader
-from ..encoders.spec import ModelSpec
-from ..errors import ModelLoadError, UsageError
+from ..encoders.pickscore import (  # noqa: F401 - the family's names, kept importable from here
+    DEFAULT_MODEL,
+    DEFAULT_PROCESSOR,
+    PREFIX,
+    SEPARATOR,
+    local_source,
+    parts,
+    pickscore_spec,
+    split_spec,
+)
+from ..encoders.registry import TRANSFORMERS
+from ..errors import UsageError
 from .base import Column, Metric, MetricBatch, MetricOutput, Need, unit_vectors_dot
 
-DEFAULT_MODEL = "yuvalkirstain/PickScore_v1"
-DEFAULT_PROCESSOR = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
-PREFIX = "pickscore:"
-#: separates the model from its processor in a ``pickscore:`` spec (no hub id and hardly any path holds it)
-SEPARATOR = "|"
 RECIPE = ("pickscore = model.logit_scale.exp() * cos(image, prompt): get_image_features / get_text_features of the "
           "CLIPModel, each divided by its L2 norm; prompts tokenised by the processor repo's CLIPTokenizer (padding, "
           "truncation to 77 tokens); images by its CLIPImageProcessor with the PIL backend (the original CLIP "
@@ -43,80 +48,11 @@ PROBABILITY = ("probability = softmax of pickscore over the rows of one group (t
                "exp(s_i) / sum_j exp(s_j), as PickScore's README calc_probs does for the images of one prompt")
 
 
-# ----------------------------------------------------------------------------------------------- the model family
-def pickscore_spec(model: str = DEFAULT_MODEL, processor: str = DEFAULT_PROCESSOR) -> str:
-    """The model spec of a PickScore model *model* (hub id or folder) with the tokenizer and image processor of
-    *processor* (hub id or folder)."""
-    return f"{PREFIX}{model}{SEPARATOR}{processor}"
-
-
-def split_spec(rest: str) -> tuple[str, str]:
-    """``(model, processor)`` of the text after ``pickscore:`` (the processor defaults to the published one)."""
-    model, _, processor = rest.partition(SEPARATOR)
-    return model.strip(), processor.strip() or DEFAULT_PROCESSOR
-
-
-def parts(rest: str) -> tuple[ModelSpec, ModelSpec]:
-    """The model and the processor of the text after ``pickscore:``, each parsed by the one model-spec grammar
-    (hub id, ``hf:ID_OR_DIR``, folder, ``demo``); a one-line :class:`ModelLoadError` naming the option otherwise."""
-    model, processor = split_spec(rest)
-    return (parse_model_option(model, "pickscore:model", TRANSFORMERS),
-            parse_model_option(processor, "pickscore:processor", TRANSFORMERS))
-
-
-def _parse(rest: str, text: str) -> ModelSpec:
-    model, _ = split_spec(rest)
-    if not model:
-        raise ModelLoadError(f"'{text}' names no model: use pickscore:MODEL or pickscore:MODEL{SEPARATOR}PROCESSOR")
-    parts(rest)
-    return ModelSpec("pickscore", text, source=rest)
-
-
-def _local(source: str) -> Path | None:
-    path = Path(source).expanduser()
-    return path if path.exists() else None
-
-
-def load_pickscore(spec: ModelSpec, *, trust_remote_code: bool = False, **options: Any):
-    """The encoder of a ``pickscore:MODEL|PROCESSOR`` spec: a transformers CLIPModel from MODEL with the tokenizer
-    and PIL image processor of PROCESSOR, each loaded by transformers' own ``from_pretrained`` (whatever layout it
-    reads: transformers 4's ``preprocessor_config.json``, transformers 5's ``processor_config.json``); its refusal
-    is one line naming the option (``pickscore:processor=DIR: …``)."""
-    from ..encoders.builtin import transformers_source
-    from ..encoders.hf import HFEncoder
-    from ..encoders.hub import hub_unreachable, quiet_loading
-
-    model, processor = parts(spec.source or "")
-    model_source, processor_source = transformers_source(model), transformers_source(processor)
-    for what, source, files, option in (
-            ("model", model_source, ["config.json"], "model"),
-            ("tokenizer and image processor", processor_source, ["preprocessor_config.json", "processor_config.json"],
-             "processor")):
-        if _local(source) is not None:
-            continue
-        with quiet_loading():  # a hub id not in the local cache, with no hub to ask: one line, at once
-            if hub_unreachable(source, files):
-                raise ModelLoadError(f"PickScore {what} '{source}' is not in the local Hugging Face cache and the "
-                                     f"hub cannot be reached; download it where there is network (hf download "
-                                     f"{source}) and copy the cache, or give the metric option {option}= a local copy")
-    return HFEncoder(model_source, spec=spec.text, trust_remote_code=trust_remote_code, processor=processor_source,
-                     labels=(f"pickscore:model={model.text}", f"pickscore:processor={processor.text}"))
-
-
-def _early_plan(spec: ModelSpec):
-    return early_crop_plan(parts(spec.source or "")[1])
-
-
-register_model_loader(
-    "pickscore", load_pickscore, prefix=PREFIX, parse=_parse, early_plan=_early_plan,
-    describe=f"a transformers CLIPModel with another repo's tokenizer and image processor (PickScore v1): "
-             f"pickscore:MODEL{SEPARATOR}PROCESSOR (default processor {DEFAULT_PROCESSOR})")
-
-
+# ----------------------------------------------------------------------------------------------- the model files
 def weight_files(source: str) -> list[Path]:
     """The weight files transformers loads for *source* (a folder, or a hub id from the local cache): safetensors
     first, then a PyTorch pickle; a sharded model's shards. Empty when none is found."""
-    local = _local(source)
+    local = local_source(source)
 
     def find(name: str) -> Path | None:
         if local is not None:

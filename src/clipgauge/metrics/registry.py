@@ -2,7 +2,8 @@
 
 Register a metric class from your own code with :func:`register_metric`, or from an installed package through
 the entry-point group ``clipgauge.metrics`` (each entry point names a :class:`~clipgauge.metrics.base.Metric`
-subclass; it is loaded the first time a metric is looked up or listed)::
+subclass; it is loaded the first time a metric is looked up or listed; one that fails is skipped with a one-line
+:class:`~clipgauge.errors.PluginWarning` naming it)::
 
     # pyproject.toml of your package
     [project.entry-points."clipgauge.metrics"]
@@ -16,10 +17,10 @@ from __future__ import annotations
 import importlib
 import re
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 from ..errors import UsageError
+from ..plugins import load_plugins
 from .base import Metric
 
 ENTRY_POINT_GROUP = "clipgauge.metrics"
@@ -62,17 +63,20 @@ def unregister_metric(name: str) -> None:
 
 
 def _load_plugins() -> None:
+    """Register the ``clipgauge.metrics`` entry points once; a broken one is skipped with a one-line warning
+    naming it (:func:`clipgauge.plugins.load_plugins`, as for a broken model plugin)."""
     global _plugins_loaded
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            cls = ep.load()
-        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break clipgauge: say which
-            raise UsageError(f"cannot load metric plugin '{ep.name}' ({ep.value}): {exc}") from None
+
+    def use(name: str, cls: Any) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, Metric)):
+            raise TypeError(f"{cls!r} is not a subclass of clipgauge.metrics.Metric")
         if cls.name not in _registered:
             register_metric(cls)
+
+    load_plugins(ENTRY_POINT_GROUP, use)
 
 
 def metric_class(name: str) -> type[Metric]:

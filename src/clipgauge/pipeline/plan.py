@@ -3,19 +3,18 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from ..decode import DEFAULT_MAX_PIXELS
 from ..defaults import DEFAULT_MODEL
 from ..encoders.registry import parse_model_spec
 from ..errors import ModelLoadError, UsageError
 from ..image_files import DEFAULT_MAX_IMAGE_BYTES
 from ..metrics.base import Column, Metric, Need
 from ..metrics.registry import MetricSpec, metric_class, parse_metric
+from ..paths import resolve_path as resolve_relative
+from ..scoring.settings import ScorerSettings
 from ..sources.shards import ID_COLUMNS
 from .timing import ModelTimings
 
@@ -26,9 +25,15 @@ GROUP_COLUMN = "prompt"
 EMBEDDING_COLUMNS = ("image_embedding", "text_embedding")
 
 
-@dataclass
-class ScoreOptions:
-    """Everything that decides a run's numbers and how it runs (no loaded objects: it pickles for Ray).
+@dataclass(frozen=True)
+class ScoreOptions(ScorerSettings):
+    """Everything that decides a run's numbers and how it runs (no loaded objects: it pickles for Ray). Immutable:
+    :meth:`with_` gives a changed copy.
+
+    The model's settings (``device``, ``batch_size``, ``precision``, ``num_workers``, ``prompt_prefix``, the image
+    limits, ``cache_dir``, ``fast_decode``, ``decode`` …) are those of
+    :class:`~clipgauge.scoring.settings.ScorerSettings`, declared there once; every model of the run is loaded with
+    them. The run's own options:
 
     ``metrics`` are specs (``"clip"``, ``"clip:scale=clip-s"``, :class:`MetricSpec`) or metric classes with options
     ``(cls, {"key": "value"})``; a ``model`` or ``scale`` option a metric accepts and inherits (``Metric.inherits``)
@@ -43,65 +48,60 @@ class ScoreOptions:
     metrics: Sequence[Any] = ("clip",)
     model: str = DEFAULT_MODEL
     scale: str = "cosine"
-    device: str = "auto"
-    batch_size: int = 32
-    precision: str = "fp32"
-    num_workers: int | None = None
-    prompt_prefix: str = ""
-    trust_remote_code: bool = False
-    cache_dir: str | os.PathLike | None = None
-    fast_decode: bool = False
-    decode: str = "cpu"
-    max_image_pixels: int = DEFAULT_MAX_PIXELS
-    #: image files (and in-memory image bytes) larger than this are error rows, never read whole
-    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
     save_embeddings: bool = False
     strict: bool = False
     language: bool = True
     long_prompt: str = "truncate"
-    _resolved: list[tuple[type[Metric], dict[str, str]]] | None = field(default=None, repr=False)
 
     def resolved(self) -> list[tuple[type[Metric], dict[str, str]]]:
-        """The metric classes and their full options (defaults applied), resolved once, where the registry is
-        (so Ray actors need no registration of their own)."""
-        if self._resolved is None:
-            out = []
-            from ..metrics.clip_chunks import long_prompt_metric
+        """The metric classes and their options (``model`` and ``scale`` inherited), computed anew at each call:
+        see :func:`resolve_metrics`."""
+        return resolve_metrics(self)
 
-            extra = long_prompt_metric(self.long_prompt)
-            items = list(self.metrics)
-            if extra is not None and extra not in items:
-                items.append(extra)
-            for item in items:
-                if isinstance(item, tuple):
-                    cls, opts = item
-                else:
-                    spec = item if isinstance(item, MetricSpec) else parse_metric(str(item))
-                    cls, opts = metric_class(spec.name), dict(spec.options)
-                opts = dict(opts)
-                for key, value in (("model", self.model), ("scale", self.scale)):
-                    if key in cls.options and key in cls.inherits and not opts.get(key):
-                        if key == "model":
-                            parse_model_spec(value)  # a bad run model is its own error, not a metric option's
-                        opts[key] = value
-                out.append((cls, opts))
-            if not out:
-                raise UsageError("no metric to compute")
-            if self.language and not any(cls.name == "language" for cls, _ in out) and any(
-                    n.kind == "text_embedding" and n.own_row for cls, opts in out for n in cls(**opts).needs()):
-                out.append((metric_class("language"), {}))  # the prompts' languages (metrics/language.py)
-            self._resolved = out
-        return self._resolved
+    def resolve(self) -> ScoreOptions:
+        """A copy whose ``metrics`` are the resolved ``(class, options)`` pairs (language and long-prompt metrics
+        included), so the classes travel with it (Ray actors then need no registration of their own). Resolving
+        it again gives the same metrics."""
+        return self.with_(metrics=tuple(resolve_metrics(self)))
 
     def scorer_kwargs(self) -> dict[str, Any]:
-        """:class:`~clipgauge.Scorer` arguments every model of the run is loaded with."""
-        return dict(device=self.device, batch_size=self.batch_size, precision=self.precision,
-                    num_workers=self.num_workers, prompt_prefix=self.prompt_prefix,
-                    trust_remote_code=self.trust_remote_code, cache_dir=self.cache_dir, fast_decode=self.fast_decode,
-                    decode=self.decode, max_image_pixels=self.max_image_pixels, max_image_bytes=self.max_image_bytes)
+        """The scorer settings as keyword arguments (what every model of the run is loaded with)."""
+        return dict(vars(self.scorer_settings()))
 
-    def with_(self, **changes: Any) -> ScoreOptions:
-        return replace(self, **changes)
+
+def resolve_metrics(options: ScoreOptions) -> list[tuple[type[Metric], dict[str, str]]]:
+    """The metric classes of *options* and their options, in order: the ``metrics`` (specs looked up in the
+    registry), the long-prompt metric, and the ``language`` metric where it applies. :class:`UsageError` for an
+    unknown metric or strategy, a bad run model, or no metric at all."""
+    from ..metrics.clip_chunks import long_prompt_metric
+
+    def one(item: Any) -> tuple[type[Metric], dict[str, str]]:
+        if isinstance(item, tuple):
+            cls, opts = item
+        else:
+            spec = item if isinstance(item, MetricSpec) else parse_metric(str(item))
+            cls, opts = metric_class(spec.name), dict(spec.options)
+        opts = dict(opts)
+        for key, value in (("model", options.model), ("scale", options.scale)):
+            if key in cls.options and key in cls.inherits and not opts.get(key):
+                if key == "model":
+                    parse_model_spec(value)  # a bad run model is its own error, not a metric option's
+                opts[key] = value
+        return cls, opts
+
+    items = list(options.metrics)
+    out = [one(item) for item in items]
+    extra = long_prompt_metric(options.long_prompt)
+    if extra is not None and extra not in items:
+        added = one(extra)
+        if added not in out:  # already resolved (``resolve()``)
+            out.append(added)
+    if not out:
+        raise UsageError("no metric to compute")
+    if options.language and not any(cls.name == "language" for cls, _ in out) and any(
+            n.kind == "text_embedding" and n.own_row for cls, opts in out for n in cls(**opts).needs()):
+        out.append((metric_class("language"), {}))  # the prompts' languages (metrics/language.py)
+    return out
 
 
 def build_metrics(options: ScoreOptions) -> list[Metric]:
@@ -130,15 +130,17 @@ class ScoringPlan:
     """The loaded metrics and models of a run, in one process. Models are loaded on first use, once each.
 
     *prefetch*: the first image paths of the input, decoded while the first model loads (see
-    :class:`~clipgauge.Scorer`). *resolve_path* turns a cell of a reference-image column into a path.
-    *embedders*: ``{spec: Scorer}`` already loaded, used instead of loading those specs again.
+    :class:`~clipgauge.scoring.scorer.Embedder`). *resolve_path* turns a cell of a reference-image column into a
+    path (default: :func:`clipgauge.paths.resolve_path` against the working folder).
+    *embedders*: ``{spec: Embedder}`` already loaded (a :class:`~clipgauge.Scorer` is one), used instead of loading
+    those specs again.
     """
 
     def __init__(self, options: ScoreOptions, *, prefetch: Sequence[Any] | None = None,
                  resolve_path: Any = None, embedders: dict[str, Any] | None = None) -> None:
         self.options = options
         self.metrics = build_metrics(options)
-        self.resolve_path = resolve_path or (lambda value: Path(value).expanduser())
+        self.resolve_path = resolve_path or (lambda value: resolve_relative(value, "."))
         self._embedders: dict[str, Any] = dict(embedders or {})  # models already loaded (the tracker's)
         self.timings = ModelTimings()  # per model: load and embedding time, memory (pipeline/timing.py)
         self._prefetch = prefetch
@@ -162,14 +164,16 @@ class ScoringPlan:
 
     # ----------------------------------------------------------------- models
     def embedder(self, spec: str):
-        """The :class:`~clipgauge.Scorer` of model *spec* (loaded on first use, shared by every metric)."""
+        """The :class:`~clipgauge.scoring.scorer.Embedder` of model *spec* (loaded on first use with the run's
+        scorer settings, shared by every metric)."""
         if spec not in self._embedders:
-            from ..scoring.scorer import Scorer
+            from ..scoring.scorer import Embedder
 
             prefetch, self._prefetch = self._prefetch, None
             try:
-                self._embedders[spec] = self.timings.load(spec, lambda: Scorer(
-                    spec, prefetch=prefetch if not self.decode_once else None, **self.options.scorer_kwargs()))
+                self._embedders[spec] = self.timings.load(spec, lambda: Embedder(
+                    spec, prefetch=prefetch if not self.decode_once else None,
+                    settings=self.options.scorer_settings()))
             except ModelLoadError as exc:
                 option = self._option_naming(spec)
                 if option is None:
@@ -204,9 +208,10 @@ class ScoringPlan:
         return dict(self._embedders)
 
     def embedding_dim(self, spec: str) -> int:
-        """The embedding width D of model *spec*."""
+        """The embedding width D of model *spec* (from a prompt it embedded already, else by embedding one)."""
         if spec not in self._dims:
-            self._dims[spec] = int(self.embedder(spec).embed_texts([""]).shape[1])
+            embedder = self.embedder(spec)
+            self._dims[spec] = embedder.texts.dim or int(embedder.embed_texts([""]).shape[1])
         return self._dims[spec]
 
     # ----------------------------------------------------------------- schema

@@ -29,7 +29,7 @@ REFERENCE_CACHE = 4096
 def prompt_error(prompt: Any) -> str | None:
     """Why *prompt* cannot be embedded before trying (None when it can be tried): missing, or not text. A prompt
     the model then refuses gets its own reason (``prompt cannot be tokenized: …``, :mod:`clipgauge.scoring.texts`)."""
-    from ..scoring.texts import prompt_problem  # the one definition, shared with Scorer.score_pairs
+    from ..scoring.texts import prompt_problem  # the one definition
 
     return prompt_problem(prompt)
 
@@ -188,12 +188,12 @@ def _prompt_embeddings(plan: ScoringPlan, need: Need, rows: Sequence[SourceRow],
     ok = [i for i, r in enumerate(rows) if r.error is None and errors[i] is None]
     prompts = [rows[i].prompt for i in ok]
     scorer = plan.embedder(need.model)
-    emb = np.full((n, plan.embedding_dim(need.model)), np.nan, dtype=np.float32)
-    truncated = np.zeros(n, dtype=bool)
     # an encoder that needs the language: each row in its own (the 'language' column, else detected)
     languages = [rows[i].fields.get(LANGUAGE_COLUMN) for i in ok] if scorer.encoder.needs_language else None
     with plan.timings.embedding(need.model, "text", len(set(prompts)), scorer.device):
         got, flags, bad = scorer.embed_prompt_rows(prompts, languages)
+    emb = np.full((n, plan.embedding_dim(need.model)), np.nan, dtype=np.float32)  # after: the width is known then
+    truncated = np.zeros(n, dtype=bool)
     if ok and got.shape[1] == emb.shape[1]:  # rows without an embedding are NaN in got too
         at = np.asarray(ok)
         emb[at], truncated[at] = got, flags
@@ -207,7 +207,7 @@ def _prompt_embeddings(plan: ScoringPlan, need: Need, rows: Sequence[SourceRow],
 def _text_column(plan: ScoringPlan, need: Need, rows: Sequence[SourceRow], batch: MetricBatch) -> None:
     """Texts from a column (one, or with ``many`` a list / JSON array per row), embedded once each. A text the
     model refuses is the error of the rows that hold it."""
-    from ..scoring.texts import keyed_table, prompt_problem
+    from ..scoring.texts import prompt_problem
 
     n = len(rows)
     texts: list[list[str] | None] = [None] * n
@@ -222,7 +222,7 @@ def _text_column(plan: ScoringPlan, need: Need, rows: Sequence[SourceRow], batch
             errors[i] = f"'{need.column}': {exc}"
     distinct = sorted({t for ts in texts if ts for t in ts})
     failed: dict[str, str] = {}
-    found = keyed_table(plan.embedder(need.model), distinct, errors=failed) if distinct else {}
+    found = plan.embedder(need.model).texts.keyed_table(distinct, errors=failed) if distinct else {}
     table = {t: e for t, (e, _) in found.items()}
     for i, ts in enumerate(texts if failed else ()):
         bad = next((failed[t] for t in ts or () if t in failed), None)

@@ -13,7 +13,7 @@ from .precision import PRECISION_EFFECTS
 from .scales import SCALE_DEFINITIONS
 
 if TYPE_CHECKING:
-    from .scorer import Scorer
+    from .scorer import Embedder
 
 
 def _attention(encoder: Any) -> str | None:
@@ -22,7 +22,7 @@ def _attention(encoder: Any) -> str | None:
     return getattr(config, "_attn_implementation", None)
 
 
-def scorer_provenance(scorer: Scorer) -> dict[str, Any]:
+def scorer_provenance(scorer: Embedder) -> dict[str, Any]:
     enc = scorer.encoder
     return {
         "clipgauge_version": __version__,

@@ -1,6 +1,8 @@
-"""``Scorer``: the public Python API. Loads a model once and scores image–prompt pairs.
+"""``Embedder``: loads a model once and gives L2-normalised image and prompt embeddings.
 
-All embeddings are L2-normalised in float32; a score is their dot product, the cosine in [-1, 1].
+All embeddings are L2-normalised in float32. Scores are computed above this layer, by the metrics through the one
+scoring step (:mod:`clipgauge.pipeline.score`): :class:`clipgauge.Scorer` is this class plus ``score`` and
+``score_pairs`` (:mod:`clipgauge.pipeline.pairs`).
 """
 
 from __future__ import annotations
@@ -14,16 +16,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..decode import DEFAULT_MAX_PIXELS
 from ..encoders import DEFAULT_MODEL, Encoder, early_crop_plan, resolve_encoder
 from ..errors import RowError
-from ..image_files import DEFAULT_MAX_IMAGE_BYTES, check_limit, image_bytes
+from ..image_files import check_limit, image_bytes
 from .cache import EmbeddingCache, image_content
 from .cpu_threads import ForwardThreads, Waits
 from .device import PrecisionWarning, autocast, check_precision, precision_warning, resolve_device
 from .gpu_decode import TensorDecoder, check_decode
 from .pipeline import Item, Prefetch, Skip, absent_as_skips, failed, ordered, prepare_image
-from .texts import LanguageTally, checked_prompts, keyed_table, normalise, prompt_rows
+from .settings import ScorerSettings
+from .texts import LanguageTally, PromptEncoder, TextKey, normalise
 
 ProgressFn = Callable[[int], None]
 
@@ -46,64 +48,41 @@ class PairScores:
         return len(self.cosine)
 
 
-class Scorer:
-    """Score how well images follow their prompts with a CLIP model.
+class Embedder:
+    """A model, loaded once, that embeds images and prompts (L2-normalised float32).
 
     Args:
         model: a model spec (``openai/clip-vit-large-patch14`` — the default, as in torchmetrics —,
             ``hf:DIR``, ``open_clip:ARCH:PRETRAINED``, ``open_clip:hf-hub:ORG/NAME``, ``demo``) or an
             :class:`~clipgauge.encoders.Encoder`.
-        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
-        batch_size: images (and prompts) per forward pass; never changes the scores.
-        precision: ``fp32`` (default, exact), ``bf16`` or ``fp16`` (GPU) autocast for the encoders.
-        num_workers: threads that decode and preprocess images while the model runs.
-        prompt_prefix: text put before every prompt (e.g. ``"a photo of "``).
-        max_image_pixels: images with more pixels are refused (decompression-bomb guard).
-        max_image_bytes: image files (or in-memory image bytes) larger than this many bytes are refused, and no more
-            is ever read (default 512 MiB); only regular files are read (see :mod:`clipgauge.image_files`).
-        cache_dir: folder of an on-disk embedding cache (see :mod:`clipgauge.scoring.cache`); off by default.
-        max_cached_prompts: distinct prompt embeddings kept in memory (emptied when exceeded, so web-scale
-            captions cannot exhaust memory; a prompt seen again is simply re-encoded).
-        fast_decode: decode JPEGs at a reduced DCT scale (>= the model's input size). Faster, NOT exact:
-            the deviation from the exact path is measured in ``benchmarks/RESULTS.md``. Off by default.
-        decode: ``cpu`` (exact, default) or ``gpu``: JPEGs decoded and resized on the model's device, NOT exact.
+        settings: a :class:`~clipgauge.scoring.settings.ScorerSettings` (device, batch size, precision, workers,
+            prompt prefix, image limits, cache folder, decode options …); each of its fields may also be given as a
+            keyword argument (``Embedder(model, device="cpu", batch_size=8)``), which overrides *settings*.
         prefetch: the image paths the first scoring call will start with: they are decoded while the model
             loads (seconds of imports and weight loading that leave the other cores idle). Used only where
             the loaded model preprocesses exactly as its config file said, so it never changes a score.
+
+    ``settings`` keeps the settings as given; ``device`` and ``precision`` are the live ones (:meth:`to` moves them),
+    ``texts`` is the text side (:class:`~clipgauge.scoring.texts.PromptEncoder`).
     """
 
-    def __init__(
-        self,
-        model: str | Encoder = DEFAULT_MODEL,
-        *,
-        device: str | torch.device = "auto",
-        batch_size: int = 32,
-        precision: str = "fp32",
-        num_workers: int | None = None,
-        prompt_prefix: str = "",
-        max_image_pixels: int = DEFAULT_MAX_PIXELS,
-        max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
-        trust_remote_code: bool = False,
-        cache_dir: str | os.PathLike | None = None,
-        fast_decode: bool = False,
-        decode: str = "cpu",
-        max_cached_prompts: int = 100_000,
-        prefetch: Sequence[Any] | None = None,
-    ) -> None:
-        if batch_size < 1:
+    def __init__(self, model: str | Encoder = DEFAULT_MODEL, *, settings: ScorerSettings | None = None,
+                 prefetch: Sequence[Any] | None = None, **overrides: Any) -> None:
+        s = self.settings = (settings or ScorerSettings()).with_(**overrides)
+        if s.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        self.device = resolve_device(device)
-        self.precision = check_precision(precision, self.device)
+        self.device = resolve_device(s.device)
+        self.precision = check_precision(s.precision, self.device)
         slow = precision_warning(self.precision, self.device)
         if slow:
             warnings.warn(slow, PrecisionWarning, stacklevel=2)
-        self.batch_size = int(batch_size)
-        self.num_workers = int(num_workers) if num_workers else max(1, min(8, os.cpu_count() or 1))
-        self.max_image_pixels, self.max_image_bytes = int(max_image_pixels), check_limit(max_image_bytes)
-        self.fast_decode = bool(fast_decode)
-        self.decode = check_decode(decode, self.fast_decode)
+        self.batch_size = int(s.batch_size)
+        self.num_workers = int(s.num_workers) if s.num_workers else max(1, min(8, os.cpu_count() or 1))
+        self.max_image_pixels, self.max_image_bytes = int(s.max_image_pixels), check_limit(s.max_image_bytes)
+        self.fast_decode = bool(s.fast_decode)
+        self.decode = check_decode(s.decode, self.fast_decode)
         self._prefetch: Prefetch | None = None
-        if prefetch and cache_dir is None and not isinstance(model, Encoder) and self.decode == "cpu":
+        if prefetch and s.cache_dir is None and not isinstance(model, Encoder) and self.decode == "cpu":
             plan = early_crop_plan(model)
             if plan is not None:  # the main thread is busy loading: leave it a core
                 workers = max(1, min(self.num_workers, (os.cpu_count() or 2) - 1))
@@ -114,23 +93,21 @@ class Scorer:
             self.encoder = model
         else:
             try:
-                self.encoder = resolve_encoder(model, trust_remote_code=trust_remote_code)
+                self.encoder = resolve_encoder(model, trust_remote_code=s.trust_remote_code)
             except BaseException:
                 if self._prefetch is not None:
                     self._prefetch.cancel()  # no decoding for a model that will not load
                 raise
         self.encoder.to(self.device)
         self.tensor_decoder = TensorDecoder(self.encoder.crop_plan, self.max_image_pixels,
-                                            self.max_image_bytes) if decode == "gpu" else None
-        self.prompt_prefix = prompt_prefix
-        self._text_cache: dict[Any, tuple[np.ndarray, bool]] = {}  # see scoring/texts.py
-        self.language_tally = LanguageTally()  # rows per FLORES-200 code (encoders that need the language)
-        self.max_cached_prompts = int(max_cached_prompts)
+                                            self.max_image_bytes) if self.decode == "gpu" else None
+        self.prompt_prefix = s.prompt_prefix
+        self.max_cached_prompts = int(s.max_cached_prompts)
         self._threads = ForwardThreads(Waits())  # one torch thread for a CPU forward pass while decode-bound
         self._draft = self.encoder.input_size if self.fast_decode else None
         self.cache: EmbeddingCache | None = None
-        if cache_dir is not None:
-            self.cache = EmbeddingCache(cache_dir, {
+        if s.cache_dir is not None:
+            self.cache = EmbeddingCache(s.cache_dir, {
                 "weights_sha256": self.encoder.weights_sha256(),
                 "preprocessing": self.encoder.preprocessing(),
                 "precision": self.precision,
@@ -138,6 +115,10 @@ class Scorer:
                 "fast_decode": self.fast_decode,
                 **({"decode": self.decode} if self.decode != "cpu" else {}),  # exact-path caches stay valid
             })
+        #: the text side: prompt embeddings, cached (scoring/texts.py)
+        self.texts = PromptEncoder(self.encoder, prefix=self.prompt_prefix, batch_size=self.batch_size,
+                                   max_cached=self.max_cached_prompts, cache=self.cache, device=self.device,
+                                   precision=self.precision)
 
     # ----------------------------------------------------------------- properties
     @property
@@ -145,11 +126,16 @@ class Scorer:
         return self.encoder.spec
 
     @property
+    def language_tally(self) -> LanguageTally:
+        """Rows embedded per language (encoders that need the language), for the provenance."""
+        return self.texts.language_tally
+
+    @property
     def context_length(self) -> int:
         """The model's text context in tokens (77 for CLIP)."""
         return self.encoder.context_length
 
-    def to(self, device: str | torch.device, precision: str | None = None) -> Scorer:
+    def to(self, device: str | torch.device, precision: str | None = None) -> Embedder:
         """Move the model to *device* (e.g. to the GPU only while scoring), optionally changing precision.
 
         Cached prompt embeddings stay valid: they are kept on the host in float32.
@@ -159,6 +145,7 @@ class Scorer:
         if dev != self.device:
             self.encoder.to(dev)
             self.device = dev
+        self.texts.place(self.device, self.precision)
         return self
 
     # ----------------------------------------------------------------- public API
@@ -200,107 +187,40 @@ class Scorer:
         for _, emb, error in self._image_embeddings(images):
             yield emb, error
 
-    def score(self, images: Iterable[Any], prompts: Sequence[str] | str) -> np.ndarray:
-        """Cosine similarity (float32, in [-1, 1]) of each image with its prompt.
-
-        *images*: paths, bytes, PIL images, or uint8 (0..255) / float ([0, 1]) arrays or tensors.
-        *prompts*: one string per image, or a single string for all. Raises :class:`RowError` at the
-        first pair that cannot be scored; use :meth:`score_pairs` to get errors per row instead.
-        """
-        images = list(images)
-        result = self.score_pairs(images, prompts, strict=True)
-        return result.cosine.astype(np.float32)
-
-    def score_pairs(
-        self,
-        images: Sequence[Any],
-        prompts: Sequence[Any] | str,
-        *,
-        strict: bool = False,
-        progress: ProgressFn | None = None,
-        keep_embeddings: bool = False,
-    ) -> PairScores:
-        """Score every pair, recording a short reason for each one that cannot be scored.
-
-        A ``None`` image or prompt, a non-text prompt, a prompt the tokenizer or text encoder refuses (each is
-        tried alone) or an undecodable image gives an ``error`` and a NaN cosine for that row; other rows are
-        unaffected. With ``strict=True`` the first such row
-        raises :class:`RowError` instead. With ``keep_embeddings`` the image embeddings are returned too.
-        """
-        n = len(images)
-        prompts = [prompts] * n if isinstance(prompts, str) else list(prompts)
-        if len(prompts) != n:
-            raise ValueError(f"{n} images but {len(prompts)} prompts")
-        cosine = np.full(n, np.nan, dtype=np.float64)
-        truncated = np.zeros(n, dtype=bool)
-        text, errors = checked_prompts(self, prompts)
-        bad = next((i for i, e in enumerate(errors) if e), None)
-        if strict and bad is not None:
-            raise RowError(errors[bad], bad)
-
-        def row_images() -> Iterator[Any]:
-            for i, src in enumerate(images):
-                yield Skip(errors[i]) if errors[i] else (src if src is not None else Skip("missing image"))
-
-        kept: np.ndarray | None = None
-        for i, emb, error in self._image_embeddings(row_images()):
-            if keep_embeddings and emb is not None:
-                if kept is None:
-                    kept = np.full((n, emb.shape[0]), np.nan, dtype=np.float32)
-                kept[i] = emb
-            if error is not None:
-                errors[i] = error
-                if strict:
-                    raise RowError(error, i)
-            else:
-                t_emb, t_trunc = text[prompts[i]]
-                cosine[i] = float(np.dot(emb, t_emb))
-                truncated[i] = t_trunc
-            if progress is not None:
-                progress(1)
-        for i, p in enumerate(prompts):
-            if errors[i] is not None and isinstance(p, str) and p in text:
-                truncated[i] = text[p][1]
-        return PairScores(cosine=cosine, truncated=truncated, error=errors, image_embeddings=kept)
-
+    # ----------------------------------------------------------------- text (self.texts: PromptEncoder)
     def prompt_table(self, prompts: Sequence[str], languages: Sequence[Any] | None = None
-                     ) -> dict[Any, tuple[np.ndarray, bool]]:
+                     ) -> dict[TextKey, tuple[np.ndarray, bool]]:
         """Each distinct prompt → (its L2-normalised float32 embedding with ``prompt_prefix``, whether it was
         truncated to the text context). Embedded once each, in batches of similar token length, and cached.
 
         With *languages* (one per prompt: ISO 639-1, FLORES-200 or None to detect; used by encoders that need
         the language) the keys are ``(prompt, language as given)``."""
         if languages is None:
-            return self._prompt_table(sorted(set(prompts)))
-        return self._prompt_table(list(prompts), list(languages))
+            return self.texts.keyed_table(sorted(set(prompts)))
+        return self.texts.keyed_table(list(prompts), list(languages))
 
     def clear_text_cache(self) -> None:
         """Forget the in-memory prompt embeddings (the on-disk cache, if any, is kept)."""
-        self._text_cache.clear()
+        self.texts.clear()
 
     def truncated(self, prompts: Sequence[str]) -> list[bool]:
         """Whether each prompt (with ``prompt_prefix``) is longer than the text context."""
-        table = self._prompt_table(sorted(set(prompts)))
+        table = self.texts.keyed_table(sorted(set(prompts)))
         return [table[p][1] for p in prompts]
 
-    # ----------------------------------------------------------------- text
     def embed_prompt_rows(self, prompts: Sequence[str], languages: Sequence[Any] | None = None
                           ) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
         """Per row: (L2-normalised float32 embeddings (N, D), truncated flags (N,), errors). For an encoder that
         needs the language, *languages* are the rows' given languages (ISO 639-1 or FLORES-200; None or blank:
         detect), a bad one being that row's error (NaN embedding); other encoders ignore them. The rows' languages
         are counted in the provenance (``text.languages``)."""
-        return prompt_rows(self, prompts, languages)
-
-    def _prompt_table(self, prompts: list[str], languages: Sequence[Any] | None = None
-                      ) -> dict[Any, tuple[np.ndarray, bool]]:
-        return keyed_table(self, prompts, languages)
+        return self.texts.rows(prompts, languages)
 
     def _embed_prompts(self, prompts: list[str], languages: Sequence[Any] | None = None
                        ) -> tuple[np.ndarray, list[bool]]:
         if not prompts:
             return np.zeros((0, 0), dtype=np.float32), []
-        table = self._prompt_table(prompts, languages)
+        table = self.texts.keyed_table(prompts, languages)
         keys = prompts if languages is None else list(zip(prompts, languages))
         return np.stack([table[k][0] for k in keys]), [table[k][1] for k in keys]
 
@@ -383,7 +303,7 @@ class Scorer:
 
     # ----------------------------------------------------------------- provenance
     def provenance(self) -> dict[str, Any]:
-        """Everything needed to reproduce a number produced by this scorer."""
+        """Everything needed to reproduce a number produced by this model (its settings, versions …)."""
         from .provenance import scorer_provenance
 
         return scorer_provenance(self)

@@ -1,60 +1,76 @@
-"""Other metrics beside the CLIP score in the tracker (``aesthetic/mean``, ``pickscore/mean`` …).
+"""What the tracker computes per image: the CLIP score and any other metrics (``aesthetic/mean``, ``pickscore/mean`` …).
 
-They are computed by the same scoring step as ``clipgauge score`` (:func:`clipgauge.pipeline.score.score_rows`),
-sharing the tracker's CLIP model wherever a metric uses the same one, so the numbers are the command's.
+All of it comes from one call of the scoring step of ``clipgauge score`` (:class:`clipgauge.pipeline.pairs.PairStep`:
+the ``clip`` metric on the tracker's model, then the other metrics, sharing that model wherever a metric uses the
+same one), so the numbers are the command's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..sources.shards import SourceRow
 from .result import summary_stats
 
 
-class TrackedMetrics:
-    """Metrics *specs* (``"aesthetic"``, ``"clip_iqa:prompts=quality"`` …) scored on the tracker's images.
+@dataclass
+class TrackedScores:
+    """One evaluation's values on this rank: the cosines (NaN where a pair could not be scored), each pair's error
+    (None where it was scored) and every other metric's score columns (NaN where a row has no value)."""
 
-    Loaded on first use, on *device*; a metric whose model is the tracker's (*scorer*) shares it.
+    cosine: np.ndarray
+    errors: list[str | None]
+    metrics: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class TrackedMetrics:
+    """The CLIP score and the metrics *specs* (``"aesthetic"``, ``"clip_iqa:prompts=quality"`` …) of the tracker's
+    images, scored with the tracker's loaded model (*scorer*, an :class:`~clipgauge.scoring.scorer.Embedder`).
+
+    The scoring step is built on first use; other models are loaded then, on *device* at *precision*.
     """
 
     def __init__(self, specs: Sequence[str], scorer: Any, *, precision: str = "fp32") -> None:
-        self.specs = list(specs)
+        self.specs = [s for s in specs if s != "clip"]  # the CLIP score is always computed
         self.scorer = scorer
         self.precision = precision
-        self._plan: Any = None
-        self._schema: Any = None
+        self._step: Any = None
+
+    @property
+    def _plan(self) -> Any:
+        return self._step.plan if self._step is not None else None
 
     def _load(self, device: Any) -> None:
-        import pyarrow as pa
+        from ..pipeline.pairs import PairStep
 
-        from ..pipeline.plan import ScoreOptions, ScoringPlan
-
-        options = ScoreOptions(metrics=self.specs, model=self.scorer.model_spec, device=str(device),
-                               precision=self.precision, batch_size=self.scorer.batch_size,
-                               prompt_prefix=self.scorer.prompt_prefix, language=False)  # a fixed prompt library
-        self._plan = ScoringPlan(options, embedders={self.scorer.model_spec: self.scorer}).load()
-        self._schema = self._plan.output_schema(pa.schema([]))
+        self._step = PairStep(self.scorer, self.specs, device=str(device), precision=self.precision)
 
     def columns(self) -> list[str]:
-        """The score columns written as ``NAME/mean`` … (summarized float columns of the metrics)."""
-        return [c.name for c in self._plan.columns() if c.summarize and c.type == "float64"]
+        """The score columns of the other metrics, written as ``NAME/mean`` … (summarized float columns)."""
+        return [c.name for c in self._step.plan.columns() if c.summarize and c.type == "float64"]
+
+    def evaluate(self, srcs: Sequence[Any], texts: Sequence[str], device: Any) -> TrackedScores:
+        """Score the images *srcs* against their prompts *texts* (one per image) in one pass of the scoring step."""
+        if not srcs:
+            return TrackedScores(np.zeros(0), [], {})
+        if self._step is None:
+            self._load(device)
+        table, _ = self._step.table(srcs, texts)
+        errors = table.column("error").to_pylist()
+        cosine = table.column("cosine").to_numpy(zero_copy_only=False).astype(np.float64)
+        errors = [e if np.isnan(c) else None for e, c in zip(errors, cosine)]  # the CLIP score's own reasons
+        others = {name: np.array([np.nan if v is None else v for v in table.column(name).to_pylist()],
+                                 dtype=np.float64) for name in self.columns()} if self.specs else {}
+        return TrackedScores(cosine, errors, others)
 
     def score(self, srcs: Sequence[Any], texts: Sequence[str], device: Any) -> dict[str, np.ndarray]:
-        """Each score column's values for the images *srcs* and their prompts (NaN where a row has none)."""
-        if not self.specs or not srcs:
+        """Each other metric's score column for the images *srcs* and their prompts (NaN where a row has none)."""
+        if not self.specs:
             return {}
-        if self._plan is None:
-            self._load(device)
-        rows = [SourceRow(i, f"image {i}", image=src, prompt=text) for i, (src, text) in enumerate(zip(srcs, texts))]
-        from ..pipeline.score import score_rows
-
-        table = score_rows(self._plan, rows, self._schema)
-        return {name: np.array([np.nan if v is None else v for v in table.column(name).to_pylist()], dtype=np.float64)
-                for name in self.columns()}
+        return self.evaluate(srcs, texts, device).metrics
 
 
 def metric_stats(parts: Sequence[dict[str, np.ndarray]]) -> dict[str, float]:

@@ -2,8 +2,9 @@
 
 The CLIP model is loaded once (on CPU) when the tracker is made; at the first evaluation it is moved to
 the scoring device and the library's prompts are encoded once (their embeddings are cached for the whole
-run). Each :meth:`CLIPTracker.log` scores a batch of generated images against their prompts with the same
-:class:`~clipgauge.Scorer` code as ``clipgauge score`` — so the numbers are identical — and writes
+run). Each :meth:`CLIPTracker.log` scores a batch of generated images against their prompts through the scoring
+step of ``clipgauge score`` (the ``clip`` metric, :mod:`clipgauge.track.metrics`) — so the numbers are identical —
+and writes
 ``clip/mean``, ``clip/min``, ``clip/max``, ``clip/std``, ``clip/n`` and ``clip/prompt/NAME`` to every writer.
 """
 
@@ -28,7 +29,8 @@ from ..encoders import DEFAULT_MODEL, Encoder
 from ..errors import UsageError
 from ..scoring.device import check_precision, resolve_device
 from ..scoring.scales import check_scale, to_scale
-from ..scoring.scorer import Scorer
+from ..scoring.scorer import Embedder
+from ..scoring.settings import ScorerSettings
 from .alerts import Alert, AlertMonitor, Rule, as_rules
 from .metrics import TrackedMetrics, metric_stats
 from .prompts import PromptLibrary, load_prompt_library
@@ -45,7 +47,8 @@ class CLIPTracker:
 
     Args:
         model: a model spec (``openai/clip-vit-large-patch14``, ``hf:DIR``, ``open_clip:ARCH:PRETRAINED``,
-            ``demo`` …), a :class:`~clipgauge.Scorer` or an :class:`~clipgauge.encoders.Encoder`. Loaded once.
+            ``demo`` …), a :class:`~clipgauge.Scorer` (any :class:`~clipgauge.scoring.scorer.Embedder`) or an
+            :class:`~clipgauge.encoders.Encoder`. Loaded once.
         prompts: the validation prompt library: ``"default"``, ``"default:CATEGORY,…"``, ``"parti[:CATEGORY]"``,
             a JSON/TXT file, a list of prompts or a ``{name: prompt}`` dict (see :mod:`clipgauge.track.prompts`).
         device: where to score: ``auto`` (this process's current CUDA device if any, else CPU — resolved at
@@ -69,12 +72,15 @@ class CLIPTracker:
         metrics: other metrics to log beside the CLIP score (``"aesthetic"``, ``"pickscore"``, …, as ``clipgauge
             score --metric`` takes them): each score column ``NAME`` as ``NAME/mean``, ``/min``, ``/max``, ``/std``,
             ``/n``. A metric on the tracker's own model shares it.
-        batch_size, precision, prompt_prefix, num_workers, trust_remote_code: as for :class:`~clipgauge.Scorer`.
+        settings, keyword arguments: the model's settings (``batch_size``, ``precision``, ``prompt_prefix``,
+            ``num_workers``, ``trust_remote_code``, the image limits …), declared once in
+            :class:`~clipgauge.scoring.settings.ScorerSettings`, as for :class:`~clipgauge.Scorer`. The model is
+            loaded on CPU and moved to ``device`` (above) to score, at ``precision``. Ignored for a given Scorer.
     """
 
     def __init__(
         self,
-        model: str | Scorer | Encoder = DEFAULT_MODEL,
+        model: str | Embedder | Encoder = DEFAULT_MODEL,
         prompts: Any = "default",
         *,
         device: str | torch.device | None = None,
@@ -87,27 +93,26 @@ class CLIPTracker:
         n_extremes: int = 4,
         per_prompt: bool = True,
         prefix: str = "clip",
-        batch_size: int = 32,
-        precision: str = "fp32",
-        prompt_prefix: str = "",
-        num_workers: int | None = None,
-        trust_remote_code: bool = False,
         metrics: Sequence[str] = (),
+        settings: ScorerSettings | None = None,
+        **scorer_settings: Any,
     ) -> None:
         self.scale = check_scale(scale)
         if distributed not in dist.DIST_MODES:
             raise UsageError(f"distributed must be one of {', '.join(dist.DIST_MODES)}, not '{distributed}'")
+        wanted = (settings or ScorerSettings()).with_(**scorer_settings)  # TypeError for an unknown argument
         self.library: PromptLibrary = load_prompt_library(prompts)
         self._device_spec = device
-        if isinstance(model, Scorer):
+        if isinstance(model, Embedder):
             self.scorer = model
             self.precision = model.precision
             if device is None:
                 self._device_spec = model.device
         else:
-            self.scorer = Scorer(model, device="cpu", batch_size=batch_size, num_workers=num_workers,
-                                 prompt_prefix=prompt_prefix, trust_remote_code=trust_remote_code)
-            self.precision = precision
+            from ..pipeline.pairs import Scorer
+
+            self.scorer = Scorer(model, settings=wanted.with_(device="cpu", precision="fp32"))
+            self.precision = wanted.precision
         first = self._target_device()  # checks the device spec and precision now, not at the first evaluation
         check_precision(self.precision, first)
         self.offload = bool(offload)
@@ -191,17 +196,17 @@ class CLIPTracker:
         return result
 
     def _score_local(self, srcs: list[Any], texts: list[str]) -> dict[str, Any]:
-        """Score this rank's pairs: raw cosines, errors, and thumbnails of the local extremes."""
+        """Score this rank's pairs through the scoring step: raw cosines, errors, the other metrics' values, and
+        thumbnails of the local extremes."""
         if not srcs:
             return {"prompts": [], "cosine": np.zeros(0), "errors": [], "extremes": [], "metrics": {}}
         with self._on_device():
             if not self._prompts_encoded:
                 self.scorer.embed_texts(self.prompts)  # once; cached by the scorer for the whole run
                 self._prompts_encoded = True
-            pairs = self.scorer.score_pairs(srcs, texts)
-            others = self.metrics.score(srcs, texts, self.scorer.device)
-        cos = np.asarray(pairs.cosine, dtype=np.float64)
-        errors = [f"image {i} ({texts[i][:60]!r}): {e}" for i, e in enumerate(pairs.error) if e is not None]
+            scored = self.metrics.evaluate(srcs, texts, self.scorer.device)
+        cos, others = scored.cosine, scored.metrics
+        errors = [f"image {i} ({texts[i][:60]!r}): {e}" for i, e in enumerate(scored.errors) if e is not None]
         extremes = []
         if self.n_extremes:
             ok = np.flatnonzero(~np.isnan(cos))

@@ -58,7 +58,7 @@ def classify(
         _check_truth_column(input_spec, truth, run.get("image_column"))
     metric = (ZeroShot, {"labels": label_list, "templates": template_list, "truth": truth, "top_k": top_k,
                          "model": model})
-    opts = (options or ScoreOptions()).with_(metrics=[metric], model=model, _resolved=None)
+    opts = (options or ScoreOptions()).with_(metrics=[metric], model=model)
     return score(input_spec, out, opts, **run)
 
 

@@ -72,7 +72,7 @@ def retrieve(
     gallery is read *chunk_rows* at a time and each query keeps only its running top *k*.
     """
     from ..defaults import DEFAULT_MODEL
-    from ..scoring.scorer import Scorer
+    from ..scoring.scorer import Embedder
 
     queries, images = [str(q) for q in queries], [str(p) for p in images]
     if k < 1:
@@ -92,7 +92,7 @@ def retrieve(
         source = open_gallery(gallery, image_column=image_column, prompt_column=prompt_column,
                               require_prompt=evaluate)
     spec = model or (getattr(source, "model", None) if source is not None else None) or DEFAULT_MODEL
-    scorer = Scorer(spec, device=device, batch_size=batch_size, precision=precision)
+    scorer = Embedder(spec, device=device, batch_size=batch_size, precision=precision)
     if source is not None:
         source.check_model(scorer)
     out: list[dict[str, Any]] = []
