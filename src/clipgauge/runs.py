@@ -64,7 +64,7 @@ def score(
     progress: Callable[[int | None], Callable[[int], None]] | None = None,
 ) -> ScoreResult:
     """Score every row of *input_spec* (manifest, image folder, WebDataset, Parquet, HF dataset) with the metrics
-    of *options*, into *out*: a results file (``.jsonl``/``.csv``/``.tsv``/``.parquet``, plus
+    of *options*, into *out*: a results file (``.jsonl``/``.csv``/``.tsv``/``.parquet`` or a registered format, plus
     ``OUT.summary.json``), a results folder (Parquet parts + ``_summary.json``), or None (summary only).
 
     Re-running the same call after a crash continues where the run stopped (*resume*; ``False`` starts over).

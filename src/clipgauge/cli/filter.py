@@ -8,11 +8,9 @@ import click
 from rich import box
 from rich.table import Table
 
-from ..errors import UsageError
-from ..sinks import read_results, write_results
-from ..sinks.results import results_format
+from ..sinks.filter_run import filter_results
 from ..stats.compare import score_digits
-from ..stats.filtering import FilterResult, filter_rows
+from ..stats.filtering import FilterResult
 from .evalio import check_json_target, emit_json, fmt, json_option, resolve_score, say, score_options
 from .output import stdout
 
@@ -23,7 +21,9 @@ from .output import stdout
               help="Keep rows scoring ≥ X in --scale (LAION-5B: cosine 0.28 with OpenAI ViT-B/32).")
 @click.option("--top-fraction", type=click.FloatRange(0, 1, min_open=True), default=None, metavar="F",
               help="Keep the best-scoring fraction F of the scored rows (DataComp: 0.3).")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Kept rows (.jsonl/.csv/.tsv/.parquet).")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Kept rows: a results file (.jsonl, .csv, .tsv, .parquet or another registered format), a "
+                   "folder of Parquet parts, or WebDataset tars (kept.tar, kept/%05d.tar; from a results folder).")
 @click.option("--dropped", type=click.Path(path_type=Path), help="Also write the rows not kept here.")
 @score_options
 @json_option
@@ -32,7 +32,7 @@ def filter_command(results: Path, min_score: float | None, top_fraction: float |
                    json_out: str | None) -> None:
     """Filter a scored dataset by CLIP score: a threshold (--min-score) or the top fraction (--top-fraction).
 
-    RESULTS is a file written by 'clipgauge score --out'. Kept rows are written unchanged, in input order.
+    RESULTS is a file or folder written by 'clipgauge score --out'. Kept rows are written unchanged, in input order.
     Rows that could not be scored are never kept and are counted separately. Thresholds depend on the
     CLIP model: 0.28 suits OpenAI ViT-B/32 cosines (LAION-5B), not other models.
     """
@@ -40,31 +40,9 @@ def filter_command(results: Path, min_score: float | None, top_fraction: float |
     if (min_score is None) == (top_fraction is None):
         raise click.UsageError("give exactly one of --min-score or --top-fraction")
     column, higher = resolve_score(metric, column, results)
-    if results.is_dir() and not higher and top_fraction is not None:
-        raise UsageError("the top fraction of a results folder is taken by the highest scores; this metric's "
-                         "best are its lowest: filter its results file, or use a minimum")
-    if results.is_dir():  # a sharded results folder (score --out DIR): streamed, see sinks/shard_filter.py
-        from ..sinks.shard_filter import filter_folder
-
-        result = filter_folder(results, out, min_score=min_score, top_fraction=top_fraction, scale=scale,
-                               column=column, dropped=dropped)
-        doc = result.to_dict()
-        doc.update(file=str(results), out=str(out), dropped_out=str(dropped) if dropped else None)
-        if emit_json(doc, json_out):
-            print_filter(result)
-            say(f"wrote {result.n_kept} rows to {out}" + (f" and {result.dropped} to {dropped}" if dropped else ""))
-        return
-    results_format(out)
-    if dropped is not None:
-        results_format(dropped)
-    records = read_results(results)
-    result = filter_rows(records, min_score=min_score, top_fraction=top_fraction, scale=scale, column=column,
-                         higher_is_better=higher)
-    columns = list(dict.fromkeys(c for r in records for c in r))
-    write_results(out, [records[i] for i in result.kept], columns)
-    if dropped is not None:
-        keep = set(result.kept)
-        write_results(dropped, [r for i, r in enumerate(records) if i not in keep], columns)
+    # one streaming filter for a results file or folder, into any registered output: see sinks/filter_run.py
+    result = filter_results(results, out, min_score=min_score, top_fraction=top_fraction, scale=scale, column=column,
+                            higher_is_better=higher, dropped=dropped)
     doc = result.to_dict()
     doc.update(file=str(results), out=str(out), dropped_out=str(dropped) if dropped else None)
     if emit_json(doc, json_out):

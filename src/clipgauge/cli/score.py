@@ -35,8 +35,9 @@ from .process import allow_fast_exit
               help="A metric to compute (repeatable; default: clip). See 'clipgauge metrics' for the metrics and "
                    "their options, e.g. --metric clip:model=hf:/path/to/folder,scale=clip-s.")
 @click.option("--out", type=click.Path(path_type=Path),
-              help="Per-row results: a file (.jsonl, .csv, .tsv or .parquet; the summary goes to OUT.summary.json) "
-                   "or a folder of Parquet parts (a path without extension). Both resume after a crash.")
+              help="Per-row results: a file (.jsonl, .csv, .tsv, .parquet or another registered format; the summary "
+                   "goes to OUT.summary.json) or a folder of Parquet parts (a path without extension). Both resume "
+                   "after a crash.")
 @batch_size_option("Images per forward pass (never changes the scores).")
 @device_option()
 @click.option("--scale", type=click.Choice(SCALES), default="cosine", show_default=True,

@@ -13,16 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import AtomicFile
 from ..sinks.faults import run_writing
-from ..sinks.sharded import list_parts, read_column, read_part
+from ..sinks.sharded import list_parts, read_column, read_part, write_part
 from .plan import GROUP_COLUMN, ScoringPlan
 
 
 def finalize_run(folder: str | Path, plan: ScoringPlan) -> None:
     """Fill in the run columns of every part in *folder* (nothing to do when no metric declares any)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     todo = [m for m in plan.metrics if m.run_columns()]
     if not todo:
@@ -37,7 +35,7 @@ def finalize_run(folder: str | Path, plan: ScoringPlan) -> None:
         for c in metric.run_columns():
             filled[c.name] = np.asarray(out[c.name], dtype=np.float64)
     start = 0
-    for _, path in list_parts(folder).items():
+    for shard, path in list_parts(folder).items():
         table = read_part(path)
         n = table.num_rows
         for name, column in filled.items():
@@ -45,6 +43,6 @@ def finalize_run(folder: str | Path, plan: ScoringPlan) -> None:
             i = table.schema.get_field_index(name)
             array = pa.array([None if np.isnan(v) else float(v) for v in part], type=table.schema.field(i).type)
             table = table.set_column(i, table.schema.field(i), array)
-        with run_writing(folder, path), AtomicFile(path, durable=True, make_folder=False) as target:
-            pq.write_table(table, target.tmp)
+        with run_writing(folder, path):
+            write_part(folder, shard, table, durable=True)
         start += n

@@ -15,6 +15,7 @@ from ..metrics.base import Column, Metric, Need
 from ..metrics.registry import MetricSpec, metric_class, parse_metric
 from ..paths import resolve_path as resolve_relative
 from ..scoring.settings import ScorerSettings
+from ..sinks.sharded import EMBEDDING_COLUMNS
 from ..sources.shards import ID_COLUMNS
 from .timing import ModelTimings
 
@@ -22,7 +23,6 @@ from .timing import ModelTimings
 ERROR_COLUMN = "error"
 #: the column whose value groups rows for run columns (the prompt)
 GROUP_COLUMN = "prompt"
-EMBEDDING_COLUMNS = ("image_embedding", "text_embedding")
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,16 @@ def part_name(shard: int) -> str:
     return f"part-{shard:05d}.parquet"
 
 
+def write_part(folder: str | Path, shard: int, table: Any, *, durable: bool = False) -> Path:
+    """Write *table* as ``folder/part-NNNNN.parquet``, atomically (*durable*: flushed to disk before the rename, and
+    a vanished *folder* is an error, not made again); :class:`~clipgauge.errors.OutputError` if it cannot be."""
+    import pyarrow.parquet as pq
+
+    with AtomicFile(Path(folder) / part_name(shard), durable=durable, make_folder=not durable) as target:
+        pq.write_table(table, target.tmp)
+    return target.final
+
+
 def list_parts(folder: str | Path) -> dict[int, Path]:
     """Committed parts of *folder*: shard index → path."""
     out = {}
@@ -102,22 +112,6 @@ def read_parts(folder: str | Path, columns: Sequence[str] | None = None):
     """Yield ``(shard, pyarrow.Table)`` per committed part, in shard order (only *columns* when given)."""
     for shard, path in list_parts(folder).items():
         yield shard, read_part(path, columns)
-
-
-def read_records(folder: str | Path) -> list[dict[str, Any]]:
-    """Every row of a *complete* results folder, in input order, as dicts (without the embedding columns).
-
-    :class:`UsageError` (one line) for a folder that is not a results folder or whose run is unfinished.
-    """
-    doc = read_run(folder)
-    if not doc.get("complete"):
-        raise UsageError(f"the run in {folder} is not finished ({len(list_parts(folder))} parts so far): run the "
-                         "same 'clipgauge score' command again to complete it")
-    records: list[dict[str, Any]] = []
-    for _, table in read_parts(folder):
-        keep = [c for c in table.column_names if c not in EMBEDDING_COLUMNS]
-        records.extend(table.select(keep).to_pylist())
-    return records
 
 
 def read_column(folder: str | Path, column: str, dtype=np.float64) -> np.ndarray:
@@ -263,15 +257,13 @@ class ShardedRun:
         device (committed parts are kept; …)``) and leaves no part and no temporary file for the shard. The folder
         is not made again if it vanished: that is an error too, not a silent restart.
         """
-        import pyarrow.parquet as pq
-
         if shard in self.committed:
             raise EngineError(f"shard {shard} is already committed")
         if self._settle():
             self._save()  # the fingerprint is on disk before the first part is
         final = self.folder / part_name(shard)
-        with self._writing(final), AtomicFile(final, durable=True, make_folder=False) as target:
-            pq.write_table(table, target.tmp)
+        with self._writing(final):
+            write_part(self.folder, shard, table, durable=True)
         self.committed.add(shard)
         self._save()
         return final

@@ -1,6 +1,7 @@
 """Where tracker results go. Writers with optional dependencies are imported only when used.
 
-:func:`make_writer` turns a spec into a writer:
+:func:`make_writer` turns a spec into a writer, asking each registered :class:`WriterKind` in turn (a new kind is
+one module and a :func:`register_writer_kind` call; why writers are not results sinks: see :mod:`.registry`):
 
 =====================================  ==========================================================
 spec                                   writer
@@ -20,11 +21,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...errors import UsageError
 from .base import Writer
 from .files import CSVWriter, JSONLWriter
+from .registry import WriterKind, make_writer, register_writer_kind, writer_kinds
 
-__all__ = ["CSVWriter", "JSONLWriter", "Writer", "make_writer", "TensorBoardWriter", "WandbWriter"]
+__all__ = ["CSVWriter", "JSONLWriter", "TensorBoardWriter", "WandbWriter", "Writer", "WriterKind", "make_writer",
+           "register_writer_kind", "writer_kinds"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: importing this package never imports tensorboard or wandb
@@ -39,37 +41,27 @@ def __getattr__(name: str) -> Any:  # lazy: importing this package never imports
     raise AttributeError(name)
 
 
-def make_writer(spec: Any) -> tuple[Any, bool]:
-    """``(writer, made_here)`` for a writer spec (see the module docstring). Writers made here are closed by
-    the tracker (closing never closes a SummaryWriter or W&B run the user passed in); a :class:`Writer` the
-    user made is only flushed. Raises :class:`UsageError` for an unknown spec."""
-    if isinstance(spec, str):
-        kind, sep, arg = spec.partition(":")
-        if kind in ("tensorboard", "tb") and sep and arg:
-            from .tensorboard import TensorBoardWriter
+def _tensorboard(arg: str = "", *, summary_writer: Any = None) -> Writer:
+    from .tensorboard import TensorBoardWriter
 
-            return TensorBoardWriter(arg), True
-        if kind == "wandb":
-            from .wandb import WandbWriter
+    return TensorBoardWriter(summary_writer=summary_writer) if summary_writer is not None else TensorBoardWriter(arg)
 
-            return (WandbWriter(project=arg) if arg else WandbWriter()), True
-        if kind == "csv" and arg:
-            return CSVWriter(arg), True
-        if kind == "jsonl" and arg:
-            return JSONLWriter(arg), True
-        if spec.lower().endswith(".csv"):
-            return CSVWriter(spec), True
-        if spec.lower().endswith((".jsonl", ".ndjson")):
-            return JSONLWriter(spec), True
-        raise UsageError(f"unknown writer '{spec}': use tensorboard:DIR, wandb[:PROJECT], csv:PATH or jsonl:PATH")
-    if hasattr(spec, "add_scalar") and hasattr(spec, "add_image"):
-        from .tensorboard import TensorBoardWriter
 
-        return TensorBoardWriter(summary_writer=spec), True
-    if hasattr(spec, "log") and hasattr(spec, "finish"):
-        from .wandb import WandbWriter
+def _wandb(arg: str = "", *, run: Any = None) -> Writer:
+    from .wandb import WandbWriter
 
-        return WandbWriter(run=spec), True
-    if hasattr(spec, "write") and callable(spec.write):
-        return spec, False
-    raise UsageError(f"cannot write tracker results to {type(spec).__name__}: give a writer spec or a Writer")
+    if run is not None:
+        return WandbWriter(run=run)
+    return WandbWriter(project=arg) if arg else WandbWriter()
+
+
+register_writer_kind(WriterKind(
+    "tensorboard", _tensorboard, "tensorboard:DIR", prefixes=("tensorboard", "tb"),
+    wraps=lambda o: hasattr(o, "add_scalar") and hasattr(o, "add_image"),
+    wrap=lambda o: _tensorboard(summary_writer=o)))
+register_writer_kind(WriterKind(
+    "wandb", _wandb, "wandb[:PROJECT]", prefixes=("wandb",), arg_optional=True,
+    wraps=lambda o: hasattr(o, "log") and hasattr(o, "finish"), wrap=lambda o: _wandb(run=o)))
+register_writer_kind(WriterKind("csv", CSVWriter, "csv:PATH", prefixes=("csv",), extensions=(".csv",)))
+register_writer_kind(WriterKind("jsonl", JSONLWriter, "jsonl:PATH", prefixes=("jsonl",),
+                                extensions=(".jsonl", ".ndjson")))
