@@ -75,9 +75,10 @@ def test_waits_count_the_time_blocked_on_slow_jobs():
     assert fast.seconds < waits.seconds
 
 
-def _passes(monkeypatch, n, cycle, waiting):
+def _passes(monkeypatch, n, cycle, waiting, busy=0.0):
     """Run *n* CPU forward passes in a scoring run on a mocked clock; *cycle(one)* is a pass's whole cycle in seconds
-    on one thread or all, and *waiting* the part of a cycle on all threads spent waiting for decoded images.
+    on one thread or all, *waiting* the part of a cycle on all threads spent waiting for decoded images, and *busy*
+    the decode threads' work in it (seconds of one core over the cycle).
     Returns, per pass, whether it ran on one thread, and whether the count stayed set after it."""
     import clipgauge.scoring.cpu_threads as ct
 
@@ -93,6 +94,7 @@ def _passes(monkeypatch, n, cycle, waiting):
             between.append(torch.get_num_threads() == 1)
             clock[0] += cycle(one)
             threads.waits.seconds += 0.0 if one else waiting * cycle(one)
+            threads.waits.busy += 0.0 if one else busy * cycle(one)
     assert torch.get_num_threads() == 2  # restored when the scoring run ends
     assert between == used  # the count stays set until the next pass (no idle intra-op thread woken between them)
     assert threads.single_passes == sum(used)
@@ -123,24 +125,25 @@ def test_a_decode_bound_loop_moves_to_one_thread_and_checks_back_ever_less_often
 def test_a_model_bound_loop_keeps_all_threads(monkeypatch, two_threads):
     import clipgauge.scoring.cpu_threads as ct
 
-    # the loop never waits for images; one thread would be slower: tried after FIRST_PROBE passes, then ever
-    # further apart (all threads keep winning): 2, 4, 8 ... x FIRST_PROBE passes between probes
-    used = _passes(monkeypatch, 4 * ct.PERIOD, lambda one: 1.7 if one else 1.0, 0.0)
-    starts = [i for i, one in enumerate(used) if one and (i == 0 or not used[i - 1])]
-    assert starts[0] == ct.FIRST_PROBE and used[starts[0] : starts[0] + ct.PROBE] == [True] * ct.PROBE
-    gaps = [b - a - ct.PROBE for a, b in zip(starts, starts[1:])]
-    assert gaps == [ct.FIRST_PROBE * 2**k for k in range(1, len(gaps) + 1)] and len(gaps) >= 3
-    assert sum(used) == ct.PROBE * len(starts) <= 0.05 * len(used)
+    # the loop never waits for images and the decoders work 5 % of each cycle; one thread would be slower: tried
+    # once after PERIOD passes, then 2 x PERIOD later
+    used = _passes(monkeypatch, 4 * ct.PERIOD, lambda one: 1.7 if one else 1.0, 0.0, busy=0.05)
+    first = used.index(True)
+    assert first == ct.PERIOD and used[first : first + ct.PROBE] == [True] * ct.PROBE
+    second = used.index(True, first + ct.PROBE)
+    assert second == first + ct.PROBE + 2 * ct.PERIOD
+    assert sum(used) == 2 * ct.PROBE
 
 
 def test_a_loop_that_never_waits_still_moves_to_one_thread_when_that_is_faster(monkeypatch, two_threads):
     import clipgauge.scoring.cpu_threads as ct
 
     # decode-bound, but the slow forward on all threads (contention) lets the decoders keep ahead: no waiting at all
-    # shows. One thread is faster: it is found at the first probe, within the first batches of the run
-    used = _passes(monkeypatch, 2 * ct.PERIOD, lambda one: 36.0 if one else 58.0, 0.0)
-    assert used.index(True) == ct.FIRST_PROBE < ct.PERIOD // 4
-    assert all(used[ct.FIRST_PROBE : ct.FIRST_PROBE + ct.PERIOD])
+    # shows, while the decoders work 90 % of each cycle. One thread is faster: tried at once, and kept
+    used = _passes(monkeypatch, 2 * ct.PERIOD, lambda one: 36.0 if one else 58.0, 0.0, busy=0.9)
+    start = 1 + ct.PROBE  # the first pass warms up (untimed), then PROBE cycles on all threads show the busy decoders
+    assert used.index(True) == start
+    assert all(used[start : start + ct.PERIOD])
 
 
 def test_forward_threads_change_only_cpu_passes_inside_a_scoring_run(two_threads):

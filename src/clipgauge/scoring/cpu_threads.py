@@ -11,13 +11,13 @@ for decoded images, the bookkeeping). If the loop hardly waited for decoded imag
 batches on one thread and keeps whichever cycled faster. (Whether the decoders had finished their look-ahead by the
 end of a pass is no signal: a forward slowed down by its threads' contention lets them finish and idle.)
 
-The first probe comes after :data:`FIRST_PROBE` batches whatever the waits say: a forward pass slowed down by
-contention lets the decoders finish their look-ahead, so a loop that streams images without pauses may show no
-waiting at all while one thread would be much faster (measured on 2 cores with the test CLIP and ``--fast-decode``:
-36 ms a batch on one thread against 58 ms on two, with under 1 % of the cycles waiting). While the same count
-keeps winning, probes come twice as far apart each time, from :data:`FIRST_PROBE` batches (the first images of a
-run may have been decoded while the model loaded, so the first probe may see no decoding at all); once the other
-count wins, :data:`PERIOD` batches apart, twice as far apart each time the same choice wins again (at most
+A loop may wait for no decoded image at all and still be decode-bound: a forward pass slowed down by contention
+lets the decoders finish their look-ahead (measured on 2 cores with the test CLIP and ``--fast-decode``: 58 ms a
+batch on two threads, 36 ms on one, under 1 % of the cycles waiting). So the decoders' own busy time is watched
+too: when they worked more than :data:`DECODE_BUSY` of each of the latest cycles (in seconds of one core; a
+model-bound run with ViT-B/32 shapes: about 5 %), one thread is tried after 2 such passes, then after 4, 8, …
+while all threads keep winning. Probes come
+:data:`PERIOD` batches apart, twice as far apart each time the same choice wins again (at most
 :data:`MAX_PERIOD`), so a long run pays for them almost nothing. The chosen count stays set between passes, so the
 bookkeeping between them does not wake torch's idle intra-op threads either: after each parallel region they
 spin-wait on a core for a while, which took a third of the CPU time of a decode-bound run. Thread counts never
@@ -35,14 +35,16 @@ from contextlib import contextmanager
 
 import torch
 
-#: batches before the first probe, between probes at first and at most, and batches timed with each count at a probe
-FIRST_PROBE = 5
+#: batches between probes at first and at most, and batches timed with each thread count at a probe
 PERIOD = 64
 MAX_PERIOD = 1024
 PROBE = 2
 #: one thread is tried at once when the loop waited for decoded images for more than this fraction of its latest
 #: cycles on all threads (otherwise only after a period)
 WAITING = 0.05
+#: one thread is tried early when the decode threads were busy for more than this fraction
+#: of the latest cycles on all threads (seconds of work summed over the threads, over the cycles' wall time)
+DECODE_BUSY = 0.5
 
 # torch's thread count is global to the process: it is only changed while clipgauge owns the process's compute (a
 # scoring run: ``clipgauge.score``, a Ray actor), never in a training loop that tracks scores (``track``, the
@@ -81,13 +83,15 @@ def adaptive_threads_on() -> None:
 
 
 class Waits:
-    """The seconds ``ordered``'s consumer spent blocked on decoded images not ready yet (:class:`ForwardThreads`
-    reads it to tell a decode-bound loop)."""
+    """The seconds ``ordered``'s consumer spent blocked on decoded images not ready yet, and the seconds its decode
+    threads spent working (summed over the threads): :class:`ForwardThreads` reads both to tell a decode-bound
+    loop."""
 
-    __slots__ = ("seconds",)
+    __slots__ = ("seconds", "busy")
 
     def __init__(self) -> None:
         self.seconds = 0.0
+        self.busy = 0.0
 
 
 def _mean(xs: list[float]) -> float:
@@ -101,12 +105,14 @@ class ForwardThreads:
         self.waits = waits  #: the loop's time blocked on decoded images
         # "all" / "one": running on all threads / one; "try-one" / "try-all": probing the other count
         self._phase = "all"
-        self._left = FIRST_PROBE  # passes of this phase before the other count is tried (a probe: passes left)
-        self._period = FIRST_PROBE  # doubles while the same count keeps winning (the first images may be prefetched)
-        self._last: tuple[float, float, bool] | None = None  # the previous pass: its start, waits then, on one thread
+        self._left = PERIOD  # passes of this phase before the other count is tried (for a probe: passes left)
+        self._period = PERIOD
+        self._busy_gap = PROBE  # passes on all threads with busy decoders before one thread is tried (doubles)
+        self._last: tuple[float, float, float, bool] | None = None  # previous pass: start, waits, busy, one thread
         self._passes = 0
         self._cycles: dict[bool, list[float]] = {True: [], False: []}  # the latest cycles on one thread / all
         self._waits: list[float] = []  # the loop's waits for images in the latest cycles on all threads
+        self._busy: list[float] = []  # the decode threads' work in the latest cycles on all threads
         self.single_passes = 0  #: passes run on one thread (for tests and benchmarks)
 
     def _switch(self, phase: str, left: int) -> None:
@@ -127,7 +133,12 @@ class ForwardThreads:
         if self._phase == "all":
             cycles, waits = self._cycles[False][-PROBE:], self._waits[-PROBE:]
             waiting = len(cycles) == PROBE and sum(waits) > WAITING * sum(cycles)
-            if waiting or self._left <= 0:  # decoding held the loop up, or it is time to look again
+            busy = (len(cycles) == PROBE and len(self._busy) >= PROBE
+                    and all(b > DECODE_BUSY * c for b, c in zip(self._busy[-PROBE:], cycles)))
+            early = busy and not waiting and self._left > 0 and self._period - self._left >= self._busy_gap
+            if early:  # busy decoders: look soon, then ever less often while all threads keep winning
+                self._busy_gap = min(2 * self._busy_gap, MAX_PERIOD)
+            if waiting or early or self._left <= 0:  # decoding held the loop up, or it is time to look again
                 self._switch("try-one", PROBE)
         elif self._phase == "one" and self._left <= 0:
             self._switch("try-all", PROBE)
@@ -146,15 +157,16 @@ class ForwardThreads:
         if device.type != "cpu" or threads <= 1 or not _owners:
             yield
             return
-        now, waited = time.perf_counter(), self.waits.seconds
+        now, waited, busy = time.perf_counter(), self.waits.seconds, self.waits.busy
         if self._passes > 1 and self._last is not None:  # the previous pass's cycle (the first one warms up: untimed)
-            start, waits_then, one = self._last
+            start, waits_then, busy_then, one = self._last
             self._cycles[one] = self._cycles[one][-PROBE:] + [now - start]
             if not one:
                 self._waits = self._waits[-PROBE:] + [waited - waits_then]
+                self._busy = self._busy[-PROBE:] + [busy - busy_then]
         single = self.single()
         self._passes += 1
-        self._last = (now, waited, single)
+        self._last = (now, waited, busy, single)
         if torch.get_num_threads() != (1 if single else threads):
             torch.set_num_threads(1 if single else threads)
         self.single_passes += single

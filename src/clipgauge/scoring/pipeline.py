@@ -104,7 +104,8 @@ def ordered(
 
     A :class:`Skip` needs no thread: its item is made here. Other sources go to the threads *group* at a time
     (one hand-over per group: rows that fail at once, like missing files, cost little more than their reason).
-    *waits* (``cpu_threads.Waits``) adds up the seconds spent blocked on items not ready yet.
+    *waits* (``cpu_threads.Waits``) adds up the seconds spent blocked on items not ready yet, and the threads' busy
+    seconds.
     """
     # (first index, items made here | Future of one item (prefetch) | Future of a list of items)
     pending: deque[tuple[int, list[Item] | Future, bool]] = deque()
@@ -113,7 +114,12 @@ def ordered(
     first = 0
 
     def many(srcs: list[Any]) -> list[Item]:
-        return [job(s) for s in srcs]
+        if waits is None:
+            return [job(s) for s in srcs]
+        t = time.perf_counter()
+        out = [job(s) for s in srcs]
+        waits.busy += time.perf_counter() - t  # under the GIL; a lost update only delays a probe
+        return out
 
     def submit() -> None:
         nonlocal group_srcs
