@@ -58,6 +58,27 @@ def jpeg_bytes(img: Image.Image, **kw) -> bytes:
     return buf.getvalue()
 
 
+def jpeg_files(folder: Path, n: int, size=(300, 200)) -> list[Path]:
+    """*n* JPEG files ``folder/0.jpg`` … of ``random_rgb(i, size)``, their paths in order."""
+    paths = [folder / f"{i}.jpg" for i in range(n)]
+    for i, p in enumerate(paths):
+        p.write_bytes(jpeg_bytes(random_rgb(i, size=size)))
+    return paths
+
+
+def one_line_score_error(capsys, folder: Path, metric: str) -> str:
+    """``clipgauge score folder/manifest.jsonl --metric METRIC`` on CPU, which must fail with exit code 2 and one
+    line on stderr (no traceback, no option echoed); that line."""
+    from clipgauge.cli import main
+
+    code = main(["score", str(folder / "manifest.jsonl"), "--metric", metric, "--device", "cpu",
+                 "--out", str(folder / "bad.jsonl")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and "--" not in err, err
+    return err
+
+
 PROMPTS = [
     "a photo of a cat",
     "a red circle to the left of a blue star",
@@ -176,3 +197,19 @@ def sigkill_when(proc, ready, timeout: float = 180.0) -> None:
     proc.wait()
     proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
+
+
+def score_on_ray(metric_cls, manifest: Path, out: Path, shard_size: int) -> int:
+    """``clipgauge score MANIFEST --metric clip --metric NAME --engine ray`` (one worker, demo model) with
+    *metric_cls*, a metric defined outside the package, registered for the run only: the exit code."""
+    pytest.importorskip("ray")
+    from clipgauge.cli import main
+    from clipgauge.metrics import register_metric, unregister_metric
+
+    register_metric(metric_cls)
+    try:
+        return main(["score", str(manifest), "--model", "demo", "--device", "cpu", "--metric", "clip",
+                     "--metric", metric_cls.name, "--shard-size", str(shard_size), "--engine", "ray",
+                     "--ray-workers", "1", "--out", str(out)])
+    finally:
+        unregister_metric(metric_cls.name)

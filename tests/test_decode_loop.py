@@ -11,7 +11,7 @@ from concurrent.futures import Future
 import numpy as np
 import pytest
 import torch
-from conftest import PROMPTS, jpeg_bytes, random_rgb
+from conftest import PROMPTS, jpeg_files
 
 from clipgauge import Scorer
 from clipgauge.scoring.cpu_threads import ForwardThreads, Waits, adaptive_threads
@@ -163,11 +163,7 @@ def test_forward_threads_change_only_cpu_passes_inside_a_scoring_run(two_threads
 
 
 def test_decode_bound_scoring_gives_the_same_scores(hf_model_dir, tmp_path, monkeypatch):
-    paths = []
-    for i in range(12):
-        p = tmp_path / f"{i}.jpg"
-        p.write_bytes(jpeg_bytes(random_rgb(i, size=(300, 200))))
-        paths.append(p)
+    paths = jpeg_files(tmp_path, 12, size=(300, 200))
     prompts = [PROMPTS[i % len(PROMPTS)] for i in range(12)]
     normal = Scorer(f"hf:{hf_model_dir}", device="cpu", batch_size=4).score(paths, prompts)
     monkeypatch.setattr(ForwardThreads, "single", lambda self: True)

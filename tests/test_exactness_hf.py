@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import PROMPTS, random_rgb
+from conftest import PROMPTS, jpeg_files, random_rgb
 from PIL import Image
 from transformers import CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
 
@@ -158,13 +158,7 @@ def test_direct_preprocessing_equals_clip_image_processor_pil(hf_scorer, size):
 
 
 def test_fast_decode_is_opt_in_close_and_recorded(tmp_path, hf_model_dir):
-    from conftest import jpeg_bytes
-
-    paths = []
-    for i in range(3):
-        p = tmp_path / f"{i}.jpg"
-        p.write_bytes(jpeg_bytes(random_rgb(i, size=(512, 512))))
-        paths.append(p)
+    paths = jpeg_files(tmp_path, 3, size=(512, 512))
     exact = Scorer(f"hf:{hf_model_dir}", device="cpu")
     fast = Scorer(f"hf:{hf_model_dir}", device="cpu", fast_decode=True)
     assert exact.provenance()["preprocessing"]["fast_decode"] is False
@@ -187,13 +181,7 @@ def test_preprocessing_is_the_pil_one_not_torchvision(hf_scorer, hf_model_dir):
 
 
 def test_worker_count_and_batch_size_never_change_results(hf_model_dir, tmp_path):
-    from conftest import jpeg_bytes
-
-    paths = []
-    for i in range(7):
-        p = tmp_path / f"{i}.jpg"
-        p.write_bytes(jpeg_bytes(random_rgb(i, size=(300, 200))))
-        paths.append(p)
+    paths = jpeg_files(tmp_path, 7, size=(300, 200))
     prompts = [PROMPTS[i % len(PROMPTS)] for i in range(7)]
     results = [Scorer(f"hf:{hf_model_dir}", device="cpu", batch_size=b, num_workers=w).score(paths, prompts)
                for b, w in [(1, 1), (7, 1), (2, 4), (3, 8)]]

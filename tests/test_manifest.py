@@ -61,18 +61,21 @@ def test_missing_column_is_a_usage_error_naming_it(tmp_path, missing):
         read_manifest(tmp_path / "m.csv")
 
 
-def test_unreadable_or_unknown_manifest(tmp_path):
-    with pytest.raises(ManifestError, match="not found"):
-        read_manifest(tmp_path / "nope.jsonl")
-    (tmp_path / "m.xlsx").write_text("x")
-    with pytest.raises(ManifestError, match="unsupported manifest format"):
-        read_manifest(tmp_path / "m.xlsx")
-    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
-    with pytest.raises(ManifestError, match="cannot read"):
-        read_manifest(tmp_path / "bad.parquet")
-    (tmp_path / "empty.csv").write_text("")
-    with pytest.raises(ManifestError, match="empty"):
-        read_manifest(tmp_path / "empty.csv")
+@pytest.mark.parametrize("read", [read_manifest, ManifestSource], ids=["whole", "streamed"])
+@pytest.mark.parametrize(("name", "content", "match"), [
+    ("nope.jsonl", None, "not found"),
+    ("m.xlsx", "x", "unsupported manifest format"),
+    ("bad.parquet", b"not parquet", "cannot read"),
+    ("empty.csv", "", "empty"),
+    ("header.csv", "image,prompt\n", "no 'image' column .columns: none"),
+])
+def test_unreadable_or_unknown_manifest(tmp_path, read, name, content, match):
+    """Read whole or streamed, a bad manifest is refused when opened, with the same one-line reason."""
+    path = tmp_path / name
+    if content is not None:
+        (path.write_bytes if isinstance(content, bytes) else path.write_text)(content)
+    with pytest.raises(ManifestError, match=match):
+        read(path)
 
 
 def test_broken_rows_are_kept_with_reasons(tmp_path):
@@ -214,9 +217,6 @@ def test_streamed_source_refuses_a_bad_manifest_when_opened(tmp_path):
         open_source(tmp_path / "m.csv")
     (tmp_path / "m.tsv").write_bytes(b"image\tprompt\n1.png\t\xff\xfe\n")  # not UTF-8: read with U+FFFD
     assert [r.prompt for r in open_source(tmp_path / "m.tsv").rows()] == ["\ufffd\ufffd"]
-    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
-    with pytest.raises(ManifestError, match="cannot read"):
-        ManifestSource(tmp_path / "bad.parquet")
     (tmp_path / "header.csv").write_text("image,prompt\n")
     with pytest.raises(ManifestError, match="no 'image' column .columns: none"):
         open_source(tmp_path / "header.csv")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import random_rgb
+from conftest import one_line_score_error, random_rgb
 from PIL import Image
 from tiny_clip import register_tiny_openclip_arch
 
@@ -209,15 +209,6 @@ def test_published_architecture_has_the_documented_keys():
     assert len(keys) == 686 and tuple(model.state_dict()["visual.proj"].shape) == (1280, 1024)
 
 
-def _one_line_error(capsys, folder: Path, metric: str) -> str:
-    code = main(["score", str(folder / "manifest.jsonl"), "--metric", metric, "--device", "cpu",
-                 "--out", str(folder / "bad.jsonl")])
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert len(err.splitlines()) == 1 and "Traceback" not in err and "--" not in err, err
-    return err
-
-
 def test_offline_default_checkpoint_fails_in_one_line(capsys, pictures, monkeypatch, tmp_path):
     import huggingface_hub.constants
 
@@ -225,7 +216,7 @@ def test_offline_default_checkpoint_fails_in_one_line(capsys, pictures, monkeypa
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
     folder, _ = pictures
     for metric, file in (("hpsv2", FILES["v2.0"]), ("hpsv21", FILES["v2.1"])):
-        err = _one_line_error(capsys, folder, metric)
+        err = one_line_score_error(capsys, folder, metric)
         assert f"file {file} of hub repo {HUB_REPO} is not in the local Hugging Face cache" in err
 
 
@@ -249,13 +240,13 @@ def test_bad_checkpoints_fail_in_one_line(capsys, arch, pictures, tmp_path):
     (tmp_path / "garbage.pt").write_bytes(b"\x00not a checkpoint")
     cases["garbage.pt"] = "cannot read HPSv2 checkpoint"
     for name, message in cases.items():
-        err = _one_line_error(capsys, folder, f"hpsv2:checkpoint={tmp_path / name},arch={arch}")
+        err = one_line_score_error(capsys, folder, f"hpsv2:checkpoint={tmp_path / name},arch={arch}")
         assert message in err, err
-    err = _one_line_error(capsys, folder, f"hpsv2:checkpoint={tmp_path / 'other.pt'},arch={arch}")
+    err = one_line_score_error(capsys, folder, f"hpsv2:checkpoint={tmp_path / 'other.pt'},arch={arch}")
     assert "shapes differ" in err and "give the architecture it was trained as" in err
-    err = _one_line_error(capsys, folder, f"hpsv2:checkpoint={tmp_path / 'nope.pt'}")
+    err = one_line_score_error(capsys, folder, f"hpsv2:checkpoint={tmp_path / 'nope.pt'}")
     assert "no such file" in err
-    err = _one_line_error(capsys, folder, f"hpsv2:checkpoint={tmp_path}")
+    err = one_line_score_error(capsys, folder, f"hpsv2:checkpoint={tmp_path}")
     assert "is a folder" in err
-    err = _one_line_error(capsys, folder, f"hpsv2:checkpoint={tmp_path / 'other.pt'},arch=No-Such-Arch")
+    err = one_line_score_error(capsys, folder, f"hpsv2:checkpoint={tmp_path / 'other.pt'},arch=No-Such-Arch")
     assert "cannot build OpenCLIP architecture 'No-Such-Arch'" in err

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import random_rgb
+from conftest import one_line_score_error, random_rgb
 from PIL import Image
 from tiny_clip import save_clip_tokenizer, save_tiny_hf_clip
 
@@ -191,25 +191,16 @@ def test_defaults_and_options():
         PickScore(model="a|b")
 
 
-def _one_line_error(capsys, folder: Path, metric: str) -> str:
-    code = main(["score", str(folder / "manifest.jsonl"), "--metric", metric, "--device", "cpu",
-                 "--out", str(folder / "bad.jsonl")])
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert len(err.splitlines()) == 1 and "Traceback" not in err and "--" not in err, err
-    return err
-
-
 def test_offline_hub_defaults_fail_in_one_line(capsys, groups, pickscore_dirs, monkeypatch, tmp_path):
     import huggingface_hub.constants
 
     # an empty cache, even where the real files are cached (HF_HUB_OFFLINE=1 from conftest)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
     folder, _ = groups
-    err = _one_line_error(capsys, folder, "pickscore")
+    err = one_line_score_error(capsys, folder, "pickscore")
     assert f"PickScore model '{DEFAULT_MODEL}' is not in the local Hugging Face cache" in err
     model_dir, _ = pickscore_dirs
-    err = _one_line_error(capsys, folder, f"pickscore:model={model_dir}")
+    err = one_line_score_error(capsys, folder, f"pickscore:model={model_dir}")
     assert f"PickScore tokenizer and image processor '{DEFAULT_PROCESSOR}' is not in the local" in err
 
 
@@ -217,24 +208,24 @@ def test_bad_files_fail_in_one_line(capsys, groups, pickscore_dirs, tmp_path):
     folder, _ = groups
     model_dir, processor_dir = pickscore_dirs
     # what transformers' from_pretrained refuses, in one line naming the option and the folder
-    err = _one_line_error(capsys, folder, f"pickscore:model={tmp_path},processor={processor_dir}")
+    err = one_line_score_error(capsys, folder, f"pickscore:model={tmp_path},processor={processor_dir}")
     assert f"pickscore:model={tmp_path}: cannot load a transformers CLIP model from {tmp_path}: " in err
-    err = _one_line_error(capsys, folder, f"pickscore:model={model_dir},processor={model_dir}")
+    err = one_line_score_error(capsys, folder, f"pickscore:model={model_dir},processor={model_dir}")
     assert f"pickscore:processor={model_dir}: " in err and "Can't load image processor" in err
-    err = _one_line_error(capsys, folder, f"pickscore:model=./no/such/folder,processor={processor_dir}")
+    err = one_line_score_error(capsys, folder, f"pickscore:model=./no/such/folder,processor={processor_dir}")
     assert "pickscore:model=./no/such/folder: no such file or folder, and not a hub id ORG/NAME" in err
 
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.json").write_bytes((model_dir / "config.json").read_bytes())
     (broken / "model.safetensors").write_bytes(b"not safetensors at all")
-    err = _one_line_error(capsys, folder, f"pickscore:model={broken},processor={processor_dir}")
+    err = one_line_score_error(capsys, folder, f"pickscore:model={broken},processor={processor_dir}")
     assert "cannot load a transformers CLIP model" in err
 
     bad_proc = tmp_path / "bad_processor"
     bad_proc.mkdir()
     (bad_proc / "preprocessor_config.json").write_text(json.dumps(PROCESSOR_CONFIG))  # no tokenizer files
-    err = _one_line_error(capsys, folder, f"pickscore:model={model_dir},processor={bad_proc}")
+    err = one_line_score_error(capsys, folder, f"pickscore:model={model_dir},processor={bad_proc}")
     assert "has no vocabulary" in err
 
 

@@ -246,21 +246,6 @@ def test_no_resume_starts_a_killed_single_file_run_over(hf_model_dir, tmp_path):
     assert_rows_close(rows, clean)
 
 
-def test_spearman_matches_scipy():
-    from scipy.stats import spearmanr
-
-    from clipgauge.pipeline.summary import correlations, spearman
-
-    rng = np.random.default_rng(0)
-    for n in (3, 10, 257):
-        x = rng.normal(size=n)
-        y = x + rng.normal(size=n)
-        x[: n // 3] = np.round(x[: n // 3])  # ties
-        assert abs(spearman(x, y) - spearmanr(x, y).statistic) < 1e-12
-    doc = correlations({"a": np.array([1.0, 2, 3, np.nan, 5]), "b": np.array([2.0, 1, 4, 3, np.nan])})
-    assert doc["pairs"][0]["n"] == 3 and abs(doc["pairs"][0]["rho"] - spearmanr([1, 2, 3], [2, 1, 4]).statistic) < 1e-12
-
-
 def test_three_metrics_decode_each_image_once(capsys, hf_model_dir, image_set, tmp_path, monkeypatch, mean_pixel):
     """clip on one model, clip_iqa on another and a metric that reads pixels: every image file is decoded once."""
     from tiny_clip import save_tiny_hf_clip

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import score_on_ray
 from PIL import Image
 
 from clipgauge.atomic import AtomicFile
@@ -167,15 +168,7 @@ def test_tracker_writers_are_registered_the_same_way(tmp_path):
 
 
 def test_ray_writes_the_new_format(data, tmp_path):
-    pytest.importorskip("ray")
-    register_metric(Darkness)
-    try:
-        code = main(["score", str(data / "m.jsonl"), "--model", "demo", "--device", "cpu", "--metric", "clip",
-                     "--metric", "darkness", "--shard-size", "4", "--engine", "ray", "--ray-workers", "1",
-                     "--out", str(tmp_path / "ray.ndjson.gz")])
-    finally:
-        unregister_metric("darkness")
-    assert code == 1
+    assert score_on_ray(Darkness, data / "m.jsonl", tmp_path / "ray.ndjson.gz", shard_size=4) == 1
     got, want = read_results(tmp_path / "ray.ndjson.gz"), read_results(data / "r.jsonl")
     assert [r["id"] for r in got] == [r["id"] for r in want]
     assert np.allclose([r["cosine"] or np.nan for r in got], [r["cosine"] or np.nan for r in want], equal_nan=True)

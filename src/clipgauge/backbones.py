@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UsageError
+from .paths import resolve_path
 from .stats.backbones import disagreements, row_correlations, system_agreement
 
 #: libraries imported before the run, so the first backbone's load time does not include them
@@ -137,8 +138,7 @@ def _path(value: Any, base: str | None) -> str | None:
     """An image cell as a path a report can open (relative paths against the manifest's folder)."""
     if not isinstance(value, str) or not value:
         return None
-    p = Path(value).expanduser()
-    return str(p if p.is_absolute() or base is None else Path(base).expanduser().resolve() / p)
+    return str(resolve_path(value, "." if base is None else Path(base).expanduser().resolve()))
 
 
 def _tasks(input_spec: str | Path, model: str, options: Any, labels: list[str] | None, truth: str | None,

@@ -144,9 +144,9 @@ def score(
                 summary["provenance"] = {**summary["provenance"],
                                          "decode": plan.embedder(plan.primary_model).provenance()["decode"]}
             primary = plan.embedders.get(plan.primary_model)
-            text = summary["provenance"].get("text")
-            if engine == "local" and primary is not None and primary.encoder.needs_language and text:
-                # likewise the FLORES-200 codes of the rows: those this process embedded (a resumed run: its new rows)
+            text = summary["provenance"].get("text") or {}
+            if engine == "local" and primary is not None and "languages" in text:
+                # likewise the rows' languages, where the model counts them: those this process embedded
                 summary["provenance"] = {**summary["provenance"],
                                          "text": {**text, "languages": primary.language_tally.provenance()}}
             summary["run"] = {"shards": run.n_shards, "shard_size": run.shard_size, "engine": engine,

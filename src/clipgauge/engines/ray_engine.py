@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EngineError, UsageError
+from ..metrics.needs import registered_needs
 from ..pipeline.plan import ScoreOptions
 from ..sinks.sharded import ShardedRun
 from ..sources.shards import RowSource, Selection, SourceRow
@@ -127,7 +128,7 @@ def _plan_actors(ray, options: RayOptions) -> tuple[int, float]:
 def _by_value(ray, options: ScoreOptions) -> None:
     """Metric classes from outside clipgauge (a plugin, a script, a test) are sent to the actors by value, so
     that an actor's process need not be able to import their module."""
-    for cls, _ in options.resolved():
+    for cls in [c for c, _ in options.resolved()] + registered_needs():
         module = sys.modules.get(cls.__module__)
         if module is not None and not cls.__module__.startswith("clipgauge."):
             ray.cloudpickle.register_pickle_by_value(module)
@@ -146,7 +147,8 @@ def _score(ray, source: RowSource, run: ShardedRun, pending: list[int], score_op
                         fn_kwargs={"source": source, "counts": run.unit_rows, "shard_size": size})
     ds = ds.map_batches(ScoreActor, batch_size=batch, compute=ray.data.ActorPoolStrategy(size=workers),
                         num_gpus=gpus or None, num_cpus=cpus, batch_format="pyarrow",
-                        fn_constructor_kwargs={"options": score_options, "schema": schema, "source": source})
+                        fn_constructor_kwargs={"options": score_options, "schema": schema, "source": source,
+                                               "need_kinds": registered_needs()})
     buffers: dict[int, list] = {}
     counts: dict[int, int] = {}
     try:
@@ -239,11 +241,14 @@ def arrow_to_rows(table) -> list[SourceRow]:
 class ScoreActor:
     """One Ray actor: loads the run's models once (on its GPU when it has one) and scores batches of rows."""
 
-    def __init__(self, options: ScoreOptions, schema, source: RowSource) -> None:
+    def __init__(self, options: ScoreOptions, schema, source: RowSource, need_kinds: tuple = ()) -> None:
+        from ..metrics.needs import register_need
         from ..pipeline.plan import ScoringPlan
         from ..scoring.cpu_threads import adaptive_threads_on
 
         adaptive_threads_on()  # the actor's process is clipgauge's
+        for kind in need_kinds:  # need kinds registered by the driver's code (a plugin, a script, a test)
+            register_need(kind, replace=True)
         self.plan = ScoringPlan(options, resolve_path=getattr(source, "resolve_path", None)).load()
         self.schema = schema
 

@@ -6,6 +6,7 @@
 """
 
 from .base import Column, Metric, MetricBatch, MetricOutput, Need, unit_vectors_dot
+from .needs import AFTER, IMAGES, ROWS, NeedKind, need_kind, need_kinds, register_need, unregister_need
 from .registry import (
     ENTRY_POINT_GROUP,
     MetricSpec,
@@ -18,18 +19,26 @@ from .registry import (
 )
 
 __all__ = [
+    "AFTER",
     "ENTRY_POINT_GROUP",
+    "IMAGES",
+    "ROWS",
     "Column",
     "Metric",
     "MetricBatch",
     "MetricOutput",
     "MetricSpec",
     "Need",
+    "NeedKind",
     "available_metrics",
     "describe_metrics",
     "metric_class",
+    "need_kind",
+    "need_kinds",
     "parse_metric",
     "register_metric",
+    "register_need",
     "unregister_metric",
+    "unregister_need",
     "unit_vectors_dot",
 ]

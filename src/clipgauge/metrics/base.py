@@ -25,6 +25,7 @@ import numpy as np
 
 from ..encoders import registry as model_specs
 from ..errors import UsageError
+from .needs import need_kind
 
 if TYPE_CHECKING:
     from ..encoders.spec import ModelSpec
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
 #: Arrow types a column may have (``float64`` values are NaN/None where a row has no value)
 COLUMN_TYPES = ("float64", "bool", "int64", "string")
 
-#: Kinds of shared inputs a metric can ask for
-NEED_KINDS = ("image_embedding", "text_embedding", "image")
 
 
 @dataclass(frozen=True)
@@ -80,6 +79,8 @@ class Need:
       text(s) in ``column`` (``many``: a list of texts, or a JSON array, per row); (N, D) or, with ``many``, a
       list of (k, D) arrays / None.
     * ``image``: the decoded RGB ``PIL.Image`` of the row (None where it failed).
+    * ``language``: the languages of the rows' prompts (:class:`~clipgauge.metrics.language.RowLanguages`).
+    * any kind registered with :func:`~clipgauge.metrics.needs.register_need` (it says what it gives).
     """
 
     kind: str
@@ -88,8 +89,7 @@ class Need:
     many: bool = False
 
     def __post_init__(self) -> None:
-        if self.kind not in NEED_KINDS:
-            raise ValueError(f"need kind must be one of {', '.join(NEED_KINDS)}")
+        need_kind(self.kind)  # ValueError naming the known kinds
 
     @property
     def own_row(self) -> bool:
@@ -166,6 +166,20 @@ class Metric:
     def columns(self) -> list[Column]:
         """The columns this metric adds, in order."""
         raise NotImplementedError
+
+    def primary(self) -> Column | None:
+        """The column that is this metric's score, with its direction (``higher_is_better``): what the report,
+        ``compare``, ``select`` and ``filter`` rank by when asked for this metric. By default the first float
+        column the summary describes that has a direction; None for a metric without one (flags, languages)."""
+        return next((c for c in self.columns() if c.type == "float64" and c.summarize
+                     and c.higher_is_better is not None), None)
+
+    def declarations(self) -> list[dict[str, Any]]:
+        """Every column's declaration (:meth:`Column.describe`, run columns last), the :meth:`primary` one marked
+        ``"primary": true``: what a run's summary writes, so that its readers ask the metric, not a name."""
+        primary = self.primary()
+        return [{**c.describe(), **({"primary": True} if primary is not None and c.name == primary.name else {})}
+                for c in (*self.columns(), *self.run_columns())]
 
     def run_columns(self) -> list[Column]:
         """Columns computed over the whole run once every row is scored (e.g. a probability within the group

@@ -57,6 +57,10 @@ class ClipScore(Metric):
                    higher_is_better=None, summarize=False),
         ]
 
+    def primary(self) -> Column:
+        """The raw ``cosine`` (``--scale`` converts it; ``score`` is it in the run's scale)."""
+        return self.columns()[1]
+
     def compute(self, batch: MetricBatch) -> MetricOutput:
         cosine = unit_vectors_dot(batch.values[self._image], batch.values[self._text])
         s = self.suffix

@@ -14,16 +14,22 @@ comparable with the scores of English prompts. This metric makes that visible:
 A manifest with a ``language`` column of its own wins: a non-empty cell is taken as the row's language (lower
 case, confidence empty); detection fills only the rows where it is empty. It is on in every run unless turned
 off (``ScoreOptions(language=False)``, ``clipgauge score --no-language``).
+
+The languages are a registered need (:class:`PromptLanguages`, ``Need("language")``): per batch a
+:class:`RowLanguages`, worked out on first use. The text side of a model that tokenises each prompt in its language
+(NLLB-CLIP) reads the same cells (:func:`given_languages`); a model that does not never touches them.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from .base import Column, Metric, MetricBatch, MetricOutput
+from .base import Column, Metric, MetricBatch, MetricOutput, Need
+from .needs import ROWS, NeedKind
 
 #: the column a manifest may bring with the languages it knows (it wins over detection)
 USER_COLUMN = "language"
@@ -51,6 +57,9 @@ class Language(Metric):
         super().__init__(**options)
         self.english_only_model: str | None = None
 
+    def needs(self) -> list[Need]:
+        return [LANGUAGES]
+
     def columns(self) -> list[Column]:
         return [
             Column("language", "string",
@@ -70,18 +79,7 @@ class Language(Metric):
                     return
 
     def compute(self, batch: MetricBatch) -> MetricOutput:
-        from ..language.detect import detect_languages
-
-        n = len(batch.rows)
-        given = [_given(row.fields.get(USER_COLUMN)) for row in batch.rows]
-        todo = [i for i in range(n) if given[i] is None]
-        found = detect_languages([_text(batch.rows[i].prompt) for i in todo])
-        codes: list[str | None] = list(given)
-        confidence = np.full(n, np.nan)
-        for i, d in zip(todo, found):
-            codes[i] = d.code
-            if d.confidence is not None:
-                confidence[i] = d.confidence
+        codes, confidence = batch.values[LANGUAGES].codes()
         return MetricOutput({"language": codes, "language_confidence": confidence})
 
     def summarize(self, values: dict[str, Any], confidence: float = 0.95) -> dict[str, Any]:
@@ -111,6 +109,72 @@ class Language(Metric):
         info = detector_info()
         return {**super().fingerprint(), "detector": f"{info['package']} {info['version']} {info['model']} "
                                                       f"min_confidence={info['min_confidence']}"}
+
+
+class RowLanguages:
+    """The languages of one batch's prompts (the value of ``Need("language")``), worked out on first use."""
+
+    def __init__(self, rows: Sequence[Any]) -> None:
+        self.rows = rows
+        self._codes: tuple[list[str | None], np.ndarray] | None = None
+
+    def given(self, at: Sequence[int] | None = None) -> Sequence[Any]:
+        """The rows' ``language`` cells as written (None where absent), of the rows *at* (default: all)."""
+        return given_languages(self.rows, range(len(self.rows)) if at is None else at)
+
+    def codes(self) -> tuple[list[str | None], np.ndarray]:
+        """Per row: (lowercase ISO 639-1 code, or None; the detector's probability in [0, 1], NaN where the code
+        was given or none was found). A given cell wins; each distinct remaining prompt is detected once."""
+        if self._codes is None:
+            from ..language.detect import detect_languages
+
+            rows, n = self.rows, len(self.rows)
+            given = [_given(row.fields.get(USER_COLUMN)) for row in rows]
+            todo = [i for i in range(n) if given[i] is None]
+            found = detect_languages([_text(rows[i].prompt) for i in todo])
+            codes: list[str | None] = list(given)
+            confidence = np.full(n, np.nan)
+            for i, d in zip(todo, found):
+                codes[i] = d.code
+                if d.confidence is not None:
+                    confidence[i] = d.confidence
+            self._codes = codes, confidence
+        return self._codes
+
+
+class PromptLanguages(NeedKind):
+    """``language``: a :class:`RowLanguages` per batch (nothing is detected until a metric asks)."""
+
+    name = "language"
+    phase = ROWS
+
+    def compute(self, context: Any, need: Need, batch: MetricBatch) -> None:
+        batch.values[need], batch.errors[need] = RowLanguages(batch.rows), [None] * len(batch.rows)
+
+
+class _Cells(Sequence):
+    """The ``language`` cells of some rows, read only when iterated (a model that needs no language never does)."""
+
+    def __init__(self, rows: Sequence[Any], at: Sequence[int]) -> None:
+        self.rows, self.at = rows, at
+
+    def __len__(self) -> int:
+        return len(self.at)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return self.rows[self.at[i]].fields.get(USER_COLUMN)
+
+
+def given_languages(rows: Sequence[Any], at: Sequence[int]) -> Sequence[Any]:
+    """The ``language`` cells of rows *at*, as written (ISO 639-1 or FLORES-200; None where absent), read lazily:
+    what a model that tokenises by language is given (:meth:`~clipgauge.scoring.scorer.Embedder.embed_prompt_rows`)."""
+    return _Cells(rows, at)
+
+
+#: the need of the ``language`` metric
+LANGUAGES = Need("language")
 
 
 def _given(value: Any) -> str | None:

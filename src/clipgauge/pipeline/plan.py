@@ -12,6 +12,7 @@ from ..encoders.registry import parse_model_spec
 from ..errors import ModelLoadError, UsageError
 from ..image_files import DEFAULT_MAX_IMAGE_BYTES
 from ..metrics.base import Column, Metric, Need
+from ..metrics.needs import IMAGES, PHASES, need_kind
 from ..metrics.registry import MetricSpec, metric_class, parse_metric
 from ..paths import resolve_path as resolve_relative
 from ..scoring.settings import ScorerSettings
@@ -157,10 +158,10 @@ class ScoringPlan:
             needs.setdefault(Need("image_embedding", self.primary_model), None)
             if needs_prompts(self.metrics):  # image-only runs save no text embedding (their rows have no prompt)
                 needs.setdefault(Need("text_embedding", self.primary_model), None)
-        # the row's own prompt first (a bad prompt means its image need not be decoded), then images
-        self.needs = sorted(needs, key=lambda n: (n.column is not None, n.kind != "text_embedding"))
-        own_image_models = {n.model for n in self.needs if n.kind == "image_embedding" and n.own_row}
-        self.decode_once = any(n.kind == "image" for n in self.needs) or len(own_image_models) > 1
+        # the row's own needs first, each in its kind's phase order (a bad prompt means its image is not decoded)
+        self.needs = sorted(needs, key=lambda n: (n.column is not None, PHASES.index(need_kind(n.kind).phase_of(n))))
+        images = [need_kind(n.kind) for n in self.needs if need_kind(n.kind).phase_of(n) == IMAGES]
+        self.decode_once = len(images) > 1 or any(k.decoded for k in images)  # each image decoded once for all
 
     # ----------------------------------------------------------------- models
     def embedder(self, spec: str):

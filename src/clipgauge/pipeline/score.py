@@ -2,8 +2,9 @@
 
 Every engine (local, each Ray actor) and every output (file, folder) goes through :func:`score_stream` (or
 :func:`score_rows`, the same over a list of rows as one group). Each
-need of the active metrics is computed once per batch: each distinct model embeds each image and each distinct
-prompt once, and with several image models (or a metric that needs pixels) each image is decoded once.
+need of the active metrics is computed once per batch by its registered kind (:mod:`clipgauge.metrics.needs`), in
+the kind's phase: each distinct model embeds each image and each distinct prompt once, and with several image needs
+(models, or a metric that needs pixels) each image is decoded once.
 """
 
 from __future__ import annotations
@@ -14,16 +15,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import RowError
-from ..language.flores import LANGUAGE_COLUMN
 from ..metrics.base import MetricBatch, Need
-from ..scoring.reference import parse_reference_texts
+from ..metrics.needs import AFTER, ROWS, need_kind
 from ..sources.shards import SourceRow
 from .plan import EMBEDDING_COLUMNS, ERROR_COLUMN, GROUP_COLUMN, ScoringPlan
 from .stream import Group, fill_images, groups
 from .tables import arrow_column, embedding_column
-
-#: distinct reference images whose embeddings are kept between batches (per model)
-REFERENCE_CACHE = 4096
 
 
 def prompt_error(prompt: Any) -> str | None:
@@ -70,9 +67,10 @@ def _table(plan: ScoringPlan, group: Group, schema) -> Any:
     import pyarrow as pa
 
     rows, batch = group.rows, group.batch
-    for need in plan.needs:  # reference images: after the rows' own images (which may use the prefetch)
-        if need.kind == "image_embedding" and not need.own_row:
-            _reference_images(plan, need, rows, batch)
+    for need in plan.needs:  # e.g. reference images: after the rows' own images (which may use the prefetch)
+        kind = need_kind(need.kind)
+        if kind.phase_of(need) == AFTER:
+            kind.compute(plan, need, batch)
     n = len(rows)
     errors: list[str | None] = [r.error for r in rows]
     for need in plan.needs:  # own prompt first, then own image (the order of ScoringPlan.needs)
@@ -153,119 +151,17 @@ def _cells(values: Any, rows: Sequence[SourceRow]) -> list[Any]:
 # --------------------------------------------------------------------------- needs
 
 def _before_images(plan: ScoringPlan, group: Group) -> Group:
-    """The needs computed before a group's images: its prompts (a bad prompt means its image is not read) and
-    text columns. Runs ahead of the group being scored (the image streams read ahead)."""
+    """The needs computed before a group's images (:data:`~clipgauge.metrics.needs.ROWS`: its prompts, text
+    columns, languages …); a reason of a need that blocks (a bad prompt) means the row's image is not read. Runs
+    ahead of the group being scored (the image streams read ahead)."""
     rows = group.rows
     batch = group.batch = MetricBatch(rows)
     blocked: list[str | None] = [r.error for r in rows]  # rows whose image need not be read
     for need in plan.needs:
-        if need.kind == "text_embedding" and need.own_row:
-            _prompt_embeddings(plan, need, rows, batch)
-            blocked = [b or e for b, e in zip(blocked, batch.errors[need])]
-        elif need.kind == "text_embedding":
-            _text_column(plan, need, rows, batch)
+        kind = need_kind(need.kind)
+        if kind.phase_of(need) == ROWS:
+            kind.compute(plan, need, batch)
+            if kind.blocks(need):
+                blocked = [b or e for b, e in zip(blocked, batch.errors[need])]
     group.blocked = blocked
     return group
-
-
-def _embed_images(plan: ScoringPlan, spec: str, srcs: Sequence[Any]) -> tuple[np.ndarray, list[str | None]]:
-    """Reference images (paths), embedded at once by model *spec*."""
-    scorer = plan.embedder(spec)
-    with plan.timings.embedding(spec, "image", len(srcs), scorer.device):
-        emb, errs = scorer.try_embed_images(srcs)
-    if emb.shape[1] == 0:
-        emb = np.full((len(srcs), plan.embedding_dim(spec)), np.nan, dtype=np.float32)
-    return emb, errs
-
-
-def _prompt_embeddings(plan: ScoringPlan, need: Need, rows: Sequence[SourceRow], batch: MetricBatch) -> None:
-    """The rows' own prompts, each distinct one embedded once. A prompt that is missing, not text, in a bad
-    language, or refused by the tokenizer or the text encoder is that row's error (the others are embedded)."""
-    from ..scoring.texts import prompt_problem
-
-    n = len(rows)
-    errors = [None if r.error else prompt_problem(r.prompt) for r in rows]
-    ok = [i for i, r in enumerate(rows) if r.error is None and errors[i] is None]
-    prompts = [rows[i].prompt for i in ok]
-    scorer = plan.embedder(need.model)
-    # an encoder that needs the language: each row in its own (the 'language' column, else detected)
-    languages = [rows[i].fields.get(LANGUAGE_COLUMN) for i in ok] if scorer.encoder.needs_language else None
-    with plan.timings.embedding(need.model, "text", len(set(prompts)), scorer.device):
-        got, flags, bad = scorer.embed_prompt_rows(prompts, languages)
-    emb = np.full((n, plan.embedding_dim(need.model)), np.nan, dtype=np.float32)  # after: the width is known then
-    truncated = np.zeros(n, dtype=bool)
-    if ok and got.shape[1] == emb.shape[1]:  # rows without an embedding are NaN in got too
-        at = np.asarray(ok)
-        emb[at], truncated[at] = got, flags
-    if any(bad):
-        for j, e in enumerate(bad):
-            if e is not None:
-                errors[ok[j]] = e
-    batch.values[need], batch.errors[need], batch.truncated[need] = emb, errors, truncated
-
-
-def _text_column(plan: ScoringPlan, need: Need, rows: Sequence[SourceRow], batch: MetricBatch) -> None:
-    """Texts from a column (one, or with ``many`` a list / JSON array per row), embedded once each. A text the
-    model refuses is the error of the rows that hold it."""
-    from ..scoring.texts import prompt_problem
-
-    n = len(rows)
-    texts: list[list[str] | None] = [None] * n
-    errors: list[str | None] = [None] * n
-    for i, r in enumerate(rows):
-        if r.error is not None or prompt_problem(r.prompt):
-            continue
-        try:
-            found = parse_reference_texts(r.fields.get(need.column))
-            texts[i] = found if need.many else found[:1]
-        except ValueError as exc:
-            errors[i] = f"'{need.column}': {exc}"
-    distinct = sorted({t for ts in texts if ts for t in ts})
-    failed: dict[str, str] = {}
-    found = plan.embedder(need.model).texts.keyed_table(distinct, errors=failed) if distinct else {}
-    table = {t: e for t, (e, _) in found.items()}
-    for i, ts in enumerate(texts if failed else ()):
-        bad = next((failed[t] for t in ts or () if t in failed), None)
-        if bad is not None:
-            errors[i], texts[i] = f"'{need.column}': {bad}", None
-    if need.many:
-        batch.values[need] = [None if ts is None else np.stack([table[t] for t in ts]) for ts in texts]
-    else:
-        emb = np.full((n, plan.embedding_dim(need.model)), np.nan, dtype=np.float32)
-        for i, ts in enumerate(texts):
-            if ts:
-                emb[i] = table[ts[0]]
-        batch.values[need] = emb
-    batch.errors[need] = errors
-
-
-def _reference_images(plan: ScoringPlan, need: Need, rows: Sequence[SourceRow], batch: MetricBatch) -> None:
-    """Images named by a column, resolved like the row's image; each distinct one embedded once (and kept)."""
-    n = len(rows)
-    paths: list[Any] = [None] * n
-    errors: list[str | None] = [None] * n
-    for i, r in enumerate(rows):
-        value = r.fields.get(need.column)
-        if isinstance(value, str) and value.strip():
-            paths[i] = plan.resolve_path(value)
-        elif r.error is None:
-            errors[i] = f"missing '{need.column}' value"
-    cache = plan.reference_cache(need)
-    wanted = {p for p in paths if p is not None}
-    if len(cache) + len(wanted - set(cache)) > REFERENCE_CACHE:
-        cache.clear()  # bounded: a reference seen again later is simply embedded again
-    todo = sorted(wanted - set(cache))
-    if todo:
-        emb, errs = _embed_images(plan, need.model, todo)
-        for p, e, err in zip(todo, emb, errs):
-            cache[p] = (e, err)
-    out = np.full((n, plan.embedding_dim(need.model)), np.nan, dtype=np.float32)
-    for i, p in enumerate(paths):
-        if p is None:
-            continue
-        e, err = cache[p]
-        if err is not None:
-            errors[i] = f"reference image: {err}"
-        else:
-            out[i] = e
-    batch.values[need], batch.errors[need] = out, errors

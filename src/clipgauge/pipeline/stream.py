@@ -8,8 +8,9 @@ windows.
 
 * :func:`groups` — cut the rows into groups (at most *size* rows, a new group at every new part), each knowing
   whether it is the last of its part (one row of look-ahead).
-* :func:`fill_images` — fill every group's own-image needs (embeddings per model, decoded pixels) from the streams,
-  yielding the groups in order, complete; the caller computes everything else per group.
+* :func:`fill_images` — fill every group's own-image needs (embeddings per model, decoded pixels, any registered
+  kind of the images phase) from the streams, yielding the groups in order, complete; the caller computes
+  everything else per group.
 """
 
 from __future__ import annotations
@@ -21,9 +22,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from ..metrics.base import MetricBatch, Need
+from ..metrics.needs import IMAGES, need_kind
 from ..scoring.pipeline import Skip, ordered, prepare_image, unreadable
 from ..sources.shards import SourceRow
 
@@ -62,11 +62,11 @@ def groups(rows: Iterable[SourceRow], size: int, part: Callable[[SourceRow], Any
         yield Group(rows_, closes=nxt is None or part is None or part(nxt) != key)
 
 
-def image_needs(plan: Any) -> tuple[list[Need], list[Need]]:
-    """The plan's needs of each row's own image: (embeddings per model, decoded pixels)."""
-    embeddings = [n for n in plan.needs if n.kind == "image_embedding" and n.own_row]
-    pixels = [n for n in plan.needs if n.kind == "image"]
-    return embeddings, pixels
+def image_needs(plan: Any) -> list[Need]:
+    """The plan's needs of each row's own image (phase :data:`~clipgauge.metrics.needs.IMAGES`), those that read the
+    image sources themselves (a model's embeddings) first."""
+    found = [n for n in plan.needs if need_kind(n.kind).phase_of(n) == IMAGES]
+    return sorted(found, key=lambda n: need_kind(n.kind).decoded)
 
 
 def fill_images(plan: Any, prepared: Iterator[Group], progress: Progress | None = None) -> Iterator[Group]:
@@ -74,16 +74,19 @@ def fill_images(plan: Any, prepared: Iterator[Group], progress: Progress | None 
 
     *prepared* yields groups with ``batch`` and ``blocked`` set. It is read ahead of the groups yielded here (by the
     streams' look-ahead), so it must compute only what a group needs before its images. Rows whose image cannot be
-    read (blocked, no image, a file that is not there: :func:`unreadable`) never enter the streams. *progress* is
-    called with a count of rows every model batch (every group where the plan reads no image).
+    read (blocked, no image, a file that is not there: :func:`unreadable`) never enter the streams. Each need's kind
+    turns its stream into values (:meth:`~clipgauge.metrics.needs.NeedKind.stream`); with several needs, or one
+    that reads pixels, each image is decoded once for all. *progress* is called with a count of rows every model
+    batch (every group where the plan reads no image).
     """
-    embeds, pixels = image_needs(plan)
-    if not embeds and not pixels:
+    needs = image_needs(plan)
+    if not needs:
         for group in prepared:
             if progress is not None:
                 progress(len(group.rows))
             yield group
         return
+    kinds = [need_kind(n.kind) for n in needs]
     screened = (_screened(g) for g in prepared)
     ahead: deque[Group] = deque()  # groups the feed read ahead of the loop below
     unfed: deque[Group] = deque()  # groups the loop read before the feed reached them
@@ -91,58 +94,30 @@ def fill_images(plan: Any, prepared: Iterator[Group], progress: Progress | None 
     def feed() -> Iterator[Any]:
         """Each group's sources in order, or one placeholder for a group without any: the decode window counts
         it, so a long run of rows without images is never read ahead of the loop (and never held)."""
-        while True:
-            if unfed:
-                g = unfed.popleft()
-            else:
-                g = next(screened, None)
-                if g is None:
-                    return
-                ahead.append(g)
+        while (g := _next_group(unfed, screened, ahead)) is not None:
             yield from g.sources or (_NOTHING,)
 
     sources = feed()
-    streams: list[tuple[Need, Iterator[tuple[Any, str | None]]]] = []
     if plan.decode_once:  # each image decoded once, handed to every model and to the metrics that read pixels
-        branches = itertools.tee(_decoded(plan, sources), len(embeds) + len(pixels))
-        for need, branch in zip(embeds + pixels, branches):
-            streams.append((need, _embedded(plan, need.model, branch) if need.kind == "image_embedding"
-                            else ((None, s.reason) if isinstance(s, Skip) else (s, None) for s in branch)))
-    else:
-        streams.append((embeds[0], _embedded(plan, embeds[0].model, sources)))
+        branches: tuple[Iterator[Any], ...] = itertools.tee(_decoded(plan, sources), len(needs))
+    else:  # one model, which reads the sources itself
+        branches = (sources,)
+    streams = [kind.stream(plan, need, branch) for need, kind, branch in zip(needs, kinds, branches)]
     counter = _Counter(progress, plan.options.batch_size)
-    while True:
-        if ahead:
-            group = ahead.popleft()
-        else:
-            group = next(screened, None)
-            if group is None:
-                break
-            unfed.append(group)
+    while (group := _next_group(ahead, screened, unfed)) is not None:
         n, m = len(group.rows), len(group.sources)
-        for k, (need, stream) in enumerate(streams):
+        for k, (need, kind, stream) in enumerate(zip(needs, kinds, streams)):
             if not m:
                 next(stream)  # the group's placeholder
                 items: list[Any] = []
-            elif need.kind == "image_embedding":
-                scorer = plan.embedder(need.model)
-                with plan.timings.embedding(need.model, "image", m, scorer.device):
-                    items = counter.take(stream, m) if k == 0 else list(itertools.islice(stream, m))
             else:
-                items = list(itertools.islice(stream, m))
+                with kind.timed(plan, need, m):  # the first model's stream reports progress per model batch
+                    first = k == 0 and not kind.decoded
+                    items = counter.take(stream, m) if first else list(itertools.islice(stream, m))
             errors = list(group.reasons)
-            if need.kind == "image_embedding":
-                emb = np.full((n, plan.embedding_dim(need.model)), np.nan, dtype=np.float32)
-                for i, (e, err) in zip(group.streamed, items):
-                    if e is not None:
-                        emb[i] = e
-                    errors[i] = err
-                group.batch.values[need] = emb
-            else:
-                values: list[Any] = [None] * n
-                for i, (v, err) in zip(group.streamed, items):
-                    values[i], errors[i] = v, err
-                group.batch.values[need] = values
+            for i, (_, err) in zip(group.streamed, items):
+                errors[i] = err
+            group.batch.values[need] = kind.collect(plan, need, n, group.streamed, items)
             group.batch.errors[need] = errors
         counter.add(n - m)  # rows that needed no model work count at once
         yield group
@@ -182,6 +157,17 @@ class _Counter:
 _NOTHING = Skip("no image")
 
 
+def _next_group(mine: deque[Group], screened: Iterator[Group], theirs: deque[Group]) -> Group | None:
+    """The next group for one of fill_images' two readers (the feed, the loop): the oldest the other read ahead
+    (*mine*), else a new one from *screened*, left in *theirs* for the other; None at the end."""
+    if mine:
+        return mine.popleft()
+    group = next(screened, None)
+    if group is not None:
+        theirs.append(group)
+    return group
+
+
 def _screened(group: Group) -> Group:
     """Split the group's rows into those whose image is streamed (``streamed``: their positions, ``sources``) and
     those whose reason is known without reading (``reasons``: None for a blocked row, whose error is its own)."""
@@ -199,11 +185,6 @@ def _screened(group: Group) -> Group:
             reasons[i] = reason
     group.reasons, group.streamed, group.sources = reasons, streamed, sources
     return group
-
-
-def _embedded(plan: Any, spec: str, sources: Iterable[Any]) -> Iterator[tuple[np.ndarray | None, str | None]]:
-    """(embedding or None, reason or None) per source, in order, from model *spec*'s image stream."""
-    return plan.embedder(spec).stream_image_embeddings(sources)
 
 
 def _decoded(plan: Any, sources: Iterable[Any]) -> Iterator[Any]:

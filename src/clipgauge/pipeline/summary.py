@@ -14,10 +14,13 @@ import numpy as np
 
 from ..metrics.base import Metric
 from ..sinks.sharded import list_parts, read_column, read_part, read_parts
+from ..stats.correlation import spearman_rho
 from ..stats.summary import describe
 from .plan import ERROR_COLUMN
 
 CONFIDENCE = 0.95
+#: the fewest rows with both values for which the summary gives a correlation between two metrics (else NaN)
+MIN_CORRELATION_ROWS = 3
 _DTYPES = {"float64": np.float64, "bool": bool, "int64": np.float64, "string": None}
 
 
@@ -45,13 +48,14 @@ def summarize_run(folder: str | Path, plan_or_metrics: Any, *, confidence: float
     scores: dict[str, np.ndarray] = {}  # each metric's score columns, for the correlations between metrics
     for metric in metrics:
         values = {}
+        primary = metric.primary()
         for c in (*metric.columns(), *metric.run_columns()):
             dtype = _DTYPES[c.type]
             if dtype is not None:
                 values[c.name] = _column(folder, c.name, dtype)
             elif c.name in getattr(metric, "counted_columns", ()):  # string columns: value -> rows (None: empty)
                 values[c.name] = _counts(folder, c.name)
-            if c.type == "float64" and c.higher_is_better is not None and (c.summarize or c.name == "cosine"):
+            if c.type == "float64" and c.higher_is_better is not None and (c.summarize or c == primary):
                 scores[c.name] = values[c.name]
         summary.update(metric.summarize(values, confidence=confidence))
         for c in metric.run_columns():
@@ -60,16 +64,16 @@ def summarize_run(folder: str | Path, plan_or_metrics: Any, *, confidence: float
     if len(scores) > 1:
         summary["correlations"] = correlations(scores)
     summary["metrics"] = [m.name for m in metrics]
-    summary["columns"] = [{**c.describe(), "metric": m.name} for m in metrics
-                          for c in (*m.columns(), *m.run_columns())]
+    summary["columns"] = [{**d, "metric": m.name} for m in metrics for d in m.declarations()]
     return summary, first_error
 
 
 def correlations(columns: dict[str, np.ndarray]) -> dict[str, Any]:
     """Spearman's rank correlation between every two score columns, over the rows that have both values.
 
-    Shows how far the metrics of one run agree (prompt adherence vs aesthetics, say): ρ in [-1, 1], NaN for
-    fewer than 3 rows or a constant column.
+    Shows how far the metrics of one run agree (prompt adherence vs aesthetics, say): ρ in [-1, 1]
+    (:func:`~clipgauge.stats.correlation.spearman_rho`), NaN for fewer than :data:`MIN_CORRELATION_ROWS` rows or
+    a constant column.
     """
     names = list(columns)
     pairs = []
@@ -77,30 +81,9 @@ def correlations(columns: dict[str, np.ndarray]) -> dict[str, Any]:
         for b in names[i + 1:]:
             x, y = columns[a], columns[b]
             both = ~np.isnan(x) & ~np.isnan(y)
-            pairs.append({"a": a, "b": b, "n": int(both.sum()), "rho": spearman(x[both], y[both])})
+            rho = spearman_rho(x[both], y[both], min_rows=MIN_CORRELATION_ROWS)
+            pairs.append({"a": a, "b": b, "n": int(both.sum()), "rho": rho})
     return {"method": "Spearman rank correlation (average ranks for ties)", "pairs": pairs}
-
-
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's ρ of two equal-length samples: the Pearson correlation of their average ranks."""
-    if x.size < 3:
-        return float("nan")
-    rx, ry = _ranks(x), _ranks(y)
-    if rx.std() == 0 or ry.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(rx, ry)[0, 1])
-
-
-def _ranks(x: np.ndarray) -> np.ndarray:
-    """Ranks 1..n with ties given their average rank (as ``scipy.stats.rankdata``)."""
-    order = np.argsort(x, kind="stable")
-    sorted_x = x[order]
-    starts = np.flatnonzero(np.r_[True, sorted_x[1:] != sorted_x[:-1]])
-    ends = np.r_[starts[1:], x.size]
-    average = (starts + ends + 1) / 2.0  # ranks are 1-based: the mean of start+1 .. end
-    ranks = np.empty(x.size)
-    ranks[order] = np.repeat(average, ends - starts)
-    return ranks
 
 
 def _counts(folder: str | Path, name: str) -> Counter:

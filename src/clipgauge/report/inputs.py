@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
+from ..paths import resolve_path
 from ..sinks import read_results, summary_path
-from ..stats.records import as_float, has_error, run_names
+from ..stats.records import SCALED_COLUMN, as_float, has_error, primary_column, run_names
 
 
 @dataclass
@@ -60,8 +61,32 @@ class ReportRun:
 
     @cached_property
     def has_clip(self) -> bool:
-        """Whether the run has the ``clip`` metric's ``cosine`` column (a run of, say, aesthetic alone has not)."""
-        return any("cosine" in r for r in self.records)
+        """Whether the run has the ``clip`` metric's primary column, the one the score scales convert
+        (:data:`~clipgauge.stats.records.SCALED_COLUMN`; a run of, say, aesthetic alone has not)."""
+        return SCALED_COLUMN in self.columns
+
+    @cached_property
+    def primaries(self) -> list[tuple[str, bool]]:
+        """Per metric the run's summary declares, in order: its primary column (as the metric marked it,
+        :func:`~clipgauge.stats.records.primary_column`) and whether higher is better, where the records have
+        that column and it has a direction. Without a summary: the clip metric's, when the records have it."""
+        declared = (self.summary or {}).get("columns") or []
+        out = []
+        for metric in dict.fromkeys(c.get("metric") for c in declared):
+            c = primary_column([d for d in declared if d.get("metric") == metric])
+            if c is not None and c.get("name") in self.columns and c.get("higher_is_better") is not None:
+                out.append((str(c["name"]), bool(c["higher_is_better"])))
+        if not declared and self.has_clip:
+            out.append((SCALED_COLUMN, True))
+        return out
+
+    @property
+    def primary(self) -> tuple[str, bool] | None:
+        """The run's score: the clip metric's primary column when it has it, else the first metric's primary
+        column, with whether higher is better (None when the run has none)."""
+        if self.has_clip:
+            return SCALED_COLUMN, True
+        return next((p for p in self.primaries if p[0] != SCALED_COLUMN), None)
 
     def metric_columns(self) -> list[str]:
         """The numeric metric columns the run's summary declares as summarised (besides the clip score), in
@@ -79,11 +104,10 @@ class ReportRun:
         return np.array([math.nan if has_error(r) else as_float(r.get(column)) for r in self.records],
                         dtype=np.float64)
 
-    def cosine(self) -> np.ndarray:
-        """Raw cosines in [-1, 1] as float64; NaN where the row has an error or no value."""
-        return np.array(
-            [math.nan if has_error(r) else as_float(r.get("cosine")) for r in self.records], dtype=np.float64
-        )
+    def clip_scores(self) -> np.ndarray:
+        """The clip metric's primary column (raw cosines in [-1, 1], which the score scales convert) as float64;
+        NaN where the row has an error or no value."""
+        return self.values(SCALED_COLUMN)
 
     def truncated(self) -> np.ndarray:
         """Whether each row's prompt was truncated (``True``/``"True"``/``1`` all count)."""
@@ -104,8 +128,9 @@ class ReportRun:
         if p.is_absolute():
             return (p, None) if p.is_file() else (None, f"image not found: {p}")
         for base in self.image_bases:
-            if (base / p).is_file():
-                return base / p, None
+            found = resolve_path(p, base)  # the one rule of clipgauge.paths: relative to the folder base
+            if found.is_file():
+                return found, None
         tried = ", ".join(str(b) for b in self.image_bases)
         return None, f"image not found: {p} (looked in {tried}; see --image-root)"
 
@@ -138,7 +163,8 @@ def load_runs(paths: Sequence[str | Path], *, image_root: str | Path | None = No
         run = ReportRun(name=name, path=path, records=records, summary=summary,
                         image_bases=_image_bases(path, summary, image_root))
         metrics = [c for c in run.metric_columns() if c in run.columns]
-        if records and not (metrics or any("cosine" in r or ("label" in r and "probability" in r) for r in records)):
+        scored = metrics or run.has_clip or any("label" in r and "probability" in r for r in records)
+        if records and not scored:
             raise UsageError(f"{path} has no score column: no 'cosine' and no metric column declared by a summary "
                              "beside it (is it a results file written by clipgauge's scoring?)",
                              cli=f"{path} has no score column: no 'cosine' and no metric column declared by a "

@@ -18,15 +18,11 @@ from .inputs import ReportRun
 
 
 def primary_metric(runs: Sequence[ReportRun]) -> tuple[str, bool] | None:
-    """When a run lacks the clip score: the first metric column every run declares, with whether higher is
-    better (its declaration; higher when undeclared). None when every run has the clip score or no column is
-    shared."""
+    """When a run lacks the clip score: the first primary column of a metric (:attr:`ReportRun.primaries`) that
+    every run has, with whether higher is better. None when every run has the clip score or none is shared."""
     if not runs or all(r.has_clip for r in runs):
         return None
-    shared = [c for c in runs[0].metric_columns() if all(c in r.metric_columns() for r in runs[1:])]
-    if not shared:
-        return None
-    return shared[0], runs[0].declaration(shared[0]).get("higher_is_better") is not False
+    return next((p for p in runs[0].primaries if all(p in r.primaries for r in runs[1:])), None)
 
 
 def metric_rows(runs: Sequence[ReportRun], confidence: float) -> list[dict[str, Any]]:

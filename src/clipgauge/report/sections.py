@@ -47,14 +47,13 @@ def summary_rows(runs: Sequence[ReportRun], scale: str, confidence: float) -> li
     *scale*)."""
     out = []
     for i, run in enumerate(runs):
-        s = summarize_scores(run.cosine(), run.truncated(), run.errors(), confidence=confidence)
+        s = summarize_scores(run.clip_scores(), run.truncated(), run.errors(), confidence=confidence)
         stats = s["scales"][scale]
         mean, mean_of = stats["mean"], scale
         if not run.has_clip:
             s["scored"] = s["rows"] - s["errors"]
-            declared = run.metric_columns()
-            if declared:
-                mean_of = declared[0]
+            if run.primary is not None:
+                mean_of = run.primary[0]
                 values = run.values(mean_of)
                 values = values[~np.isnan(values)]
                 mean = float(values.mean()) if values.size else math.nan
@@ -189,7 +188,7 @@ def categories(runs: Sequence[ReportRun], scale: str, column: str, confidence: f
     # the comparison already has each run's statistics per value; the rest (e.g. "(none)") are computed here
     stats = {(s.name, g.value): s for g in groups for s in g.runs}
     for r in runs:
-        score = to_scale(r.cosine(), scale)
+        score = to_scale(r.clip_scores(), scale)
         lab = np.array(labels[r.name], dtype=object)
         for v in values:
             if (r.name, v) in stats:
@@ -311,12 +310,12 @@ def grids(runs: Sequence[ReportRun], scale: str, max_images: int, thumb_size: in
     fmt = Formatter(scale)
     out = []
     for gi, r in enumerate(runs):
-        by = None if r.has_clip else next(iter(r.metric_columns()), None)
+        by, higher = (None, True) if r.has_clip or r.primary is None else r.primary
         if by is None:
-            score, sign = to_scale(r.cosine(), scale), 1.0
+            score, sign = to_scale(r.clip_scores(), scale), 1.0
         else:
             score = r.values(by)
-            sign = -1.0 if r.declaration(by).get("higher_is_better") is False else 1.0
+            sign = 1.0 if higher else -1.0
         badness = sign * score  # ascending = worst first (what the page's "worst first" order sorts on)
         trunc = r.truncated()
         scored = np.flatnonzero(~np.isnan(score))
@@ -354,7 +353,7 @@ def _short(text: str) -> str:
 # ---------------------------------------------------------------- histograms
 def histograms(runs: Sequence[ReportRun], scale: str) -> list[dict[str, str]]:
     """One histogram per run, on bins shared by all runs."""
-    values = [to_scale(r.cosine(), scale) for r in runs]
+    values = [to_scale(r.clip_scores(), scale) for r in runs]
     bins = plots.shared_bins(values)
     return [{"name": r.name, "uri": plots.histogram(v, bins, name=r.name, xlabel=f"score ({scale})", index=i)}
             for i, (r, v) in enumerate(zip(runs, values))]

@@ -25,6 +25,7 @@ import numpy as np
 from ..atomic import writing
 from ..errors import UsageError
 from ..stats.filtering import FilterResult, FilterRule, batch_scores
+from ..stats.records import SCALED_COLUMN
 from .reader import ResultsReader
 from .sink import Sink, open_sink, sink_for
 
@@ -40,7 +41,7 @@ def filter_results(results: str | Path, out: str | Path, *, min_score: float | N
         if target is not None:
             sink_for(target, results_file=False)  # an unsupported output: one line before anything is read
     reader = ResultsReader(results)
-    name = column or "cosine"
+    name = column or SCALED_COLUMN
     if reader.is_folder:
         names = reader.column_names()
         if not names:

@@ -2,10 +2,10 @@
 
 The dataset is memory-mapped (``datasets.load_from_disk``), never loaded: rows are read in slices of
 :data:`BATCH_ROWS` as Arrow, so ``Image`` columns arrive as their stored bytes (or file paths) and are
-decoded by clipgauge's own decoder, like every other input. Column choice follows the Parquet source
-(``image``/``img``/… and ``prompt``/``caption``/``text``/…). A ``DatasetDict`` folder holding one split is
-read as that split; with several, pass the split's sub-folder (``DIR/train``). Needs the optional
-``datasets`` package (``pip install 'clipgauge[hf]'``).
+decoded by clipgauge's own decoder, like every other input. Columns are chosen as for Parquet files
+(:class:`~clipgauge.sources.tables.TableColumns`: ``image``/``img``/… and ``prompt``/``caption``/``text``/…).
+A ``DatasetDict`` folder holding one split is read as that split; with several, pass the split's sub-folder
+(``DIR/train``). Needs the optional ``datasets`` package (``pip install 'clipgauge[hf]'``).
 """
 
 from __future__ import annotations
@@ -18,16 +18,8 @@ from typing import Any
 
 from ..errors import UsageError
 from ..text import arrow_columns
-from .parquet import (
-    IMAGE_COLUMNS,
-    PROMPT_COLUMNS,
-    carried_fields,
-    image_kind,
-    image_value,
-    optional_column,
-    pick_column,
-)
 from .shards import RowSource, Selection, SourceRow
+from .tables import TableColumns
 
 BATCH_ROWS = 256
 
@@ -55,13 +47,9 @@ class HFDatasetSource(RowSource):
             self.split = splits[0]
         ds = self._dataset()
         schema = ds.features.arrow_schema
-        where = f"dataset {path}"
-        self.image_column = pick_column(schema.names, image_column, IMAGE_COLUMNS, "image", where)
-        self.require_prompt = require_prompt
-        self.prompt_column = optional_column(schema.names, prompt_column, PROMPT_COLUMNS, "prompt", where,
-                                             require_prompt)
-        self.image_kind = image_kind(schema.field(self.image_column).type)
-        self._schema = carried_fields(schema, self.image_column, self.image_kind)
+        self.columns = TableColumns(schema, f"dataset {path}", image_column=image_column,
+                                    prompt_column=prompt_column, require_prompt=require_prompt)
+        self.image_column, self.prompt_column = self.columns.image, self.columns.prompt
         self.n_rows = len(ds)
 
     def _dataset(self):
@@ -90,24 +78,19 @@ class HFDatasetSource(RowSource):
         name = self.units()[0]
         n = len(ds)
         base = self.path
-        columns = [*self._schema.names, self.image_column]
+        columns = list(dict.fromkeys([*self.columns.carried.names, self.image_column]))
         for start in range(0, n, BATCH_ROWS):
             stop = min(n, start + BATCH_ROWS)
             if not selection.wants_range(first + start, first + stop):
                 for i in range(start, stop):
                     yield SourceRow(first + i, skipped=True)
                 continue
-            cols = arrow_columns(ds[start:stop].select(list(dict.fromkeys(columns))))  # not UTF-8: U+FFFD
+            cols = arrow_columns(ds[start:stop].select(columns))  # not UTF-8: U+FFFD
             for j, i in enumerate(range(start, stop)):
                 if not selection.wants(first + i):
                     yield SourceRow(first + i, skipped=True)
                     continue
-                fields = {c: cols[c][j] for c in self._schema.names}
-                image, error = image_value(cols[self.image_column][j], self.image_kind, base)
-                prompt = cols[self.prompt_column][j] if self.prompt_column else None
-                if error is None and prompt is None and self.require_prompt:
-                    error = f"missing '{self.prompt_column}' value"
-                yield SourceRow(first + i, f"{name}:{i}", fields, image=image, prompt=prompt, error=error)
+                yield self.columns.row(first + i, f"{name}:{i}", {c: cols[c][j] for c in columns}, base)
 
     def fingerprint(self) -> dict[str, Any]:
         folder = self.path / self.split if self.split else self.path
@@ -121,4 +104,4 @@ class HFDatasetSource(RowSource):
                 "image_column": self.image_column, "prompt_column": self.prompt_column, "sha256": h.hexdigest()}
 
     def schema(self):
-        return self._schema
+        return self.columns.carried

@@ -8,12 +8,13 @@ Three formats, recognised from their content:
   ``compute_metrics.py``, every judgement is one row (ratings are not averaged), NaN ratings are skipped, captions
   are whitespace-normalised, and ``ground_truth`` become the row's ``references``. A file whose name contains
   ``crowdflower`` is Flickr8K-CF, otherwise Flickr8K-Expert.
-* **pairwise preferences**: a table (JSONL/CSV/TSV/Parquet) in the Pick-a-Pic layout — ``caption`` (or
-  ``prompt``), ``jpg_0``/``jpg_1`` (image bytes, Pick-a-Pic's own Parquet) or ``image_0``/``image_1`` (paths),
-  ``label_0`` (1: image 0 preferred, 0: image 1, 0.5: tie; or a ``choice`` column of 0/1/"tie") — or the HPDv2
-  test layout, a JSON list of ``{"prompt", "image_path": [paths], "rank": [ranks]}`` (rank 1 is best), expanded
-  into every pair of one prompt's images (equal ranks are ties). Columns ``NAME_0``/``NAME_1`` (precomputed
-  scores) become ``NAME`` on each image's row.
+* **pairwise preferences**: a table (JSONL/CSV/TSV/Parquet) in the Pick-a-Pic layout — a prompt column (the
+  first of ``prompt caption txt text`` present, as for every input: Pick-a-Pic's is ``caption``), ``jpg_0``/
+  ``jpg_1`` (image bytes, Pick-a-Pic's own Parquet) or ``image_0``/``image_1`` (paths), ``label_0`` (1: image 0
+  preferred, 0: image 1, 0.5: tie; or a ``choice`` column of 0/1/"tie") — or the HPDv2 test layout, a JSON list
+  of ``{"prompt", "image_path": [paths], "rank": [ranks]}`` (rank 1 is best), expanded into every pair of one
+  prompt's images (equal ranks are ties). Columns ``NAME_0``/``NAME_1`` (precomputed scores) become ``NAME`` on
+  each image's row.
 * **generic**: a table with ``image``, ``prompt`` and ``human`` (the human score, higher is better).
 
 Relative image paths resolve against the judgement file's folder (or *image_root*).
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..paths import resolve_path
+from .tables import PROMPT_COLUMNS, first_present
 
 FORMATS = ("flickr8k", "pairwise", "generic")
 TABLE_SUFFIXES = (".jsonl", ".csv", ".tsv", ".parquet")
@@ -80,12 +83,12 @@ def read_judgements(path: str | Path, *, image_root: str | Path | None = None) -
     if {"human", "image", "prompt"} <= names:
         return _generic(path, records, root)
     image_cols = next(((a, b) for a, b in (("jpg_0", "jpg_1"), ("image_0", "image_1")) if {a, b} <= names), None)
-    prompt_col = next((c for c in ("caption", "prompt") if c in names), None)
+    prompt_col = first_present(names, PROMPT_COLUMNS)
     label_col = next((c for c in ("label_0", "choice") if c in names), None)
     if image_cols and prompt_col and label_col:
         return _pairwise(path, records, root, image_cols, prompt_col, label_col)
     raise UsageError(f"'{path}' is not a judgement table: it needs the columns image, prompt, human (scores) or "
-                     f"caption/prompt, jpg_0/image_0, jpg_1/image_1, label_0/choice (preferences); it has "
+                     f"{'/'.join(PROMPT_COLUMNS)}, jpg_0/image_0, jpg_1/image_1, label_0/choice (preferences); it has "
                      f"{', '.join(sorted(names))}")
 
 
@@ -119,8 +122,7 @@ def _image(value: Any, root: Path) -> Any:
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
     if isinstance(value, str) and value.strip():
-        p = Path(value).expanduser()
-        return str(p if p.is_absolute() else root / p)
+        return str(resolve_path(value, root))
     return None
 
 
@@ -138,11 +140,12 @@ def _flickr8k(path: Path, doc: dict[str, Any], root: Path) -> Judgements:
             raise UsageError(f"'{path}': entry '{key}' is not a Flickr8K judgement "
                              "(image_path, ground_truth, human_judgement)")
         refs = [" ".join(str(g).split()) for g in item.get("ground_truth") or []]
+        image = str(resolve_path(item["image_path"], root))
         for j in item["human_judgement"]:
             rating = _number(j.get("rating"))
             if math.isnan(rating):  # the paper's code skips these
                 continue
-            rows.append({"image": str(root / item["image_path"]), "prompt": " ".join(str(j.get("caption")).split()),
+            rows.append({"image": image, "prompt": " ".join(str(j.get("caption")).split()),
                          "references": refs, "image_key": str(key)})
             human.append(rating)
     if not rows:

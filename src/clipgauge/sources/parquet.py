@@ -6,7 +6,8 @@ path column (relative paths resolve against the Parquet file's folder, as for ma
 
 * image column: ``image_column``, else the first of ``image jpg jpeg png webp img`` present;
 * prompt column: ``prompt_column``, else the first of ``prompt caption txt text`` present;
-* carried fields: every column except an image column holding bytes.
+* carried fields: every column except an image column holding bytes
+  (:class:`~clipgauge.sources.tables.TableColumns`, shared with the Hugging Face dataset source).
 
 Files are read one row group at a time, in batches, with only the needed columns; row groups holding no
 selected row are skipped from the file's metadata. A file that cannot be opened gives one row with an
@@ -22,81 +23,10 @@ from typing import Any
 
 from ..errors import UsageError
 from ..text import arrow_columns
-from .shards import (
-    ID_COLUMNS,
-    RowSource,
-    Selection,
-    SourceRow,
-    common_root,
-    files_fingerprint,
-    relative_name,
-    short_error,
-)
+from .shards import RowSource, Selection, SourceRow, common_root, files_fingerprint, relative_name, short_error
+from .tables import TableColumns
 
-IMAGE_COLUMNS = ("image", "jpg", "jpeg", "png", "webp", "img")
-PROMPT_COLUMNS = ("prompt", "caption", "txt", "text")
 BATCH_ROWS = 256
-
-
-def pick_column(names: list[str], wanted: str | None, candidates: tuple[str, ...], what: str, where: str) -> str:
-    """*wanted* if present, else the first candidate present; :class:`UsageError` naming the columns otherwise."""
-    if wanted is not None:
-        if wanted not in names:
-            raise UsageError(f"{where} has no '{wanted}' column (columns: {', '.join(names)})")
-        return wanted
-    for c in candidates:
-        if c in names:
-            return c
-    raise UsageError(f"{where} has no {what} column (looked for {', '.join(candidates)}; columns: "
-                     f"{', '.join(names)}); name it with --{what}-column")
-
-
-def optional_column(names: list[str], wanted: str | None, candidates: tuple[str, ...], what: str, where: str,
-                    required: bool) -> str | None:
-    """:func:`pick_column`, or None when the column is not *required*, not named, and none of *candidates* is
-    present."""
-    if not required and wanted is None and not any(c in names for c in candidates):
-        return None
-    return pick_column(names, wanted, candidates, what, where)
-
-
-def image_kind(type_) -> str:
-    """``bytes``, ``path`` or ``struct`` (HF Image: bytes + path) for an Arrow image column type."""
-    import pyarrow as pa
-
-    if pa.types.is_binary(type_) or pa.types.is_large_binary(type_):
-        return "bytes"
-    if pa.types.is_string(type_) or pa.types.is_large_string(type_):
-        return "path"
-    if pa.types.is_struct(type_) and {type_.field(i).name for i in range(type_.num_fields)} >= {"bytes", "path"}:
-        return "struct"
-    if pa.types.is_null(type_):
-        return "null"
-    raise UsageError(f"image column has type {type_}: expected bytes, a path string or an Image struct")
-
-
-def image_value(value: Any, kind: str, base: Path) -> tuple[bytes | Path | None, str | None]:
-    """(image, error) from one cell: bytes as they are, paths resolved against *base*."""
-    if kind == "struct" and isinstance(value, dict):
-        if value.get("bytes") is not None:
-            return value["bytes"], None
-        value, kind = value.get("path"), "path"
-    if value is None or kind == "null":
-        return None, "missing image"
-    if kind == "bytes" or isinstance(value, (bytes, bytearray)):
-        return bytes(value), None
-    if isinstance(value, str) and value.strip():
-        p = Path(value).expanduser()
-        return (p if p.is_absolute() else base / p), None
-    return None, "missing image"
-
-
-def carried_fields(schema, image_column: str, kind: str):
-    """The Arrow schema of the fields carried to the results (image bytes dropped, id columns replaced)."""
-    import pyarrow as pa
-
-    drop = set(ID_COLUMNS) | ({image_column} if kind in ("bytes", "struct") else set())
-    return pa.schema([f for f in schema if f.name not in drop])
 
 
 class ParquetSource(RowSource):
@@ -125,13 +55,9 @@ class ParquetSource(RowSource):
             schema = pa.unify_schemas(schemas, promote_options="permissive")
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise UsageError(f"the Parquet files of {spec} have incompatible schemas: {short_error(exc)}") from None
-        where = f"Parquet input {spec}"
-        self.image_column = pick_column(schema.names, image_column, IMAGE_COLUMNS, "image", where)
-        self.require_prompt = require_prompt
-        self.prompt_column = optional_column(schema.names, prompt_column, PROMPT_COLUMNS, "prompt", where,
-                                             require_prompt)
-        self.image_kind = image_kind(schema.field(self.image_column).type)
-        self._schema = carried_fields(schema, self.image_column, self.image_kind)
+        self.columns = TableColumns(schema, f"Parquet input {spec}", image_column=image_column,
+                                    prompt_column=prompt_column, require_prompt=require_prompt)
+        self.image_column, self.prompt_column = self.columns.image, self.columns.prompt
 
     def units(self) -> list[str]:
         return self.names
@@ -157,7 +83,7 @@ class ParquetSource(RowSource):
         except Exception as exc:  # noqa: BLE001 - corrupt file: one error row
             yield SourceRow(first, f"{name}:", {}, error=f"corrupt Parquet file {name}: {short_error(exc)}")
             return
-        columns = [c for c in self._schema.names if c in pf.schema_arrow.names]
+        columns = [c for c in self.columns.carried.names if c in pf.schema_arrow.names]
         if self.image_column not in columns and self.image_column in pf.schema_arrow.names:
             columns.append(self.image_column)
         start = first
@@ -194,16 +120,11 @@ class ParquetSource(RowSource):
     def _row(self, index: int, source: str, base: Path, cells: dict[str, Any], selection: Selection) -> SourceRow:
         if not selection.wants(index):
             return SourceRow(index, skipped=True)
-        fields = {c: cells.get(c) for c in self._schema.names}
-        image, error = image_value(cells.get(self.image_column), self.image_kind, base)
-        prompt = cells.get(self.prompt_column) if self.prompt_column else None
-        if error is None and prompt is None and self.require_prompt:
-            error = f"missing '{self.prompt_column}' value"
-        return SourceRow(index, source, fields, image=image, prompt=prompt, error=error)
+        return self.columns.row(index, source, cells, base)
 
     def fingerprint(self) -> dict[str, Any]:
         return {"kind": self.kind, "units": len(self.paths), "image_column": self.image_column,
                 "prompt_column": self.prompt_column, "files_sha256": files_fingerprint(self.names, self.paths)}
 
     def schema(self):
-        return self._schema
+        return self.columns.carried

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..paths import resolve_path
 
 #: Columns the sharded outputs add in front of every row (an input column of the same name is replaced).
 ID_COLUMNS = ("row_id", "row_source")
@@ -110,17 +111,14 @@ class RowSource(ABC):
     def resolve_path(self, value: str) -> Path:
         """A path from a cell of this input (e.g. a reference-image column): absolute as given, else relative
         to the input's folder — the folder of the first unit, or the input itself when it is a folder."""
-        p = Path(value).expanduser()
-        if p.is_absolute():
-            return p
-        paths = getattr(self, "paths", None)
+        paths, root = getattr(self, "paths", None), getattr(self, "path", None)
         if paths:
-            return Path(paths[0]).parent / p
-        root = getattr(self, "path", None)
-        if root is not None:
-            root = Path(root)
-            return (root if root.is_dir() else root.parent) / p
-        return p
+            base = Path(paths[0]).parent
+        elif root is not None:
+            base = Path(root) if Path(root).is_dir() else Path(root).parent
+        else:
+            base = Path(".")
+        return resolve_path(value, base)
 
     def rows(
         self,

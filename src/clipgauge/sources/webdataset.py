@@ -5,9 +5,10 @@ of its file name (``dir/000123.jpg`` and ``dir/000123.txt`` → key ``dir/000123
 img2dataset write them. Each sample gives one row:
 
 * image: the first member with an image extension (``jpg jpeg png webp gif bmp tif tiff``);
-* prompt: the ``.txt`` member (surrounding whitespace stripped, as for sidecar files), else the
-  ``caption`` (or ``prompt``/``text``) field of the ``.json`` member; ``prompt_key`` names another
-  member extension or JSON field;
+* prompt: the ``.txt`` member (surrounding whitespace stripped, as for sidecar files), else the first of the
+  ``.json`` member's fields ``prompt``, ``caption``, ``txt``, ``text`` present (the prompt columns of every
+  input, :data:`clipgauge.sources.tables.PROMPT_COLUMNS`); ``prompt_key`` names another member extension or
+  JSON field;
 * carried fields: ``key``, ``prompt`` and ``json`` (the ``.json`` member's text, or null).
 
 Text members are read as UTF-8 with invalid sequences replaced by U+FFFD, and lone surrogates in the ``.json``
@@ -33,18 +34,10 @@ from typing import Any
 
 from ..image_files import DEFAULT_MAX_IMAGE_BYTES, too_large
 from ..text import clean_value, decode_text
-from .shards import (
-    RowSource,
-    Selection,
-    SourceRow,
-    common_root,
-    files_fingerprint,
-    relative_name,
-    short_error,
-)
+from .shards import RowSource, Selection, SourceRow, common_root, files_fingerprint, relative_name, short_error
+from .tables import PROMPT_COLUMNS, first_present
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff")
-CAPTION_FIELDS = ("caption", "prompt", "text")
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 #: members other than images larger than this are not read (their sample gets an error); images: max_image_bytes
 MAX_MEMBER_BYTES = 256 * 2**20
@@ -222,7 +215,7 @@ def _sample(index: int, name: str, key: str, members: dict[str, bytes | None], p
     if image_ext is None:
         row.error = f"no image in sample {key} (members: {', '.join(sorted(members)) or 'none'})"
     elif row.prompt is None and require_prompt:
-        what = f"'{prompt_key}'" if prompt_key else ".txt, or 'caption' in .json"
+        what = f"'{prompt_key}'" if prompt_key else f".txt, or {'/'.join(PROMPT_COLUMNS)} in .json"
         row.error = f"no caption in sample {key} ({what})"
     else:
         row.image = members[image_ext]
@@ -238,7 +231,6 @@ def _prompt(members: dict[str, bytes | None], meta: Any, prompt_key: str | None)
         text = _text(members["txt"])
         return text.strip() if text is not None else None
     if isinstance(meta, dict):
-        for k in CAPTION_FIELDS:
-            if k in meta:
-                return meta[k]
+        field = first_present(meta, PROMPT_COLUMNS)
+        return meta[field] if field is not None else None
     return None

@@ -4,6 +4,7 @@
   paper's code (``flickr8k_example/compute_metrics.py``) calls: τ-c for Flickr8K-Expert, τ-b for Flickr8K-CF.
   Every rating is its own row (an Expert caption with three ratings is three rows), as there.
 * Spearman's ρ is ``scipy.stats.spearmanr`` (average ranks for ties).
+* Both come from :mod:`clipgauge.stats.correlation`, shared with ``clipgauge backbones`` and the run summary.
 * Pairwise accuracy follows Pick-a-Pic's ``eval_preference_predictor.py``: the metric predicts the image with the
   higher score, or a tie when ``|s0 − s1| <= tie_threshold`` (default 0: only equal scores); a pair scores 1 when
   prediction and human label agree (tie = tie included), 0.5 when exactly one of them is a tie, else 0; the
@@ -15,37 +16,15 @@ resampled units (rows for correlations, pairs for accuracy), seeded.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from .correlation import kendall_tau, spearman_rho
+
 #: bootstrap resamples of every CI
 N_RESAMPLES = 1000
-
-
-def kendall_tau(metric: np.ndarray, human: np.ndarray, variant: str = "b") -> float:
-    """Kendall's τ (``variant`` ``"b"`` or ``"c"``) of two equal-length samples, in [-1, 1]; NaN below 2 rows
-    or for a constant sample."""
-    from scipy.stats import kendalltau
-
-    if len(metric) < 2:
-        return float("nan")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a constant (resampled) sample: NaN, as documented
-        return float(kendalltau(metric, human, variant=variant)[0])
-
-
-def spearman_rho(metric: np.ndarray, human: np.ndarray) -> float:
-    """Spearman's ρ (average ranks for ties), in [-1, 1]; NaN below 2 rows or for a constant sample."""
-    from scipy.stats import spearmanr
-
-    if len(metric) < 2:
-        return float("nan")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # scipy's ConstantInputWarning: NaN, as documented
-        return float(spearmanr(metric, human)[0])
 
 
 def pair_credit(score_0: np.ndarray, score_1: np.ndarray, human_0: np.ndarray,

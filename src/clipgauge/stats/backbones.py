@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .agreement import kendall_tau, spearman_rho
+from .correlation import kendall_tau, spearman_rho
 
 
 def row_correlations(scores: dict[str, np.ndarray]) -> list[dict[str, Any]]:

@@ -32,8 +32,8 @@ import numpy as np
 
 from ..errors import UsageError
 from .paired import N_RESAMPLES, PairedTest, cluster_means, holm, match_runs, paired_test
-from .records import Record, has_error, key_value, record_key, scores
-from .summary import describe
+from .records import SCALED_COLUMN, Record, has_error, key_value, record_key, scores
+from .summary import MeanCI
 
 #: Columns broken down by default when present (PartiPrompts has both, DrawBench has ``category``).
 DEFAULT_BREAKDOWN = ("category", "challenge")
@@ -42,18 +42,12 @@ AUTO = "auto"
 
 
 @dataclass
-class RunStats:
-    """One run (or one run within a group): rows, errors, n scored, mean and CI in score units."""
+class RunStats(MeanCI):
+    """One run (or one run within a group): rows, errors, and n scored with their mean and CI in score units."""
 
     name: str
     rows: int
     errors: int
-    n: int
-    mean: float
-    std: float
-    ci_low: float
-    ci_high: float
-    ci_method: str
 
 
 @dataclass
@@ -117,16 +111,16 @@ class Comparison:
             "cluster": list(self.cluster) if self.cluster else None,
             "unit": self.unit,
             "scale": self.scale,
-            "column": self.column or "cosine",
+            "column": self.column or SCALED_COLUMN,
             "confidence": self.confidence,
             "alpha": self.alpha,
             "power": self.power,
             "p_adjustment": "holm (within each table)",
-            "runs": [asdict(r) for r in self.runs],
+            "runs": [r.to_dict() for r in self.runs],
             "pairs": [p.to_dict() for p in self.pairs],
             "breakdowns": {
                 col: [
-                    {"value": g.value, "runs": [asdict(r) for r in g.runs], "pairs": [p.to_dict() for p in g.pairs]}
+                    {"value": g.value, "runs": [r.to_dict() for r in g.runs], "pairs": [p.to_dict() for p in g.pairs]}
                     for g in groups
                 ]
                 for col, groups in self.breakdowns.items()
@@ -185,10 +179,8 @@ def sentence(a: str, b: str, test: PairedTest, p_adjusted: float, n_tests: int, 
 
 def run_stats(name: str, records: Sequence[Record], values: np.ndarray, *, confidence: float, seed: int) -> RunStats:
     """:class:`RunStats` of *records* whose scores are *values* (NaN = not scored)."""
-    d = describe(values, confidence=confidence, seed=seed)
-    return RunStats(name=name, rows=len(records), errors=sum(has_error(r) for r in records), n=int(d["n"]),
-                    mean=float(d["mean"]), std=float(d["std"]), ci_low=float(d["ci_low"]),
-                    ci_high=float(d["ci_high"]), ci_method=str(d["ci_method"]))
+    return RunStats(name=name, rows=len(records), errors=sum(has_error(r) for r in records),
+                    **MeanCI.of(values, confidence=confidence, seed=seed))
 
 
 def _label(row_a: Record, row_b: Record, columns: Sequence[str]) -> Any:

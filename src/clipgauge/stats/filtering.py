@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import UsageError
 from ..scoring.scales import check_scale, to_scale
 from .records import _MISSING as MISSING
-from .records import Record, as_float, has_error, scores
+from .records import SCALED_COLUMN, Record, as_float, has_error, scores
 
 
 @dataclass
@@ -52,7 +52,7 @@ class FilterResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "mode": self.mode, "scale": self.scale, "column": self.column or "cosine",
+            "mode": self.mode, "scale": self.scale, "column": self.column or SCALED_COLUMN,
             "min_score": self.min_score, "top_fraction": self.top_fraction, "rows": self.rows,
             "kept": self.n_kept, "dropped": self.dropped, "dropped_low_score": self.dropped_low,
             "unscored": self.unscored, "kept_fraction": self.n_kept / self.rows if self.rows else math.nan,
@@ -135,7 +135,7 @@ def batch_scores(table: Any, *, scale: str = "cosine", column: str | None = None
     ``null`` … is no error), vectorised. :class:`UsageError` when the batch has no such column."""
     import pyarrow as pa
 
-    name = column or "cosine"
+    name = column or SCALED_COLUMN
     if name not in table.column_names:
         if table.num_rows == 0:
             return np.zeros(0)

@@ -19,6 +19,10 @@ from ..scoring.scales import check_scale, to_scale
 
 Record = Mapping[str, Any]
 
+#: the column the score scales (``--scale``) convert: the ``clip`` metric's primary column
+#: (:meth:`~clipgauge.metrics.clip.ClipScore.primary`), read by default where no metric or column is named
+SCALED_COLUMN = "cosine"
+
 _MISSING = ("", "none", "null", "nan", "na")
 
 
@@ -50,13 +54,13 @@ def has_error(record: Record) -> bool:
 def scores(records: Sequence[Record], *, scale: str = "cosine", column: str | None = None) -> np.ndarray:
     """Per-row scores as float64, NaN where a row has an error or no value.
 
-    By default the raw ``cosine`` column (in [-1, 1]) converted to *scale* (``cosine``, ``torchmetrics``
-    = 100 × cosine, ``clip-s`` = 2.5 × max(cosine, 0)), so runs scored in different ``--scale`` settings
-    compare on one scale. With *column*, that column's values are used as they are (*scale* must then be
+    By default the raw ``cosine`` column (:data:`SCALED_COLUMN`, in [-1, 1]) converted to *scale* (``cosine``,
+    ``torchmetrics`` = 100 × cosine, ``clip-s`` = 2.5 × max(cosine, 0)), so runs scored in different ``--scale``
+    settings compare on one scale. With *column*, that column's values are used as they are (*scale* must then be
     ``cosine``, i.e. no conversion). Raises :class:`UsageError` when the column is absent from every row.
     """
     check_scale(scale)
-    name = column or "cosine"
+    name = column or SCALED_COLUMN
     if column is not None and scale != "cosine":
         raise UsageError("a score column's values are used as they are; they cannot be converted to another scale",
                          cli="--column uses a column's values as they are; it cannot be combined with --scale")
@@ -67,28 +71,37 @@ def scores(records: Sequence[Record], *, scale: str = "cosine", column: str | No
     return values if column is not None else to_scale(values, scale)
 
 
+def primary_column(declared: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The declaration of the primary column among one metric's *declared* columns (as a summary writes them,
+    :meth:`~clipgauge.metrics.Metric.declarations`): the one marked ``primary``, else (a summary written before
+    the mark) the first summarized float column. None when there is none."""
+    return (next((c for c in declared if c.get("primary")), None)
+            or next((c for c in declared if c.get("summarize") and c.get("type") == "float64"), None))
+
+
 def metric_column(name: str, summaries: Sequence[Mapping[str, Any] | None]) -> tuple[str | None, bool]:
     """The column that holds metric *name* in results with these *summaries*, and whether higher is better.
 
-    ``clip`` is the ``cosine`` column (None: read in the chosen scale). Another name is a metric whose summary
-    declares its columns (its first summarized float column), or a declared column's own name.
-    :class:`UsageError` when no summary declares it, or when it is not a score (no direction declared).
+    A metric's column is its primary one, as its summary declares it (:func:`primary_column`); a declared column
+    may also be named itself. The primary column of ``clip`` is :data:`SCALED_COLUMN`, given as None (read in
+    the chosen scale), also where no summary says so. :class:`UsageError` when no summary declares it, or when it
+    is not a score (no direction declared).
     """
-    if name == "clip":
-        return None, True
     declared = [c for s in summaries if s for c in (s.get("columns") or [])]
-    found = ([c for c in declared if c.get("metric") == name and c.get("summarize") and c.get("type") == "float64"]
-             or [c for c in declared if c.get("name") == name])
-    if not found:
+    column = primary_column([c for c in declared if c.get("metric") == name])
+    if column is None:
+        column = next((c for c in declared if c.get("name") == name), None)
+    if column is None and name == "clip":  # results without a summary: the clip metric's primary column
+        column = {"name": SCALED_COLUMN, "higher_is_better": True}
+    if column is None:
         known = sorted({str(c.get("metric")) for c in declared if c.get("metric")} | {"clip"})
         raise UsageError(f"no results summary declares a metric or column '{name}' (declared: {', '.join(known)})",
                          cli=f"no results summary declares a metric or column '{name}' (declared: "
                              f"{', '.join(known)}); --column NAME reads any numeric column as it is")
-    column = found[0]
     better = column.get("higher_is_better")
     if better is None:
         raise UsageError(f"'{column['name']}' has no better direction (its metric declares none): it is not a score")
-    return str(column["name"]), bool(better)
+    return (None if column["name"] == SCALED_COLUMN else str(column["name"])), bool(better)
 
 
 def key_value(value: Any) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
-from .records import Record, has_error, record_key, scores
+from .records import SCALED_COLUMN, Record, has_error, record_key, scores
 from .summary import bootstrap_mean_ci
 
 #: Columns added to each chosen row.
@@ -87,7 +87,7 @@ class Selection:
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k != "groups"}
         d["group_by"] = list(self.group_by)
-        d["column"] = self.column or "cosine"
+        d["column"] = self.column or SCALED_COLUMN
         d["n_groups"] = len(self.groups)
         d["empty_groups"] = self.empty_groups
         d["groups"] = [

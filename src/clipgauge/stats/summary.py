@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
 import numpy as np
 
 #: Above this many values the bootstrap is replaced by the normal approximation; the method used is always
@@ -87,6 +90,37 @@ def describe(values: np.ndarray, *, confidence: float = 0.95, seed: int = 0,
         "ci_high": high,
         "ci_method": method,
     }
+
+
+@dataclass
+class MeanCI:
+    """A mean with its CI, in the values' units: ``n`` values (or units), ``mean``, ``std`` (ddof=1), the CI
+    ``[ci_low, ci_high]`` of the mean and ``ci_method``, as :func:`describe` gives them (NaN for no values).
+
+    A subclass adds what the mean is of (a run, a value of a swept setting); :meth:`to_dict` lists its fields
+    first.
+    """
+
+    n: int
+    mean: float
+    std: float
+    ci_low: float
+    ci_high: float
+    ci_method: str
+
+    @staticmethod
+    def of(values: np.ndarray, *, confidence: float = 0.95, seed: int = 0) -> dict[str, Any]:
+        """The :class:`MeanCI` fields of the non-NaN *values*, as keyword arguments of a subclass."""
+        d = describe(values, confidence=confidence, seed=seed)
+        return {"n": int(d["n"]), "mean": float(d["mean"]), "std": float(d["std"]), "ci_low": float(d["ci_low"]),
+                "ci_high": float(d["ci_high"]), "ci_method": str(d["ci_method"])}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as a plain dict: the subclass's own fields, then ``n``, ``mean``, ``std``, ``ci_low``,
+        ``ci_high``, ``ci_method``."""
+        d = asdict(self)
+        mean = [f.name for f in fields(MeanCI)]
+        return {**{k: v for k, v in d.items() if k not in mean}, **{k: d[k] for k in mean}}
 
 
 def summarize_scores(

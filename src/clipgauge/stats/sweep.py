@@ -20,22 +20,16 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
-from .records import Record, as_float, record_key, scores
-from .summary import describe
+from .records import SCALED_COLUMN, Record, as_float, record_key, scores
+from .summary import MeanCI
 
 
 @dataclass
-class SweepRow:
+class SweepRow(MeanCI):
     """One value of the swept parameter: ``rows`` scored images, ``n`` units of the CI (images or groups)."""
 
     value: float
     rows: int
-    n: int
-    mean: float
-    std: float
-    ci_low: float
-    ci_high: float
-    ci_method: str
 
 
 @dataclass
@@ -63,7 +57,7 @@ class Sweep:
         """Rows as plain dicts (value, rows, n, mean, std, ci_low, ci_high, ci_method, is_peak, within_peak_ci)."""
         out = []
         for r in self.rows:
-            d = asdict(r)
+            d = r.to_dict()
             d["value"] = display_value(r.value)
             d["is_peak"] = r.value == self.peak_value
             inside = r.mean >= self.peak_ci_low if self.higher_is_better else r.mean <= self.peak_ci_high
@@ -74,7 +68,7 @@ class Sweep:
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k != "rows"}
         d["group_by"] = list(self.group_by) if self.group_by else None
-        d["column"] = self.column or "cosine"
+        d["column"] = self.column or SCALED_COLUMN
         d["peak_value"] = display_value(self.peak_value)
         d["plateau_value"] = display_value(self.plateau_value)
         d["rows"] = self.table()
@@ -125,9 +119,7 @@ def sweep_table(
             units = np.array([np.mean(c) for c in cells.values()], dtype=np.float64)
         else:
             units = values[idx]
-        d = describe(units, confidence=confidence, seed=seed)
-        rows.append(SweepRow(value=v, rows=len(idx), n=int(d["n"]), mean=float(d["mean"]), std=float(d["std"]),
-                             ci_low=float(d["ci_low"]), ci_high=float(d["ci_high"]), ci_method=str(d["ci_method"])))
+        rows.append(SweepRow(value=v, rows=len(idx), **MeanCI.of(units, confidence=confidence, seed=seed)))
     nan = float("nan")
     if rows:
         sign = 1.0 if higher_is_better else -1.0  # the peak is the best mean: the lowest where lower is better
