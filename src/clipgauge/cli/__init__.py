@@ -36,6 +36,7 @@ COMMANDS = {
     "validate": "validate:validate",
     "classify": "classify:classify",
     "retrieve": "retrieve:retrieve",
+    "distance": "distance:distance",
 }
 
 

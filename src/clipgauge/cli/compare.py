@@ -13,6 +13,14 @@ from ..sinks import read_results
 from ..stats.compare import AUTO, DEFAULT_BREAKDOWN, Comparison, PairResult, compare_runs, format_p, score_digits
 from ..stats.paired import N_RESAMPLES
 from ..stats.records import parse_columns, run_names
+from .compare_distribution import (
+    DEFAULT_DISTANCES,
+    distance_table,
+    diversity_table,
+    pair_distances,
+    parse_distances,
+    run_diversity,
+)
 from .evalio import check_json_target, emit_json, fmt, json_option, resolve_score, say, score_options
 from .output import stdout
 
@@ -36,21 +44,29 @@ from .output import stdout
 @click.option("--resamples", type=click.IntRange(min=100), default=N_RESAMPLES, show_default=True,
               help="Bootstrap resamples and sign-flip permutations.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of bootstrap and permutations.")
+@click.option("--distance", is_flag=True,
+              help="Also give the distribution distance between the runs (each pair: A generated, B reference) "
+                   "from their stored image embeddings (runs scored with --save-embeddings).")
+@click.option("--distance-metric", "distance_metrics", default=",".join(DEFAULT_DISTANCES), show_default=True,
+              metavar="NAMES", help="Distances for --distance, comma-separated (cmmd, fd, kid, vendi).")
 @json_option
 def compare(results: tuple[Path, ...], key: str, cluster: str, by: str, scale: str, column: str | None,
             metric: str | None, alpha: float, power: float, confidence: float, resamples: int, seed: int,
-            json_out: str | None) -> None:
+            distance: bool, distance_metrics: str, json_out: str | None) -> None:
     """Compare runs scored on the same prompts (models, checkpoints, settings).
 
-    RESULTS are two or more files written by 'clipgauge score --out'. Per run: n, mean and CI. Per pair of
+    RESULTS are two or more files written by 'clipgauge score --out'. Per run: n, mean and CI (and, for runs
+    scored with --metric diversity, the per-prompt diversity beside it). Per pair of
     runs, on rows matched by --key: the mean paired difference with a paired bootstrap CI, a sign-flip
     permutation p-value, the win rate (ties shown), the prompts needed to resolve a difference that size
     (n = ((z_{1-α/2} + z_power) σ_d / δ)²), and a sentence saying whether it is significant (Holm-adjusted
     when a table holds several comparisons). With several images per prompt (--key prompt_id,seed) the
     pairs of a prompt are averaged first, so prompts are the units. The same per category/challenge where
-    those columns exist. Rows without a partner are counted and shown, never dropped silently.
+    those columns exist. Rows without a partner are counted and shown, never dropped silently. With
+    --distance, each pair's CMMD and FD (by default) between the runs' stored embeddings, with bootstrap CIs.
     """
     check_json_target(json_out)
+    wanted = parse_distances(distance_metrics) if distance else ()
     if len(results) < 2:
         raise click.UsageError("compare needs at least two results files")
     paths = list(results)
@@ -64,8 +80,19 @@ def compare(results: tuple[Path, ...], key: str, cluster: str, by: str, scale: s
                               higher_is_better=higher)
     doc = comparison.to_dict()
     doc["files"] = {name: str(p) for name, p in zip(runs, paths)}
+    diversity = run_diversity(runs, confidence)
+    if diversity:
+        doc["diversity"] = diversity
+    if distance:
+        doc["distances"] = pair_distances(dict(zip(runs, paths)), [(p.a, p.b) for p in comparison.pairs], wanted)
     if emit_json(doc, json_out):
         print_comparison(comparison)
+        label = short_labels([r.name for r in comparison.runs])
+        conf = f"{round(100 * confidence)}% CI"
+        if diversity:
+            stdout.print(diversity_table(diversity, label, conf))
+        if distance:
+            stdout.print(distance_table(doc["distances"], label, wanted))
         if json_out not in (None, "-"):
             say(f"wrote {json_out}")
 

@@ -33,14 +33,19 @@ from .output import stdout
 @click.option("--image-root", type=click.Path(path_type=Path, file_okay=False),
               help="Folder that relative image paths are relative to [default: the results file's folder, "
                    "then the scored manifest's folder].")
+@click.option("--distance-to", metavar="REF",
+              help="Add a section with CMMD, FD and Vendi of each run (scored with --save-embeddings) against REF: "
+                   "reference statistics (.npz from 'clipgauge distance --save-reference') or another run with "
+                   "stored embeddings.")
 @json_option
 def report(results: tuple[Path, ...], out: Path, title: str, scale: str | None, sweep_param: str | None,
            key: str | None, category_column: str, max_images: int, thumb_size: int, image_root: Path | None,
-           json_out: str | None) -> None:
+           distance_to: str | None, json_out: str | None) -> None:
     """Write an HTML report of one or more results files (from 'clipgauge score --out').
 
     One self-contained file that opens offline: summary and comparison tables, a score histogram per run,
-    per-category bars, sweep curves, the rows that could not be scored, and each run's images sorted worst
+    per-category bars, sweep curves, per-prompt diversity and (with --distance-to) distribution distances,
+    the rows that could not be scored, and each run's images sorted worst
     first with prompt, score and truncation flag (thumbnails embedded). Prints what was written per run
     (rows, scored, errors, images shown and left out), or that as JSON with --json.
     """
@@ -53,7 +58,7 @@ def report(results: tuple[Path, ...], out: Path, title: str, scale: str | None, 
                          "pip install 'clipgauge[report]'") from None
     options = ReportOptions(title=title, scale=scale, sweep_param=sweep_param,
                             key=parse_columns(key) if key is not None else None, category_column=category_column,
-                            max_images=max_images, thumb_size=thumb_size)
+                            max_images=max_images, thumb_size=thumb_size, distance_to=distance_to)
     result = build_report(results, out, options, image_root=image_root)
     if not emit_json(result.to_dict(), json_out):
         return

@@ -58,9 +58,12 @@ def _fmt(value: float, digits: int = 4) -> str:
 @trust_remote_code_option()
 @click.option("--metric", "metrics", multiple=True, metavar="NAME[:KEY=VALUE,...]",
               help="Also log another metric (repeatable), e.g. aesthetic: its columns as NAME/mean, NAME/min, ….")
+@click.option("--reference-stats", type=click.Path(path_type=Path, dir_okay=False), metavar="REF.npz",
+              help="Also log clip/cmmd (CMMD to these reference statistics, from 'clipgauge distance "
+                   "--save-reference') and clip/vendi (Vendi score of the images).")
 def track(logdir: Path, images: Path, step: int, model: str, device: str, batch_size: int, precision: str, scale: str,
           prompt_prefix: str, grid: bool, per_prompt: bool, csv_path: Path | None, jsonl_path: Path | None,
-          json_output: bool, trust_remote_code: bool, metrics: tuple[str, ...]) -> None:
+          json_output: bool, trust_remote_code: bool, metrics: tuple[str, ...], reference_stats: Path | None) -> None:
     """Score validation images of one training step and add clip/mean, clip/min, clip/max, clip/std, clip/n
     (and clip/prompt/NAME) at --step to the TensorBoard run in LOGDIR.
 
@@ -88,7 +91,7 @@ def track(logdir: Path, images: Path, step: int, model: str, device: str, batch_
     tracker = CLIPTracker(model, prompts=from_prompts([r.prompt for r in good], str(images)), device=device,
                           batch_size=batch_size, precision=precision, scale=scale, prompt_prefix=prompt_prefix,
                           writers=writers, per_prompt=per_prompt, n_extremes=4 if grid else 0,
-                          trust_remote_code=trust_remote_code, metrics=metrics)
+                          trust_remote_code=trust_remote_code, metrics=metrics, reference_stats=reference_stats)
     try:
         result = tracker.log(step, [r.image for r in good], prompts=[r.prompt for r in good])
     finally:
@@ -119,6 +122,8 @@ def _table(result: TrackResult, n_rows: int) -> Group:
         table.add_column(col, justify="right")
     table.add_row(_fmt(m[f"{p}/mean"]), _fmt(m[f"{p}/std"]), _fmt(m[f"{p}/min"]), _fmt(m[f"{p}/max"]), str(result.n))
     parts: list = [head, table]
+    if f"{p}/cmmd" in m:  # --reference-stats
+        parts.append(Text(f"{p}/cmmd {_fmt(m[f'{p}/cmmd'])} (to the reference), {p}/vendi {_fmt(m[f'{p}/vendi'], 3)}"))
     worst = sorted((ps for ps in result.per_prompt.values() if ps.scores), key=lambda ps: ps.mean)[:5]
     if len(result.per_prompt) > 1 and worst:
         inner = Table(box=box.SIMPLE_HEAD, title="lowest-scoring prompts", title_justify="left")

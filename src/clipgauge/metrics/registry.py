@@ -39,6 +39,7 @@ _BUILTIN = {
     "demo-aesthetic": "aesthetic:DemoAesthetic",
     "language": "language:Language",
     "zeroshot": "zeroshot:ZeroShot",
+    "diversity": "diversity:Diversity",
 }
 _registered: dict[str, type[Metric]] = {}
 _plugins_loaded = False

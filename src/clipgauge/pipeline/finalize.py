@@ -30,8 +30,12 @@ def finalize_run(folder: str | Path, plan: ScoringPlan) -> None:
         groups.extend(read_part(path, [GROUP_COLUMN]).column(GROUP_COLUMN).to_pylist())
     filled: dict[str, np.ndarray] = {}
     for metric in todo:
-        values = {c.name: read_column(folder, c.name) for c in metric.columns() if c.type == "float64"}
-        out = metric.finalize(values, groups)
+        values: dict[str, Any] = {c.name: read_column(folder, c.name) for c in metric.columns()
+                                  if c.type == "float64"}
+        for name in getattr(metric, "finalize_inputs", list)():  # other columns it reads, as Python values
+            values[name] = _python_column(folder, name)
+        key = getattr(metric, "group_column", GROUP_COLUMN)  # e.g. diversity:group=prompt_id
+        out = metric.finalize(values, groups if key == GROUP_COLUMN else _python_column(folder, key))
         for c in metric.run_columns():
             filled[c.name] = np.asarray(out[c.name], dtype=np.float64)
     start = 0
@@ -46,3 +50,18 @@ def finalize_run(folder: str | Path, plan: ScoringPlan) -> None:
         with run_writing(folder, path):
             write_part(folder, shard, table, durable=True)
         start += n
+
+
+def _python_column(folder: str | Path, name: str) -> list[Any]:
+    """Column *name* of every part as Python values, in input order; :class:`UsageError` when the results lack it
+    (a metric's ``group=COLUMN`` naming a column the input does not have)."""
+    from ..errors import UsageError
+
+    out: list[Any] = []
+    for _, path in list_parts(folder).items():
+        import pyarrow.parquet as pq
+
+        if name not in pq.read_schema(path).names:
+            raise UsageError(f"the results have no column '{name}' (a column of the input, e.g. prompt_id)")
+        out.extend(read_part(path, [name]).column(name).to_pylist())
+    return out

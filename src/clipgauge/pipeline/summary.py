@@ -57,9 +57,10 @@ def summarize_run(folder: str | Path, plan_or_metrics: Any, *, confidence: float
                 values[c.name] = _counts(folder, c.name)
             if c.type == "float64" and c.higher_is_better is not None and (c.summarize or c == primary):
                 scores[c.name] = values[c.name]
-        summary.update(metric.summarize(values, confidence=confidence))
+        own = metric.summarize(values, confidence=confidence)
+        summary.update(own)
         for c in metric.run_columns():
-            if c.summarize and c.type == "float64":
+            if c.summarize and c.type == "float64" and c.name not in own:  # unless the metric summarised it
                 summary[c.name] = describe(values[c.name], confidence=confidence)
     if len(scores) > 1:
         summary["correlations"] = correlations(scores)

@@ -21,6 +21,7 @@ from markupsafe import Markup
 
 # a sibling module by its full name, so this module does not import its package's __init__ back
 import clipgauge.report.classification as classification
+import clipgauge.report.distribution as distribution
 import clipgauge.report.languages as languages
 import clipgauge.report.metric_sections as metric_sections
 import clipgauge.report.sections as sections
@@ -39,6 +40,8 @@ class ReportOptions:
     ``scale``: None uses the scale the runs were scored in when they agree, else ``cosine``.
     ``key``: columns that pair rows of different runs for the comparison (None: guessed).
     ``max_images``: grid size per run (worst first); ``thumb_size``: thumbnail box in pixels.
+    ``distance_to``: a reference (statistics ``.npz``, or results with stored embeddings) for the distances
+    section (CMMD, FD, Vendi; :mod:`clipgauge.report.distribution`).
     """
 
     title: str = "clipgauge report"
@@ -50,6 +53,7 @@ class ReportOptions:
     thumb_size: int = 160
     max_error_rows: int = 1000
     confidence: float = 0.95
+    distance_to: str | None = None
 
     def check(self) -> None:
         if self.scale is not None and self.scale not in SCALES:
@@ -146,6 +150,7 @@ def render_report(runs: Sequence[ReportRun], options: ReportOptions | None = Non
     errors, error_total = sections.error_rows(runs, opts.max_error_rows)
     grids = sections.grids(runs, scale, opts.max_images, opts.thumb_size)
     classified = classification.classification_sections(runs, opts.thumb_size)
+    distances = distribution.distribution_section(runs, opts.distance_to, opts.confidence)
     script, script_hash = _script()
     csp = (f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src {script_hash}; "
            "base-uri 'none'; form-action 'none'")
@@ -160,7 +165,7 @@ def render_report(runs: Sequence[ReportRun], options: ReportOptions | None = Non
         "metric_rows": metric_sections.metric_rows(runs, opts.confidence),
         "metric_histograms": metric_sections.metric_histograms(runs),
         "metric_categories": metric_sections.metric_categories(runs, opts.category_column, opts.confidence),
-        "classification": classified,
+        "classification": classified, "distribution": distances,
         "comparison": comp_section, "histograms": sections.histograms(runs, scale) if clip else [],
         "categories": cats, "correlations": metric_sections.correlations(runs),
         "languages": by_language,
@@ -176,6 +181,7 @@ def render_report(runs: Sequence[ReportRun], options: ReportOptions | None = Non
         "warnings": warnings,
         "sections": [name for name, present in (
             ("summary", True), ("metrics", bool(context["metric_rows"])), ("classification", bool(classified)),
+            ("distribution", distances is not None),
             ("comparison", comp_section is not None), ("histograms", clip),
             ("correlations", bool(context["correlations"])),
             ("categories", cats is not None), ("languages", by_language is not None),

@@ -325,7 +325,8 @@ def grids(runs: Sequence[ReportRun], scale: str, max_images: int, thumb_size: in
         thumbs = iter(thumbnails([p for p, _ in located if p is not None], thumb_size))
         declared = [c for c in r.metric_columns() if c in r.columns]
         meta_cols = [c for c in dict.fromkeys([*declared, *r.columns])
-                     if c not in CARD_COLUMNS and c != by][:META_COLUMNS]
+                     if c not in CARD_COLUMNS and c != by
+                     and r.declaration(c).get("unit") != "embedding"][:META_COLUMNS]  # diversity's vectors
         cards = []
         for i, (path, reason) in zip(shown, located):
             rec = r.records[i]

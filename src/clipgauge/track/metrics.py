@@ -24,6 +24,8 @@ class TrackedScores:
     cosine: np.ndarray
     errors: list[str | None]
     metrics: dict[str, np.ndarray] = field(default_factory=dict)
+    #: the (N, D) float32 image embeddings the CLIP score used (NaN rows where none), when asked for
+    image_embeddings: np.ndarray | None = None
 
 
 class TrackedMetrics:
@@ -52,19 +54,21 @@ class TrackedMetrics:
         """The score columns of the other metrics, written as ``NAME/mean`` … (summarized float columns)."""
         return [c.name for c in self._step.plan.columns() if c.summarize and c.type == "float64"]
 
-    def evaluate(self, srcs: Sequence[Any], texts: Sequence[str], device: Any) -> TrackedScores:
-        """Score the images *srcs* against their prompts *texts* (one per image) in one pass of the scoring step."""
+    def evaluate(self, srcs: Sequence[Any], texts: Sequence[str], device: Any, *,
+                 keep_embeddings: bool = False) -> TrackedScores:
+        """Score the images *srcs* against their prompts *texts* (one per image) in one pass of the scoring step
+        (with *keep_embeddings*, the image embeddings of that pass are kept too)."""
         if not srcs:
             return TrackedScores(np.zeros(0), [], {})
         if self._step is None:
             self._load(device)
-        table, _ = self._step.table(srcs, texts)
+        table, embeddings = self._step.table(srcs, texts, keep_embeddings=keep_embeddings)
         errors = table.column("error").to_pylist()
         cosine = table.column("cosine").to_numpy(zero_copy_only=False).astype(np.float64)
         errors = [e if np.isnan(c) else None for e, c in zip(errors, cosine)]  # the CLIP score's own reasons
         others = {name: np.array([np.nan if v is None else v for v in table.column(name).to_pylist()],
                                  dtype=np.float64) for name in self.columns()} if self.specs else {}
-        return TrackedScores(cosine, errors, others)
+        return TrackedScores(cosine, errors, others, embeddings)
 
     def score(self, srcs: Sequence[Any], texts: Sequence[str], device: Any) -> dict[str, np.ndarray]:
         """Each other metric's score column for the images *srcs* and their prompts (NaN where a row has none)."""

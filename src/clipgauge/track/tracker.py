@@ -32,6 +32,7 @@ from ..scoring.scales import check_scale, to_scale
 from ..scoring.scorer import Embedder
 from ..scoring.settings import ScorerSettings
 from .alerts import Alert, AlertMonitor, Rule, as_rules
+from .distribution import DistributionTracking
 from .metrics import TrackedMetrics, metric_stats
 from .prompts import PromptLibrary, load_prompt_library
 from .result import Extreme, PromptScores, TrackResult, summary_stats
@@ -72,6 +73,8 @@ class CLIPTracker:
         metrics: other metrics to log beside the CLIP score (``"aesthetic"``, ``"pickscore"``, …, as ``clipgauge
             score --metric`` takes them): each score column ``NAME`` as ``NAME/mean``, ``/min``, ``/max``, ``/std``,
             ``/n``. A metric on the tracker's own model shares it.
+        reference_stats: a reference-statistics file (``clipgauge distance --save-reference``): each evaluation also
+            writes ``PREFIX/cmmd`` (to its embeddings) and ``PREFIX/vendi`` (:mod:`clipgauge.track.distribution`).
         settings, keyword arguments: the model's settings (``batch_size``, ``precision``, ``prompt_prefix``,
             ``num_workers``, ``trust_remote_code``, the image limits …), declared once in
             :class:`~clipgauge.scoring.settings.ScorerSettings`, as for :class:`~clipgauge.Scorer`. The model is
@@ -94,6 +97,7 @@ class CLIPTracker:
         per_prompt: bool = True,
         prefix: str = "clip",
         metrics: Sequence[str] = (),
+        reference_stats: str | Path | None = None,
         settings: ScorerSettings | None = None,
         **scorer_settings: Any,
     ) -> None:
@@ -124,6 +128,8 @@ class CLIPTracker:
         self.prefix = prefix
         self.monitor = AlertMonitor(as_rules(alerts), on_alert)
         self.metrics = TrackedMetrics(metrics, self.scorer, precision=self.precision)
+        self.distribution = None if reference_stats is None else DistributionTracking(
+            reference_stats, model_spec=getattr(self.scorer, "model_spec", None), prefix=prefix)
         self._writer_specs = list(writers) if isinstance(writers, (list, tuple)) else [writers]
         self._writers: list[tuple[Any, bool]] | None = None
         self._prompts_encoded = False
@@ -199,12 +205,13 @@ class CLIPTracker:
         """Score this rank's pairs through the scoring step: raw cosines, errors, the other metrics' values, and
         thumbnails of the local extremes."""
         if not srcs:
-            return {"prompts": [], "cosine": np.zeros(0), "errors": [], "extremes": [], "metrics": {}}
+            return {"prompts": [], "cosine": np.zeros(0), "errors": [], "extremes": [], "metrics": {}, "emb": None}
         with self._on_device():
             if not self._prompts_encoded:
                 self.scorer.embed_texts(self.prompts)  # once; cached by the scorer for the whole run
                 self._prompts_encoded = True
-            scored = self.metrics.evaluate(srcs, texts, self.scorer.device)
+            scored = self.metrics.evaluate(srcs, texts, self.scorer.device,
+                                           keep_embeddings=self.distribution is not None)
         cos, others = scored.cosine, scored.metrics
         errors = [f"image {i} ({texts[i][:60]!r}): {e}" for i, e in enumerate(scored.errors) if e is not None]
         extremes = []
@@ -213,7 +220,8 @@ class CLIPTracker:
             order = ok[np.argsort(-cos[ok], kind="stable")]
             keep = list(order[: self.n_extremes]) + list(order[max(self.n_extremes, len(order) - self.n_extremes):])
             extremes = [(float(cos[i]), texts[i], _thumbnail(srcs[i])) for i in keep]
-        return {"prompts": texts, "cosine": cos, "errors": errors, "extremes": extremes, "metrics": others}
+        return {"prompts": texts, "cosine": cos, "errors": errors, "extremes": extremes, "metrics": others,
+                "emb": scored.image_embeddings}
 
     def _assemble(self, step: int, parts: list[dict[str, Any]]) -> TrackResult:
         texts = [t for p in parts for t in p["prompts"]]
@@ -222,6 +230,9 @@ class CLIPTracker:
         scores = to_scale(cos, self.scale)
         metrics = summary_stats(scores, self.prefix)
         metrics.update(metric_stats([p.get("metrics", {}) for p in parts]))
+        if self.distribution is not None:  # clip/cmmd, clip/vendi of every rank's images together
+            embs = [p["emb"] for p in parts if p.get("emb") is not None]
+            metrics.update(self.distribution.stats(np.concatenate(embs) if embs else None))
         if errors:
             metrics[f"{self.prefix}/errors"] = float(len(errors))
         if errors and dist.rank() == 0:

@@ -1,0 +1,212 @@
+"""``clipgauge distance``'s Python API: distribution distances and diversity between two image sets, from the
+same CLIP image embeddings as the CLIP score.
+
+* ``cmmd`` — squared MMD ×1000, Gaussian RBF kernel σ = 10, over unit embeddings; the google-research estimator
+  that keeps the diagonal terms (≥ 0; 0 for identical sets). ``cmmd_unbiased`` drops them (can be < 0).
+* ``fd`` — Fréchet distance between Gaussians fitted to the embeddings (squared embedding units; clean-fid's
+  ``frechet_distance``; biased upwards at small N, so the sample sizes are reported and a warning given below
+  :data:`FD_MIN_ROWS` rows or D rows).
+* ``kid`` — KID as torchmetrics defines it: unbiased polynomial-kernel MMD (degree 3, γ = 1/D, coef0 1) over
+  ``subsets`` random subsets of ``subset_size`` rows (mean and std; std with ddof 0 as torchmetrics).
+* ``vendi`` — each side's Vendi score (cosine kernel): an effective number of distinct images, 1..N.
+
+Each distance comes with a seeded percentile-bootstrap interval (``_ci``: [low, high]), both sets resampled
+with replacement (a reference file's mean and covariance are fixed; its stored subsample is resampled).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UsageError
+from .sides import PREPROCESS, Side, check_same_model, embed_side, reference_side
+
+#: distances and diversity ``distance`` computes; the default
+METRICS = ("cmmd", "fd", "kid", "vendi")
+DEFAULT_METRICS = ("cmmd", "fd")
+#: the CMMD paper's model
+DEFAULT_MODEL = "openai/clip-vit-large-patch14-336"
+#: FD is warned about below this many rows on a side (and below D rows)
+FD_MIN_ROWS = 5000
+#: bootstrap resamples for the intervals, and the rows of each side they are computed on (seeded subsample)
+RESAMPLES, CI_ROWS = 100, 2000
+
+
+def parse_metrics(names: Sequence[str]) -> tuple[str, ...]:
+    """Names (repeatable, comma lists, ``all``) → known metric names in order; UsageError for an unknown one."""
+    out: list[str] = []
+    for item in names:
+        for n in str(item).split(","):
+            n = n.strip().lower()
+            if not n:
+                continue
+            if n == "all":
+                out += METRICS
+            elif n in METRICS:
+                out.append(n)
+            else:
+                raise UsageError(f"unknown distance metric '{n}' (known: {', '.join(METRICS)}, all)")
+    return tuple(dict.fromkeys(out)) or DEFAULT_METRICS
+
+
+def _embedder(model: str | None, options: dict[str, Any]) -> Any:
+    from ..scoring.scorer import Embedder
+
+    return Embedder(model or DEFAULT_MODEL, **{k: v for k, v in options.items() if v is not None})
+
+
+def _read(spec: str, model: str | None, options: dict[str, Any], preprocess: str, image_column: str | None,
+          cache: dict[str, Any]) -> Side:
+    from .reference import is_reference, load_reference
+    from .sides import open_side
+
+    if is_reference(spec):
+        return reference_side(spec, load_reference(spec))
+    gallery = open_side(spec, None, image_column=image_column)
+    if gallery.kind == "stored":
+        if model is not None and "embedder" not in cache:
+            gallery.check_model(cache.setdefault("embedder", _embedder(model, options)))
+        return embed_side(spec, gallery, None, preprocess)
+    embedder = cache.setdefault("embedder", _embedder(model or cache.get("model"), options))
+    return embed_side(spec, gallery, embedder, preprocess)
+
+
+def distance(generated: str | Path, reference: str | Path, *, metrics: Sequence[str] = DEFAULT_METRICS,
+             model: str | None = None, device: str | None = None, batch_size: int | None = None,
+             precision: str | None = None, workers: int | None = None, preprocess: str = "model",
+             image_column: str | None = None, seed: int = 0, resamples: int = RESAMPLES, ci_rows: int = CI_ROWS,
+             kid_subsets: int = 100, kid_subset_size: int = 1000) -> dict[str, Any]:
+    """Distances between the *generated* and *reference* image sets (see the module docstring); a JSON-ready
+    dict: each asked metric's value (``cmmd``, ``cmmd_unbiased``, ``fd``, ``kid_mean``/``kid_std``,
+    ``vendi_generated``/``vendi_reference``), each distance's ``_ci`` ([low, high], ``resamples`` seeded
+    resamples of at most ``ci_rows`` rows a side; None with ``resamples=0``), ``n_generated``/``n_reference``,
+    the failed rows, ``model``, ``preprocessing`` and ``warnings``.
+
+    *model* defaults to the model of stored embeddings or a reference file, else :data:`DEFAULT_MODEL`."""
+    if preprocess not in PREPROCESS:
+        raise UsageError(f"preprocess must be one of {', '.join(PREPROCESS)}")
+    names = parse_metrics(metrics)
+    options = {"device": device, "batch_size": batch_size, "precision": precision, "num_workers": workers}
+    cache: dict[str, Any] = {}
+    # a model recorded by either side is the default for the other
+    from .reference import is_reference, load_reference
+    from .sides import open_side
+
+    for spec in (reference, generated):
+        if model is None and "model" not in cache:
+            recorded = load_reference(spec).model if is_reference(spec) else getattr(
+                open_side(spec, None, image_column=image_column), "model", None)
+            if recorded:
+                cache["model"] = recorded
+    gen = _read(str(generated), model, options, preprocess, image_column, cache)
+    ref = _read(str(reference), model, options, preprocess, image_column, cache)
+    check_same_model(gen, ref)
+    return compute(gen, ref, names, seed=seed, resamples=resamples, ci_rows=ci_rows, kid_subsets=kid_subsets,
+                   kid_subset_size=kid_subset_size)
+
+
+def compute(gen: Side, ref: Side, names: Sequence[str], *, seed: int = 0, resamples: int = RESAMPLES,
+            ci_rows: int = CI_ROWS, kid_subsets: int = 100, kid_subset_size: int = 1000) -> dict[str, Any]:
+    """The distances of :func:`distance` between two read sides."""
+    from .bootstrap import bootstrap_distribution
+    from .frechet import frechet_distance
+    from .kid import kid
+    from .mmd import cmmd
+    from .vendi import vendi_score
+
+    x, y = gen.embeddings, ref.embeddings
+    out: dict[str, Any] = {}
+    warnings: list[str] = []
+
+    def ci(stat: Any, fixed: Any = None) -> list[float] | None:
+        if resamples < 1:
+            return None
+        values = bootstrap_distribution(stat, x, fixed if fixed is not None else y, resamples=resamples, seed=seed,
+                                        max_rows=ci_rows, resample_y=fixed is None)
+        # a resample repeats rows, which biases MMD, FD and KID upwards: the percentile interval is shifted by the
+        # bootstrap's estimate of that bias (mean of the resamples minus their statistic on the same rows)
+        base = stat(*_subsampled(x, fixed if fixed is not None else y, ci_rows, seed, fixed is None))
+        lo, hi = np.quantile(values, [0.025, 0.975])
+        shift = float(np.mean(values)) - float(base)
+        return [float(lo) - shift, float(hi) - shift]
+
+    if "cmmd" in names:
+        out["cmmd"] = cmmd(x, y)
+        out["cmmd_unbiased"] = cmmd(x, y, unbiased=True) if min(len(x), len(y)) > 1 else None
+        out["cmmd_ci"] = ci(cmmd)
+    if "fd" in names:
+        out["fd"] = frechet_distance(gen.mean, gen.cov, ref.mean, ref.cov)
+        if ref.kind == "reference":  # the reference's moments are of all its images: fixed
+            out["fd_ci"] = ci(lambda a, m: frechet_distance(*_mc(a), m[0], m[1]), fixed=(ref.mean, ref.cov))
+        else:
+            out["fd_ci"] = ci(lambda a, b: frechet_distance(*_mc(a), *_mc(b)))
+        dim = x.shape[1]
+        for label, n in (("generated", gen.n), ("reference", ref.n)):
+            if n < max(FD_MIN_ROWS, dim):
+                warnings.append(f"fd: the {label} set has {n} images; FD is biased upwards at small N (compare FDs "
+                                f"only at equal N, and prefer at least {max(FD_MIN_ROWS, dim)})")
+    if "kid" in names:
+        size = min(kid_subset_size, len(x), len(y))
+        out["kid_mean"], out["kid_std"] = kid(x, y, subsets=kid_subsets, subset_size=size, seed=seed)
+        out["kid_subset_size"], out["kid_subsets"] = size, kid_subsets
+        inner = max(1, kid_subsets // 10)
+        out["kid_ci"] = ci(lambda a, b: kid(a, b, subsets=inner, subset_size=min(size, len(a), len(b)),
+                                             seed=seed)[0])
+    if "vendi" in names:
+        out["vendi_generated"] = vendi_score(x)
+        out["vendi_reference"] = vendi_score(y)
+    out.update({"n_generated": gen.n, "n_reference": ref.n, "n_failed_generated": gen.n_failed,
+                "n_failed_reference": ref.n_failed, "model": gen.model or ref.model,
+                "weights_sha256": gen.weights_sha256 or ref.weights_sha256,
+                "preprocessing": gen.preprocessing or ref.preprocessing,
+                "sides": {"generated": {"spec": gen.spec, "kind": gen.kind, **gen.extra},
+                          "reference": {"spec": ref.spec, "kind": ref.kind, **ref.extra}},
+                "bootstrap": {"resamples": resamples, "max_rows_per_side": ci_rows, "seed": seed, "level": 0.95},
+                "warnings": warnings})
+    if ref.kind == "reference" and len(y) < ref.n:
+        warnings.append(f"cmmd/kid/vendi of the reference use its stored subsample of {len(y)} of {ref.n} images")
+    return out
+
+
+def _subsampled(x: Any, y: Any, max_rows: int, seed: int, both: bool) -> tuple[Any, Any]:
+    """The rows the bootstrap resamples from: the same seeded one-off subsample as
+    :func:`~clipgauge.distribution.bootstrap.bootstrap_distribution` takes."""
+    from .bootstrap import subsample_rows
+
+    rng = np.random.default_rng(seed)
+    x = subsample_rows(x, max_rows, rng)
+    return x, (subsample_rows(y, max_rows, rng) if both else y)
+
+
+def _mc(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a = np.asarray(a, np.float64)
+    return a.mean(axis=0), np.cov(a, rowvar=False)
+
+
+def save_reference(images: str | Path, out: str | Path, *, model: str | None = None, device: str | None = None,
+                   batch_size: int | None = None, precision: str | None = None, workers: int | None = None,
+                   preprocess: str = "model", image_column: str | None = None, seed: int = 0) -> dict[str, Any]:
+    """Embed *images* (or read its stored embeddings) and write reference statistics to *out* (``.npz``); returns
+    a description (path, n, model, dimensions)."""
+    from .. import __version__
+    from ..provenance import library_versions
+    from .reference import ReferenceStats, subsample
+    from .reference import save_reference as write
+
+    if preprocess not in PREPROCESS:
+        raise UsageError(f"preprocess must be one of {', '.join(PREPROCESS)}")
+    options = {"device": device, "batch_size": batch_size, "precision": precision, "num_workers": workers}
+    side = _read(str(images), model, options, preprocess, image_column, {})
+    prov = {"clipgauge_version": __version__, "libraries": library_versions(), "input": str(images),
+            "input_kind": side.kind, "n_failed": side.n_failed, "sample_seed": seed,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    stats = ReferenceStats(side.model, side.weights_sha256, side.preprocessing, side.n, side.mean, side.cov,
+                           subsample(side.embeddings, seed=seed), prov)
+    path = write(out, stats)
+    return {"path": str(path), "n": side.n, "embeddings_kept": int(len(stats.embeddings)),
+            "dimensions": int(side.embeddings.shape[1]), "model": side.model, "n_failed": side.n_failed}
