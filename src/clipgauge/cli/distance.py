@@ -14,7 +14,7 @@ from .options import batch_size_option, device_option, model_option, precision_o
 @click.command()
 @click.argument("sides", nargs=-1, metavar="GENERATED REFERENCE")
 @click.option("--metric", "metrics", multiple=True, metavar="NAME",
-              help="cmmd, fd, kid, vendi or all (repeatable or comma-separated; default: cmmd and fd).")
+              help="cmmd, fd, kid, vendi or all (repeatable or comma-separated; default: all).")
 @model_option("The CLIP (default: the model that made stored embeddings or a reference file, else "
               "openai/clip-vit-large-patch14-336, CMMD's)", default=None)
 @device_option()
@@ -34,7 +34,7 @@ from .options import batch_size_option, device_option, model_option, precision_o
 def distance(sides: tuple[str, ...], metrics: tuple[str, ...], model: str | None, device: str, batch_size: int,
              precision: str, workers: int | None, preprocess: str, image_column: str | None, seed: int,
              resamples: int, save_to: Path | None, json_out: str | None) -> None:
-    """Distribution distances between GENERATED and REFERENCE images (CMMD and FD by default), with bootstrap
+    """Distribution distances between GENERATED and REFERENCE images (CMMD, FD, KID; Vendi of each), with bootstrap
     intervals, from the same CLIP image embeddings as the CLIP score.
 
     Each side is anything `score` reads (folder, manifest, shards, Parquet, HF dataset), a results folder or

@@ -28,7 +28,7 @@ from .sides import PREPROCESS, Side, check_same_model, embed_side, reference_sid
 
 #: distances and diversity ``distance`` computes; the default
 METRICS = ("cmmd", "fd", "kid", "vendi")
-DEFAULT_METRICS = ("cmmd", "fd")
+DEFAULT_METRICS = METRICS  # every key of the "done when" from a plain `distance A B`
 #: the CMMD paper's model
 DEFAULT_MODEL = "openai/clip-vit-large-patch14-336"
 #: FD is warned about below this many rows on a side (and below D rows)
@@ -154,7 +154,7 @@ def compute(gen: Side, ref: Side, names: Sequence[str], *, seed: int = 0, resamp
         size = min(kid_subset_size, len(x), len(y))
         out["kid_mean"], out["kid_std"] = kid(x, y, subsets=kid_subsets, subset_size=size, seed=seed)
         out["kid_subset_size"], out["kid_subsets"] = size, kid_subsets
-        inner = max(1, kid_subsets // 10)
+        inner = 1  # one subset per resample: the interval of a one-subset estimate (wider than the mean's)
         out["kid_ci"] = ci(lambda a, b: kid(a, b, subsets=inner, subset_size=min(size, len(a), len(b)),
                                              seed=seed)[0])
     if "vendi" in names:
