@@ -140,3 +140,11 @@ def test_cmmd_preprocessing_is_their_recipe(sets):
     want = (np.asarray(theirs, np.float32) / 255.0 - np.array(pp["mean"])) / np.array(pp["std"])
     got = scorer.encoder.preprocess(ours).numpy().transpose(1, 2, 0)
     assert np.abs(got - want).max() < 1e-5  # the model's own preprocessing leaves it as it is
+
+
+def test_mixed_preprocessing_is_refused(sets, tmp_path, capsys):
+    ref = tmp_path / "ref.npz"
+    assert _run(capsys, "--save-reference", ref, sets / "ref", "--model", "demo")[0] == 0
+    code = main(["distance", str(sets / "gen"), str(ref), "--preprocess", "cmmd", "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "preprocessed differently" in err and len(err.splitlines()) == 1

@@ -112,6 +112,10 @@ def check_same_model(a: Side, b: Side) -> None:
         raise UsageError(f"{a.spec} and {b.spec} were embedded by different models ({a.model}, weights "
                          f"{str(a.weights_sha256)[:12]}; {b.model}, weights {str(b.weights_sha256)[:12]}): distances "
                          "between embeddings of two models mean nothing; use one model for both")
+    kinds = {"cmmd" if "recipe" in s.preprocessing else "model" for s in (a, b) if s.preprocessing}
+    if len(kinds) > 1:
+        raise UsageError(f"{a.spec} and {b.spec} were preprocessed differently (--preprocess model and cmmd): "
+                         "use the same --preprocess for both (a reference file records its own)")
 
 
 # ----------------------------------------------------------------- the CMMD reference preprocessing
