@@ -301,3 +301,16 @@ def test_parse_model_option_itself():
         parse_model_option("", "clip:model")
     with pytest.raises(ModelLoadError, match=r"^pickscore:processor=nope: .* processor= takes a hub id ORG/NAME"):
         parse_model_option("nope", "pickscore:processor", TRANSFORMERS)
+
+
+def test_the_demo_keyword_wins_over_a_folder_named_demo(tmp_path, monkeypatch):
+    """``clipgauge demo --out demo`` leaves a folder ``demo`` in the working folder; ``head=demo`` (a weight-file
+    option) must still name the shipped demo head, not that folder."""
+    from clipgauge.encoders.registry import parse_model_option
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()
+    assert parse_model_option("demo", "aesthetic:head", ("file", "demo")).family == "demo"
+    (tmp_path / "other").mkdir()
+    with pytest.raises(Exception, match="is a folder"):
+        parse_model_option("other", "aesthetic:head", ("file", "demo"))

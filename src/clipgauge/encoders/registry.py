@@ -258,6 +258,8 @@ def _weight_file(text: str) -> ModelSpec | None:
     if local.is_file():
         return ModelSpec("file", text, source=str(local))
     if local.is_dir():
+        if text == "demo":  # the keyword, whatever folder of that name the working folder holds
+            return None
         raise ModelLoadError("is a folder; give the file itself")
     parts = rest.split("/")
     if len(parts) >= 3 and all(parts) and HUB_ID.match("/".join(parts[:2])):
