@@ -22,6 +22,7 @@ from .scoring.scales import SCALES
 
 if TYPE_CHECKING:
     from .backbones import compare_backbones
+    from .distribution.run import distance, save_reference
     from .pipeline.pairs import Scorer
     from .pipeline.plan import ScoreOptions
     from .runs import ScoreResult, score
@@ -32,7 +33,8 @@ if TYPE_CHECKING:
 
 _LAZY = {"Scorer": "pipeline.pairs", "PairScores": "scoring.scorer", "score": "runs", "ScoreResult": "runs",
          "ScoreOptions": "pipeline.plan", "validate": "validation", "compare_backbones": "backbones",
-         "classify": "zeroshot.classify", "retrieve": "zeroshot.retrieve", "RetrievalResult": "zeroshot.retrieve"}
+         "classify": "zeroshot.classify", "retrieve": "zeroshot.retrieve", "RetrievalResult": "zeroshot.retrieve",
+         "distance": "distribution.run", "save_reference": "distribution.run"}
 
 
 def __getattr__(name: str) -> Any:
@@ -59,7 +61,9 @@ __all__ = [
     "__version__",
     "classify",
     "compare_backbones",
+    "distance",
     "retrieve",
+    "save_reference",
     "score",
     "validate",
 ]

@@ -10,8 +10,17 @@ same CLIP image embeddings as the CLIP score.
   ``subsets`` random subsets of ``subset_size`` rows (mean and std; std with ddof 0 as torchmetrics).
 * ``vendi`` — each side's Vendi score (cosine kernel): an effective number of distinct images, 1..N.
 
+``metrics`` defaults to all four (so that a plain ``distance A B`` gives every key); ``--metric cmmd,fd`` limits them.
+
 Each distance comes with a seeded percentile-bootstrap interval (``_ci``: [low, high]), both sets resampled
-with replacement (a reference file's mean and covariance are fixed; its stored subsample is resampled).
+with replacement (a reference file's mean and covariance are fixed; its stored subsample is resampled), from a
+seeded subsample of at most ``ci_rows`` rows a side. Resamples repeat rows, which biases MMD, FD and KID upwards,
+so the interval is moved to put the resamples' mean on the estimate; CMMD's and FD's are floored at 0 (both are
+non-negative). Above ``ci_rows`` rows the interval has the width of a ``ci_rows``-row set: wider than the full
+set's (conservative).
+
+Memory: every embedding of an image side is kept (float32; 50,000 × 768 is 150 MB) — CMMD is computed in blocks,
+so all rows are used, not a subsample; FD's mean and covariance are accumulated in the same streaming pass.
 """
 
 from __future__ import annotations
@@ -28,7 +37,8 @@ from .sides import PREPROCESS, Side, check_same_model, embed_side, reference_sid
 
 #: distances and diversity ``distance`` computes; the default
 METRICS = ("cmmd", "fd", "kid", "vendi")
-DEFAULT_METRICS = METRICS  # every key of the issue's "done when" from a plain `distance A B`
+#: the default: every metric (a plain ``distance A B`` gives every key); ``--metric cmmd,fd`` limits them
+DEFAULT_METRICS = METRICS
 #: the CMMD paper's model
 DEFAULT_MODEL = "openai/clip-vit-large-patch14-336"
 #: FD is warned about below this many rows on a side (and below D rows)
@@ -60,6 +70,17 @@ def _embedder(model: str | None, options: dict[str, Any]) -> Any:
     return Embedder(model or DEFAULT_MODEL, **{k: v for k, v in options.items() if v is not None})
 
 
+def read_side(spec: str | Path, *, model: str | None = None, device: str | None = None,
+              batch_size: int | None = None, precision: str | None = None, workers: int | None = None,
+              preprocess: str = "model", image_column: str | None = None) -> Side:
+    """One side as :func:`distance` reads it: a reference file, stored embeddings, or images embedded by *model*
+    (:data:`DEFAULT_MODEL` when None and nothing records one) with the ``model`` or ``cmmd`` preprocessing."""
+    if preprocess not in PREPROCESS:
+        raise UsageError(f"preprocess must be one of {', '.join(PREPROCESS)}")
+    options = {"device": device, "batch_size": batch_size, "precision": precision, "num_workers": workers}
+    return _read(str(spec), model, options, preprocess, image_column, {})
+
+
 def _read(spec: str, model: str | None, options: dict[str, Any], preprocess: str, image_column: str | None,
           cache: dict[str, Any]) -> Side:
     from .reference import is_reference, load_reference
@@ -67,7 +88,7 @@ def _read(spec: str, model: str | None, options: dict[str, Any], preprocess: str
 
     if is_reference(spec):
         return reference_side(spec, load_reference(spec))
-    gallery = open_side(spec, None, image_column=image_column)
+    gallery = open_side(spec, image_column=image_column)
     if gallery.kind == "stored":
         if model is not None and "embedder" not in cache:
             gallery.check_model(cache.setdefault("embedder", _embedder(model, options)))
@@ -87,7 +108,10 @@ def distance(generated: str | Path, reference: str | Path, *, metrics: Sequence[
     resamples of at most ``ci_rows`` rows a side; None with ``resamples=0``), ``n_generated``/``n_reference``,
     the failed rows, ``model``, ``preprocessing`` and ``warnings``.
 
-    *model* defaults to the model of stored embeddings or a reference file, else :data:`DEFAULT_MODEL`."""
+    *metrics*: names from :data:`METRICS` or ``"all"`` (comma lists allowed; default ``cmmd`` and ``fd``). Units:
+    CMMD squared MMD ×1000 (≥ 0); FD squared embedding units (≥ 0); KID polynomial-kernel MMD² (unbiased, can be
+    < 0); Vendi an effective count in [1, n]. *model* defaults to the model of stored embeddings or a reference
+    file, else :data:`DEFAULT_MODEL`."""
     if preprocess not in PREPROCESS:
         raise UsageError(f"preprocess must be one of {', '.join(PREPROCESS)}")
     names = parse_metrics(metrics)
@@ -100,7 +124,7 @@ def distance(generated: str | Path, reference: str | Path, *, metrics: Sequence[
     for spec in (reference, generated):
         if model is None and "model" not in cache:
             recorded = load_reference(spec).model if is_reference(spec) else getattr(
-                open_side(spec, None, image_column=image_column), "model", None)
+                open_side(spec, image_column=image_column), "model", None)
             if recorded:
                 cache["model"] = recorded
     gen = _read(str(generated), model, options, preprocess, image_column, cache)
@@ -123,28 +147,30 @@ def compute(gen: Side, ref: Side, names: Sequence[str], *, seed: int = 0, resamp
     out: dict[str, Any] = {}
     warnings: list[str] = []
 
-    def ci(stat: Any, fixed: Any = None) -> list[float] | None:
+    def ci(stat: Any, estimate: float, fixed: Any = None, floor: float | None = None) -> list[float] | None:
         if resamples < 1:
             return None
         values = bootstrap_distribution(stat, x, fixed if fixed is not None else y, resamples=resamples, seed=seed,
                                         max_rows=ci_rows, resample_y=fixed is None)
-        # a resample repeats rows, which biases MMD, FD and KID upwards: the percentile interval is shifted by the
-        # bootstrap's estimate of that bias (mean of the resamples minus their statistic on the same rows)
-        base = stat(*_subsampled(x, fixed if fixed is not None else y, ci_rows, seed, fixed is None))
+        # a resample repeats rows, which biases MMD, FD and KID upwards: the percentile interval is moved so that
+        # the resamples' mean lands on the estimate (it is the statistic on the subsample the resamples are drawn
+        # from when a side has at most ci_rows rows; the full sets' estimate otherwise, with the subsample's width)
         lo, hi = np.quantile(values, [0.025, 0.975])
-        shift = float(np.mean(values)) - float(base)
-        return [float(lo) - shift, float(hi) - shift]
+        shift = float(np.mean(values)) - float(estimate)
+        lo, hi = float(lo) - shift, float(hi) - shift
+        return [lo if floor is None else max(lo, floor), hi if floor is None else max(hi, floor)]
 
     if "cmmd" in names:
         out["cmmd"] = cmmd(x, y)
         out["cmmd_unbiased"] = cmmd(x, y, unbiased=True) if min(len(x), len(y)) > 1 else None
-        out["cmmd_ci"] = ci(cmmd)
+        out["cmmd_ci"] = ci(cmmd, out["cmmd"], floor=0.0)  # the estimator keeps the diagonal: >= 0
     if "fd" in names:
         out["fd"] = frechet_distance(gen.mean, gen.cov, ref.mean, ref.cov)
         if ref.kind == "reference":  # the reference's moments are of all its images: fixed
-            out["fd_ci"] = ci(lambda a, m: frechet_distance(*_mc(a), m[0], m[1]), fixed=(ref.mean, ref.cov))
+            out["fd_ci"] = ci(lambda a, m: frechet_distance(*_mc(a), m[0], m[1]), out["fd"], fixed=(ref.mean, ref.cov),
+                              floor=0.0)
         else:
-            out["fd_ci"] = ci(lambda a, b: frechet_distance(*_mc(a), *_mc(b)))
+            out["fd_ci"] = ci(lambda a, b: frechet_distance(*_mc(a), *_mc(b)), out["fd"], floor=0.0)
         dim = x.shape[1]
         for label, n in (("generated", gen.n), ("reference", ref.n)):
             if n < max(FD_MIN_ROWS, dim):
@@ -156,7 +182,7 @@ def compute(gen: Side, ref: Side, names: Sequence[str], *, seed: int = 0, resamp
         out["kid_subset_size"], out["kid_subsets"] = size, kid_subsets
         inner = 1  # one subset per resample: the interval of a one-subset estimate (wider than the mean's)
         out["kid_ci"] = ci(lambda a, b: kid(a, b, subsets=inner, subset_size=min(size, len(a), len(b)),
-                                             seed=seed)[0])
+                                             seed=seed)[0], out["kid_mean"])
     if "vendi" in names:
         out["vendi_generated"] = vendi_score(x)
         out["vendi_reference"] = vendi_score(y)
@@ -173,16 +199,6 @@ def compute(gen: Side, ref: Side, names: Sequence[str], *, seed: int = 0, resamp
     return out
 
 
-def _subsampled(x: Any, y: Any, max_rows: int, seed: int, both: bool) -> tuple[Any, Any]:
-    """The rows the bootstrap resamples from: the same seeded one-off subsample as
-    :func:`~clipgauge.distribution.bootstrap.bootstrap_distribution` takes."""
-    from .bootstrap import subsample_rows
-
-    rng = np.random.default_rng(seed)
-    x = subsample_rows(x, max_rows, rng)
-    return x, (subsample_rows(y, max_rows, rng) if both else y)
-
-
 def _mc(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a = np.asarray(a, np.float64)
     return a.mean(axis=0), np.cov(a, rowvar=False)
@@ -195,18 +211,42 @@ def save_reference(images: str | Path, out: str | Path, *, model: str | None = N
     a description (path, n, model, dimensions)."""
     from .. import __version__
     from ..provenance import library_versions
-    from .reference import ReferenceStats, subsample
+    from .reference import SAMPLE_ROWS, ReferenceStats, subsample
     from .reference import save_reference as write
 
     if preprocess not in PREPROCESS:
         raise UsageError(f"preprocess must be one of {', '.join(PREPROCESS)}")
     options = {"device": device, "batch_size": batch_size, "precision": precision, "num_workers": workers}
-    side = _read(str(images), model, options, preprocess, image_column, {})
+    cache: dict[str, Any] = {}
+    side = _read(str(images), model, options, preprocess, image_column, cache)
     prov = {"clipgauge_version": __version__, "libraries": library_versions(), "input": str(images),
-            "input_kind": side.kind, "n_failed": side.n_failed, "sample_seed": seed,
+            "input_kind": side.kind, "input_fingerprint": input_fingerprint(images), "n_failed": side.n_failed,
+            "sample_seed": seed, "sample_rows": SAMPLE_ROWS,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    if "embedder" in cache and side.kind != "stored":  # device, precision, batch size, weights … of the embedding
+        prov["embedder"] = cache["embedder"].provenance()
     stats = ReferenceStats(side.model, side.weights_sha256, side.preprocessing, side.n, side.mean, side.cov,
                            subsample(side.embeddings, seed=seed), prov)
     path = write(out, stats)
     return {"path": str(path), "n": side.n, "embeddings_kept": int(len(stats.embeddings)),
             "dimensions": int(side.embeddings.shape[1]), "model": side.model, "n_failed": side.n_failed}
+
+
+def input_fingerprint(spec: str | Path) -> dict[str, Any]:
+    """What the input was, cheaply: a file's SHA-256; a folder's file count, total bytes and the SHA-256 of its
+    sorted relative names and sizes (the images themselves are not hashed again); else the spec as given."""
+    import hashlib
+
+    from ..hashing import file_sha256
+
+    p = Path(str(spec)).expanduser()
+    if p.is_file():
+        return {"file": str(p), "sha256": file_sha256(p), "bytes": p.stat().st_size}
+    if p.is_dir():
+        h, count, total = hashlib.sha256(), 0, 0
+        for f in sorted(q for q in p.rglob("*") if q.is_file()):
+            size = f.stat().st_size
+            h.update(f"{f.relative_to(p).as_posix()}\0{size}\n".encode())
+            count, total = count + 1, total + size
+        return {"folder": str(p), "files": count, "bytes": total, "names_sizes_sha256": h.hexdigest()}
+    return {"spec": str(spec)}

@@ -47,11 +47,9 @@ class Side:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def open_side(spec: str | Path, embedder: Any | None, *, preprocess: str = "model",
-              image_column: str | None = None) -> Side | Any:
-    """*spec* read as a reference file, stored embeddings or an image input. *embedder* (an
-    :class:`~clipgauge.scoring.scorer.Embedder`) is needed for image inputs only; pass None to get back what
-    the side is (a :class:`ReferenceStats` or gallery) without embedding anything."""
+def open_side(spec: str | Path, *, image_column: str | None = None) -> ReferenceStats | Any:
+    """What *spec* is, without embedding anything: the :class:`ReferenceStats` of a reference file, else a gallery
+    (:func:`~clipgauge.zeroshot.gallery.open_gallery`: stored embeddings or an image input) for :func:`embed_side`."""
     from ..zeroshot.gallery import open_gallery
 
     if is_reference(spec):
@@ -60,6 +58,7 @@ def open_side(spec: str | Path, embedder: Any | None, *, preprocess: str = "mode
 
 
 def reference_side(spec: str, ref: ReferenceStats) -> Side:
+    """A reference file as a side: its stored subsample as ``embeddings``, its mean and covariance of all ``n``."""
     return Side(str(spec), "reference", np.asarray(ref.embeddings, np.float32), ref.mean, ref.cov, ref.n, ref.model,
                 ref.weights_sha256, ref.preprocessing, extra={"embeddings_kept": int(len(ref.embeddings))})
 
