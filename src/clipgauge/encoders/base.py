@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from PIL import Image
 
+from .attention import with_genuine_attention
+
 #: class names of CLIP's English BPE tokenizers (see :attr:`Encoder.languages`)
 ENGLISH_TOKENIZERS = frozenset({"CLIPTokenizer", "CLIPTokenizerFast", "SimpleTokenizer"})
 
@@ -41,6 +43,15 @@ class Encoder(ABC):
     #: True when the tokenizer needs each prompt's language (NLLB: a FLORES-200 language token); the scorer then
     #: passes ``languages`` to :meth:`tokenize` and keys its cached text embeddings by (prompt, language)
     needs_language: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Run every subclass's forward passes with torch's own attention, even where the process patched it
+        (SageAttention): see :mod:`clipgauge.encoders.attention`."""
+        super().__init_subclass__(**kwargs)
+        for name in ("encode_images", "encode_texts"):
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "__isabstractmethod__", False):
+                setattr(cls, name, with_genuine_attention(method))
 
     @abstractmethod
     def preprocess(self, image: Image.Image) -> torch.Tensor:
