@@ -74,7 +74,7 @@ def compare(results: tuple[Path, ...], key: str, cluster: str, by: str, scale: s
     breakdown = [c.strip() for c in by.split(",") if c.strip()]
     clusters = AUTO if cluster.strip().lower() == AUTO else (
         None if cluster.strip().lower() in ("", "none") else parse_columns(cluster))
-    column, higher = resolve_score(metric, column, paths)
+    column, higher = resolve_score(metric, column, paths, scale)
     comparison = compare_runs(runs, key=parse_columns(key), cluster=clusters, scale=scale, column=column, by=breakdown,
                               confidence=confidence, alpha=alpha, power=power, n_resamples=resamples, seed=seed,
                               higher_is_better=higher)

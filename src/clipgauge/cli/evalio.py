@@ -16,7 +16,7 @@ import click
 
 from ..atomic import write_atomic
 from ..errors import UsageError
-from ..scoring.scales import SCALES
+from ..scoring.scales import SCALES, higher_is_better
 from ..sinks.summary import json_safe
 from .output import stdout
 
@@ -37,22 +37,26 @@ def score_options(f: F) -> F:
     f = click.option("--column", default=None, metavar="NAME",
                      help="Use this numeric column as the score, as is (default: the 'cosine' column in --scale).")(f)
     return click.option("--scale", type=click.Choice(SCALES), default="cosine", show_default=True,
-                        help="Scale of the scores: cosine, torchmetrics (100 × cosine) or clip-s "
-                             "(2.5 × max(cosine, 0)); computed from the 'cosine' column.")(f)
+                        help="Scale of the scores: cosine, torchmetrics (100 × cosine), clip-s "
+                             "(2.5 × max(cosine, 0)) or angle (degrees(arccos(cosine)), lower is better); computed "
+                             "from the 'cosine' column.")(f)
 
 
-def resolve_score(metric: str | None, column: str | None, results: Any) -> tuple[str | None, bool]:
+def resolve_score(metric: str | None, column: str | None, results: Any,
+                  scale: str = "cosine") -> tuple[str | None, bool]:
     """``(column, higher_is_better)`` of the score to use: ``--column`` as is (higher is better), or ``--metric``
-    as the summaries beside *results* (one path or several) declare it; the clip cosine by default."""
+    as the summaries beside *results* (one path or several) declare it; the clip cosine by default, whose
+    direction is that of *scale* (lower is better for ``angle``)."""
     from ..sinks.summary import read_summary
     from ..stats.records import metric_column
 
     if metric is None:
-        return column, True
+        return column, True if column is not None else higher_is_better(scale)
     if column is not None:
         raise UsageError("give --metric or --column, not both")
     paths = [results] if isinstance(results, (str, Path)) else list(results)
-    return metric_column(metric, [read_summary(p) for p in paths])
+    found, higher = metric_column(metric, [read_summary(p) for p in paths])
+    return found, higher if found is not None else higher_is_better(scale)
 
 
 def check_json_target(target: str | None) -> None:

@@ -18,7 +18,8 @@ from .output import stdout
 @click.command(name="filter")
 @click.argument("results", type=click.Path(path_type=Path))
 @click.option("--min-score", type=float, default=None, metavar="X",
-              help="Keep rows scoring ≥ X in --scale (LAION-5B: cosine 0.28 with OpenAI ViT-B/32).")
+              help="Keep rows scoring ≥ X in --scale (LAION-5B: cosine 0.28 with OpenAI ViT-B/32); where lower "
+                   "is better (--scale angle, in degrees), rows scoring ≤ X.")
 @click.option("--top-fraction", type=click.FloatRange(0, 1, min_open=True), default=None, metavar="F",
               help="Keep the best-scoring fraction F of the scored rows (DataComp: 0.3).")
 @click.option("--out", required=True, type=click.Path(path_type=Path),
@@ -39,7 +40,7 @@ def filter_command(results: Path, min_score: float | None, top_fraction: float |
     check_json_target(json_out)
     if (min_score is None) == (top_fraction is None):
         raise click.UsageError("give exactly one of --min-score or --top-fraction")
-    column, higher = resolve_score(metric, column, results)
+    column, higher = resolve_score(metric, column, results, scale)
     # one streaming filter for a results file or folder, into any registered output: see sinks/filter_run.py
     result = filter_results(results, out, min_score=min_score, top_fraction=top_fraction, scale=scale, column=column,
                             higher_is_better=higher, dropped=dropped)
@@ -52,8 +53,9 @@ def filter_command(results: Path, min_score: float | None, top_fraction: float |
 
 def print_filter(r: FilterResult) -> None:
     digits = score_digits(r.scale, r.column)
-    rule = (f"score ≥ {r.min_score:g}" if r.mode == "min-score"
-            else f"top {r.top_fraction:.1%} (score ≥ {fmt(r.threshold, digits)})")
+    op = "≥" if r.higher_is_better else "≤"
+    rule = (f"score {op} {r.min_score:g}" if r.mode == "min-score"
+            else f"top {r.top_fraction:.1%} (score {op} {fmt(r.threshold, digits)})")
     table = Table(title=f"filter: {rule} ({r.column or r.scale})", title_justify="left", box=box.SIMPLE_HEAD)
     for col in ("rows", "kept", "dropped", "below threshold", "unscored", "kept %"):
         table.add_column(col, justify="right", no_wrap=True)

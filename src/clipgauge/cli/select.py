@@ -55,7 +55,7 @@ def select(results: Path, group_by: str, top: int, out: Path | None, copy_to: Pa
     records = read_results(results)
     keys = parse_columns(group_by)
     require_columns(records, keys, str(results))
-    column, higher = resolve_score(metric, column, results)
+    column, higher = resolve_score(metric, column, results, scale)
     sel = select_best(records, group_by=keys, top=top, scale=scale, column=column, higher_is_better=higher,
                       floors=[parse_floor(f, results) for f in floors])
     chosen = sel.chosen_records(records)

@@ -42,7 +42,7 @@ def sweep(results: Path, param: str, group_by: str | None, out_dir: Path | None,
     records = read_results(results)
     groups = parse_columns(group_by) if group_by else None
     require_columns(records, groups or (), str(results))
-    column, higher = resolve_score(metric, column, results)
+    column, higher = resolve_score(metric, column, results, scale)
     result = sweep_table(records, param, group_by=groups, scale=scale, column=column, confidence=confidence,
                          higher_is_better=higher)
     files = {}

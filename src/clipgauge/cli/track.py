@@ -45,7 +45,8 @@ def _fmt(value: float, digits: int = 4) -> str:
 @batch_size_option("Images per forward pass.")
 @precision_option("fp32 is exact; bf16 (CPU/GPU) and fp16 (GPU) are faster.")
 @click.option("--scale", type=click.Choice(SCALES), default="cosine", show_default=True,
-              help="Scale of the written values: cosine, torchmetrics (100 × cosine) or clip-s.")
+              help="Scale of the written values: cosine, torchmetrics (100 × cosine), clip-s or angle "
+                   "(cosine values plus clip/angle_mean … in degrees, lower is better).")
 @prompt_prefix_option()
 @click.option("--images/--no-images", "grid", default=True, show_default=True,
               help="Also write a grid of the best and worst images with their prompts.")

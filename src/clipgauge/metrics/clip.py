@@ -15,11 +15,12 @@ import numpy as np
 from ..defaults import DEFAULT_MODEL
 from ..encoders.registry import ANY_MODEL
 from ..errors import UsageError
-from ..scoring.scales import SCALE_DEFINITIONS, SCALES, to_scale
+from ..scoring.scales import HIGHER_IS_BETTER, SCALE_DEFINITIONS, SCALES, to_scale
 from .base import Column, Metric, MetricBatch, MetricOutput, Need, unit_vectors_dot
 
-_RANGES = {"cosine": (-1.0, 1.0), "torchmetrics": (-100.0, 100.0), "clip-s": (0.0, 2.5)}
-_UNITS = {"cosine": "cosine", "torchmetrics": "100 x cosine", "clip-s": "2.5 x max(cosine, 0)"}
+_RANGES = {"cosine": (-1.0, 1.0), "torchmetrics": (-100.0, 100.0), "clip-s": (0.0, 2.5), "angle": (0.0, 180.0)}
+_UNITS = {"cosine": "cosine", "torchmetrics": "100 x cosine", "clip-s": "2.5 x max(cosine, 0)",
+          "angle": "degrees (arccos of cosine)"}
 
 
 class ClipScore(Metric):
@@ -50,7 +51,8 @@ class ClipScore(Metric):
         s = self.suffix
         return [
             Column("score" + s, description=f"CLIP score, '{self.scale}' scale: {SCALE_DEFINITIONS[self.scale]['row']}",
-                   range=_RANGES[self.scale], unit=_UNITS[self.scale], summarize=False),
+                   range=_RANGES[self.scale], unit=_UNITS[self.scale], summarize=False,
+                   higher_is_better=HIGHER_IS_BETTER[self.scale]),
             Column("cosine" + s, description="cosine of the L2-normalised image and prompt embeddings",
                    range=(-1.0, 1.0), unit="cosine", summarize=False),
             Column("truncated" + s, type="bool", description="the prompt was longer than the model's text context",

@@ -1,7 +1,8 @@
 """The report's sections as plain data for the template: tables (cells of text + sort value), charts, grids.
 
 All scores are in the report's scale (``cosine`` in [-1, 1], ``torchmetrics`` = 100 × cosine, ``clip-s`` in
-[0, 2.5]). Statistics come from :mod:`clipgauge.stats`: run summaries, paired comparisons
+[0, 2.5], ``angle`` in degrees, lower is better). Statistics come from :mod:`clipgauge.stats`: run summaries,
+paired comparisons
 (:func:`~clipgauge.stats.compare.compare_runs`) and sweeps (:func:`~clipgauge.stats.sweep.sweep_table`).
 """
 
@@ -18,6 +19,7 @@ import clipgauge.report.plots as plots
 
 from ..errors import UsageError
 from ..metrics.clip import ClipScore
+from ..scoring.scales import higher_is_better as scale_higher_is_better
 from ..scoring.scales import to_scale
 from ..stats.compare import Comparison, compare_runs, format_p, run_stats
 from ..stats.records import as_float, key_value, record_key
@@ -312,7 +314,7 @@ def grids(runs: Sequence[ReportRun], scale: str, max_images: int, thumb_size: in
     for gi, r in enumerate(runs):
         by, higher = (None, True) if r.has_clip or r.primary is None else r.primary
         if by is None:
-            score, sign = to_scale(r.clip_scores(), scale), 1.0
+            score, sign = to_scale(r.clip_scores(), scale), 1.0 if scale_higher_is_better(scale) else -1.0
         else:
             score = r.values(by)
             sign = 1.0 if higher else -1.0

@@ -4,7 +4,8 @@ folder of any size) and every output (any registered sink), in both directions o
 The decision is :class:`clipgauge.stats.filtering.FilterRule` over the Arrow batches of a
 :class:`~clipgauge.sinks.reader.ResultsReader`:
 
-* ``min_score``: keep rows scoring ≥ the threshold in the chosen scale — one pass;
+* ``min_score``: keep rows scoring ≥ the threshold in the chosen scale (≤ it where lower is better, as in the
+  ``angle`` scale) — one pass;
 * ``top_fraction``: keep the best ``ceil(f · n)`` scored rows (the lowest where lower is better), ties at the cut kept
   in input order — two passes: the score column alone is read first (8 bytes per row in memory: 100 M rows ≈
   0.8 GB) to find the cut, then the batches are streamed and the kept rows written.

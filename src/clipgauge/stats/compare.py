@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
+from ..scoring.scales import higher_is_better as scale_higher_is_better
 from .paired import N_RESAMPLES, PairedTest, cluster_means, holm, match_runs, paired_test
 from .records import SCALED_COLUMN, Record, has_error, key_value, record_key, scores
 from .summary import MeanCI
@@ -68,6 +69,8 @@ class PairResult:
     significant: bool
     sentence: str
     unmatched: dict[str, Any] | None = None
+    #: the run with the better mean difference in the score's direction (None: no difference or no data)
+    better: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k != "test"}
@@ -99,6 +102,8 @@ class Comparison:
     runs: list[RunStats]
     pairs: list[PairResult]
     breakdowns: dict[str, list[Group]] = field(default_factory=dict)
+    #: the score's direction: False for a lower-is-better metric or scale (``angle``)
+    higher_is_better: bool = True
 
     @property
     def unit(self) -> str:
@@ -112,6 +117,7 @@ class Comparison:
             "unit": self.unit,
             "scale": self.scale,
             "column": self.column or SCALED_COLUMN,
+            "higher_is_better": self.higher_is_better,
             "confidence": self.confidence,
             "alpha": self.alpha,
             "power": self.power,
@@ -232,12 +238,16 @@ def compare_runs(
     Scores are the ``cosine`` column in *scale*, or *column* as it is (see :func:`records.scores`).
     *cluster* names the columns whose pairs are averaged into one unit (``"auto"``: ``key[0]`` when the
     key has several columns; None: every pair is a unit). *by* lists breakdown columns; those without a
-    value in any run are skipped. Raises :class:`UsageError` for fewer than two runs, a missing key or cluster
+    value in any run are skipped. *higher_is_better* is the direction of *column*; the scale's direction
+    (:func:`~clipgauge.scoring.scales.higher_is_better`, lower for ``angle``) is used when *column* is None.
+    Raises :class:`UsageError` for fewer than two runs, a missing key or cluster
     column, or a key that does not identify rows.
     """
     names = list(runs)
     if len(names) < 2:
         raise UsageError("compare needs at least two results files")
+    if column is None:
+        higher_is_better = scale_higher_is_better(scale)
     key = tuple(key)
     if cluster == AUTO:
         cluster = key[:1] if len(key) > 1 else None
@@ -267,14 +277,26 @@ def compare_runs(
 
     out = Comparison(key=key, cluster=cluster, scale=scale, column=column, confidence=confidence, alpha=alpha,
                      power=power, runs=[run_stats(n, runs[n], values[n], confidence=confidence, seed=seed)
-                                        for n in names], pairs=pairs)
+                                        for n in names], pairs=pairs, higher_is_better=higher_is_better)
     present = {c for recs in runs.values() for r in recs for c, v in r.items() if key_value(v) is not None}
     for col in [c for c in (by or ()) if c in present and c not in key]:
         out.breakdowns[col] = _breakdown(col, runs, values, paired, kw, digits, unit)
+    for p in out.pairs + [q for groups in out.breakdowns.values() for g in groups for q in g.pairs]:
+        p.better = better_run(p, higher_is_better)
     if not higher_is_better:
+        what = "on the angle scale" if column is None else "for this metric"
         for p in out.pairs:
-            p.sentence += " Lower is better for this metric."
+            p.sentence += f" Lower is better {what}" + (f": {p.better} is better." if p.better else ".")
     return out
+
+
+def better_run(pair: PairResult, higher_is_better: bool = True) -> str | None:
+    """The run of *pair* whose mean is better in the score's direction (the lower one where lower is better);
+    None when the mean difference is zero or undefined."""
+    d = pair.test.mean_diff
+    if d is None or math.isnan(d) or d == 0:
+        return None
+    return pair.a if (d > 0) == higher_is_better else pair.b
 
 
 def _finish(cells: list[tuple[str, str, int, int, int, PairedTest]], digits: int, unit: str) -> list[PairResult]:

@@ -1,6 +1,7 @@
 """Dataset filtering by CLIP score: a fixed threshold (LAION) or the top fraction (DataComp).
 
-* ``min_score``: keep rows whose score is ≥ the threshold, in the chosen scale. LAION-5B kept image–text
+* ``min_score``: keep rows whose score is at least as good as the threshold, in the chosen scale: ≥ it, or ≤ it
+  where lower is better (the ``angle`` scale, in degrees; a lower-is-better metric). LAION-5B kept image–text
   pairs with cosine ≥ 0.28 under OpenAI ViT-B/32 (0.26 for other languages; LAION-400M used 0.3).
   Thresholds only carry over between models of the same family: cosines of different CLIPs differ.
 * ``top_fraction``: keep the best ``ceil(f · n)`` scored rows (DataComp's "CLIP score top 30%" baseline
@@ -20,6 +21,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..scoring.scales import check_scale, to_scale
+from ..scoring.scales import higher_is_better as scale_higher_is_better
 from .records import _MISSING as MISSING
 from .records import SCALED_COLUMN, Record, as_float, has_error, scores
 
@@ -40,6 +42,8 @@ class FilterResult:
     threshold: float
     #: how many rows were kept when they were streamed to an output rather than listed in ``kept``
     kept_count: int | None = None
+    #: the score's direction: False where lower is better (the ``angle`` scale), thresholds then keep ≤
+    higher_is_better: bool = True
 
     @property
     def n_kept(self) -> int:
@@ -56,17 +60,19 @@ class FilterResult:
             "min_score": self.min_score, "top_fraction": self.top_fraction, "rows": self.rows,
             "kept": self.n_kept, "dropped": self.dropped, "dropped_low_score": self.dropped_low,
             "unscored": self.unscored, "kept_fraction": self.n_kept / self.rows if self.rows else math.nan,
-            "threshold": self.threshold,
+            "threshold": self.threshold, "higher_is_better": self.higher_is_better,
         }
 
 
 class FilterRule:
     """One filter decision, over Arrow batches (or arrays of scores) in input order: exactly one of *min_score* (in
-    *scale*; rows scoring at least it are kept) or *top_fraction* (in (0, 1]: the best ``ceil(f · n)`` scored rows,
-    the highest where *higher_is_better*, else the lowest; ties at the cut kept in input order).
+    *scale*; rows scoring at least as well are kept: ≥ it, or ≤ it where lower is better) or *top_fraction* (in
+    (0, 1]: the best ``ceil(f · n)`` scored rows, the highest where *higher_is_better*, else the lowest; ties at
+    the cut kept in input order).
 
     A top fraction needs every score first (:meth:`prepare`, one float64 per row); then :meth:`keep` decides batch by
-    batch. Rows without a score (an error, no value) are never kept.
+    batch. Rows without a score (an error, no value) are never kept. Scores in a scale (*column* None) take the
+    scale's direction instead of *higher_is_better* (``angle``: lower is better).
     """
 
     def __init__(self, *, min_score: float | None = None, top_fraction: float | None = None, scale: str = "cosine",
@@ -83,6 +89,9 @@ class FilterRule:
                              "scale", cli="--column uses a column's values as they are; it cannot be combined with "
                                           "--scale")
         self.min_score, self.top_fraction, self.scale, self.column = min_score, top_fraction, scale, column
+        if column is None:
+            higher_is_better = scale_higher_is_better(scale)
+        self.higher_is_better = higher_is_better
         self.sign = 1.0 if higher_is_better else -1.0
         self.threshold = float(min_score) if min_score is not None else math.nan
         self._ties_left = 0
@@ -105,7 +114,7 @@ class FilterRule:
         """Which rows of the next batch (its scores, NaN = unscored) are kept."""
         ok = ~np.isnan(values)
         if self.min_score is not None:
-            keep = ok & (values >= self.threshold)
+            keep = ok & (values * self.sign >= self.threshold * self.sign)
         elif math.isnan(self.threshold):
             keep = np.zeros(values.size, dtype=bool)
         else:
@@ -125,7 +134,7 @@ class FilterRule:
         return FilterResult(mode=mode, scale=self.scale, column=self.column, min_score=self.min_score,
                             top_fraction=self.top_fraction, rows=self.rows, kept=kept if kept is not None else [],
                             dropped_low=self.scored - self.kept, unscored=self.rows - self.scored,
-                            threshold=self.threshold,
+                            threshold=self.threshold, higher_is_better=self.higher_is_better,
                             kept_count=None if kept is not None else self.kept)
 
 
@@ -175,7 +184,8 @@ def filter_rows(
     column: str | None = None,
     higher_is_better: bool = True,
 ) -> FilterResult:
-    """Apply exactly one of *min_score* (in *scale*; rows scoring at least it are kept) or *top_fraction* (in
+    """Apply exactly one of *min_score* (in *scale*; rows scoring at least as well are kept: ≤ it where lower is
+    better) or *top_fraction* (in
     (0, 1]: the best-scoring fraction, the lowest scores where lower is better) to *records*: the
     :class:`FilterRule` of every input, on the records' scores."""
     rule = FilterRule(min_score=min_score, top_fraction=top_fraction, scale=scale, column=column,

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
+from ..scoring.scales import higher_is_better as scale_higher_is_better
 from .records import SCALED_COLUMN, Record, has_error, record_key, scores
 from .summary import bootstrap_mean_ci
 
@@ -117,8 +118,11 @@ def select_best(
     ``higher_is_better=False`` the lowest scores are the best (``max`` is then the best, i.e. lowest, score and
     margins and gains stay positive for a decisive choice). *floors* ``(column, minimum)``: a row is chosen only
     when each such column holds a value ≥ its minimum (e.g. the best aesthetic image among those with a CLIP
-    cosine ≥ 0.25); the others count in ``below_floor``.
+    cosine ≥ 0.25); the others count in ``below_floor``. Scores in a scale (*column* None) take the scale's
+    direction instead of *higher_is_better*: in ``angle`` the smallest angle is the best.
     """
+    if column is None:
+        higher_is_better = scale_higher_is_better(scale)
     if top < 1:
         raise UsageError("the number of rows to choose per group must be at least 1", cli="--top must be at least 1")
     group_by = tuple(group_by)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
+from ..scoring.scales import higher_is_better as scale_higher_is_better
 from .records import SCALED_COLUMN, Record, as_float, record_key, scores
 from .summary import MeanCI
 
@@ -95,7 +96,11 @@ def sweep_table(
 
     Rows without a numeric *param*, without a score (errors) or, with *group_by*, without a group value
     are left out and counted. Raises :class:`UsageError` when *param* is missing or has no numeric value.
+    Scores in a scale (*column* None) take the scale's direction instead of *higher_is_better* (``angle``: the
+    peak is the smallest mean angle).
     """
+    if column is None:
+        higher_is_better = scale_higher_is_better(scale)
     if records and not any(param in r for r in records):
         raise UsageError(f"results have no '{param}' column to sweep over")
     values = scores(records, scale=scale, column=column)

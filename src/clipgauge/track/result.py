@@ -1,7 +1,8 @@
 """What one tracker evaluation produces: summary scalars, per-prompt scores, the best and worst images.
 
 Scores are in the tracker's scale (default: raw cosine in [-1, 1]; ``torchmetrics``: 100 × cosine;
-``clip-s``: 2.5 × max(cosine, 0)). Summary statistics are over every scored image of the evaluation
+``clip-s``: 2.5 × max(cosine, 0); ``angle``: cosine, with ``clip/angle_mean`` … in degrees beside).
+Summary statistics are over every scored image of the evaluation
 (not over per-prompt means), so ``min <= mean <= max`` always holds; ``std`` is the sample standard
 deviation (ddof=1, NaN for fewer than two images), as in ``clipgauge score`` summaries.
 """

@@ -1,11 +1,10 @@
 """``CLIPTracker``: CLIP scores of validation images while a model trains, written where the loss goes.
 
-The CLIP model is loaded once (on CPU) when the tracker is made; at the first evaluation it is moved to
-the scoring device and the library's prompts are encoded once (their embeddings are cached for the whole
-run). Each :meth:`CLIPTracker.log` scores a batch of generated images against their prompts through the scoring
-step of ``clipgauge score`` (the ``clip`` metric, :mod:`clipgauge.track.metrics`) — so the numbers are identical —
-and writes
-``clip/mean``, ``clip/min``, ``clip/max``, ``clip/std``, ``clip/n`` and ``clip/prompt/NAME`` to every writer.
+The CLIP model is loaded once (on CPU); at the first evaluation it moves to the scoring device and the library's
+prompts are encoded once (cached for the run). Each :meth:`CLIPTracker.log` scores a batch of images against their
+prompts through the scoring step of ``clipgauge score`` (the ``clip`` metric, :mod:`clipgauge.track.metrics`), so the
+numbers are identical, and writes ``clip/mean``, ``/min``, ``/max``, ``/std``, ``/n``, ``clip/prompt/NAME`` (cosine
+in the ``angle`` scale, which adds ``clip/angle_mean``, ``_min``, ``_max``, ``_std`` in degrees) to every writer.
 """
 
 from __future__ import annotations
@@ -58,7 +57,7 @@ class CLIPTracker:
         writers: where results go: specs (``"tensorboard:DIR"``, ``"wandb[:PROJECT]"``, ``"csv:PATH"``,
             ``"jsonl:PATH"``), a ``SummaryWriter``, a W&B run, or :class:`~clipgauge.track.writers.Writer` objects.
             Writers are made on rank 0 only, at the first evaluation.
-        scale: ``cosine`` (default, in [-1, 1]), ``torchmetrics`` (100 × cosine) or ``clip-s`` (2.5 × max(cos, 0)).
+        scale: ``cosine`` (default, [-1, 1]), ``torchmetrics`` (100 × cos), ``clip-s`` (2.5 × max(cos, 0)), ``angle``.
         offload: keep the CLIP model on CPU between evaluations and move it to the device only while scoring
             (frees its GPU memory for training; each evaluation then pays one host-to-device copy).
         alerts: rules (:mod:`clipgauge.track.alerts` objects or strings like ``"floor:0.25@1000"``,
@@ -102,6 +101,7 @@ class CLIPTracker:
         **scorer_settings: Any,
     ) -> None:
         self.scale = check_scale(scale)
+        self.base_scale = "cosine" if self.scale == "angle" else self.scale
         if distributed not in dist.DIST_MODES:
             raise UsageError(f"distributed must be one of {', '.join(dist.DIST_MODES)}, not '{distributed}'")
         wanted = (settings or ScorerSettings()).with_(**scorer_settings)  # TypeError for an unknown argument
@@ -227,8 +227,11 @@ class CLIPTracker:
         texts = [t for p in parts for t in p["prompts"]]
         cos = np.concatenate([p["cosine"] for p in parts]) if parts else np.zeros(0)
         errors = [e for p in parts for e in p["errors"]]
-        scores = to_scale(cos, self.scale)
+        scores = to_scale(cos, self.base_scale)
         metrics = summary_stats(scores, self.prefix)
+        if self.scale == "angle":  # beside the cosine (lower is better: not what alerts and "best" watch)
+            metrics.update({k.replace("/angle/", "/angle_"): v for k, v in summary_stats(
+                to_scale(cos, "angle"), f"{self.prefix}/angle").items() if not k.endswith("/n")})
         metrics.update(metric_stats([p.get("metrics", {}) for p in parts]))
         if self.distribution is not None:  # clip/cmmd, clip/vendi of every rank's images together
             embs = [p["emb"] for p in parts if p.get("emb") is not None]
@@ -250,7 +253,7 @@ class CLIPTracker:
             for name, ps in per_prompt.items():
                 if ps.scores:
                     metrics[f"{self.prefix}/prompt/{name}"] = ps.mean
-        cands = [(float(to_scale(c, self.scale)), t, img) for p in parts for c, t, img in p["extremes"]]
+        cands = [(float(to_scale(c, self.base_scale)), t, img) for p in parts for c, t, img in p["extremes"]]
         cands.sort(key=lambda x: -x[0])
         k = self.n_extremes
         best = cands[:k]
