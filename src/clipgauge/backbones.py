@@ -46,12 +46,14 @@ class BackboneComparison:
     errors: int = 0
     first_error: str | None = None
     notes: list[str] = field(default_factory=list)
+    robustness: dict[str, Any] | None = None
+    linear_probe: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"input": self.input, "rows": self.rows, "backbones": self.backbones,
                 "correlations": self.correlations, "systems": self.systems, "disagreements": self.disagreements,
                 "results": self.results, "errors": self.errors, "first_error": self.first_error,
-                "notes": self.notes}
+                "notes": self.notes, "robustness": self.robustness, "linear_probe": self.linear_probe}
 
 
 def backbone_metrics(models: list[str]) -> list[tuple[type, dict[str, str]]]:
@@ -72,7 +74,8 @@ def compare_backbones(input_spec: str | Path, models: list[str], *, options: Any
                       out: str | Path | None = None, system_column: str | None = None, top: int = 20,
                       image_column: str | None = None, prompt_column: str | None = None,
                       labels: list[str] | None = None, truth: str | None = None, templates: Any = None,
-                      recall: bool = False) -> BackboneComparison:
+                      recall: bool = False, robustness: bool = False, linear_probe: str | None = None,
+                      seed: int = 0) -> BackboneComparison:
     """Score *input_spec* (any input :func:`clipgauge.score` reads) with every CLIP in *models* in one run and
     compare them: per-row correlations, system rankings by *system_column*, the *top* rows they disagree on
     most, and each backbone's speed and memory in this run. *options*: a :class:`~clipgauge.ScoreOptions`
@@ -80,7 +83,11 @@ def compare_backbones(input_spec: str | Path, models: list[str], *, options: Any
     ``cosine_bK`` column per backbone). With *labels* and *truth* (the column of each row's true label), each
     backbone's zero-shot accuracy (:func:`clipgauge.classify`, *templates*); with *recall*, its recall@k in both
     directions with each row's prompt as its true caption (:func:`clipgauge.retrieve`) — each a pass of its own
-    per backbone, after the timed run. Raises :class:`UsageError` for bad input.
+    per backbone, after the timed run. *robustness*: each backbone's score drift, rank stability and (with
+    *labels*/*truth*) zero-shot top-1 under five ImageNet-C corruptions at five severities; *linear_probe*: a
+    column of class labels for CLIP_benchmark's linear probe (k-shot and full data) beside zero-shot — both from
+    one further pass with every backbone loaded (:mod:`clipgauge.backbone_tasks`), seeded by *seed*. Raises
+    :class:`UsageError` for bad input.
     """
     if (labels is None) != (truth is None):
         raise UsageError("zero-shot accuracy needs both labels and the column of true labels",
@@ -90,12 +97,14 @@ def compare_backbones(input_spec: str | Path, models: list[str], *, options: Any
     from .sinks.results import read_results
 
     metrics = backbone_metrics(list(models))
-    if system_column is not None:
-        from .sources.detect import open_source
+    for column in (system_column, linear_probe):
+        if column is not None:
+            from .sources.detect import open_source
 
-        names = list(open_source(input_spec, image_column=image_column, prompt_column=prompt_column).schema().names)
-        if system_column not in names:
-            raise UsageError(f"the input has no '{system_column}' column (columns: {', '.join(names)})")
+            names = list(open_source(input_spec, image_column=image_column,
+                                     prompt_column=prompt_column).schema().names)
+            if column not in names:
+                raise UsageError(f"the input has no '{column}' column (columns: {', '.join(names)})")
     options = (options or ScoreOptions()).with_(metrics=metrics, save_embeddings=False)
     for name in _WARM_IMPORTS:
         with contextlib.suppress(ImportError):
@@ -126,8 +135,16 @@ def compare_backbones(input_spec: str | Path, models: list[str], *, options: Any
     notes = ["speed: images/s of each backbone's own preprocessing and forward pass (decoding is shared and not "
              "counted); load_s: building the model after the libraries were imported",
              "zero-shot accuracy and recall@k (when asked for) come from a pass of their own per backbone"]
+    extra: dict[str, Any] = {}
+    if robustness or linear_probe is not None:
+        from .backbone_tasks import run_tasks
+
+        extra = run_tasks(records, [_path(r.get("image"), base) for r in records], list(models), options,
+                          robustness_on=robustness, probe_column=linear_probe, labels=labels, truth=truth,
+                          templates=templates, seed=seed)
     return BackboneComparison(str(input_spec), len(records), backbones, row_correlations(scores), systems, worst,
-                              str(out) if out is not None else None, result.n_errors, result.first_error, notes)
+                              str(out) if out is not None else None, result.n_errors, result.first_error, notes,
+                              extra.get("robustness"), extra.get("linear_probe"))
 
 
 def _float(value: Any) -> float:

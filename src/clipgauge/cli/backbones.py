@@ -28,6 +28,14 @@ from .output import stdout
               help="Zero-shot prompt template with {} for the label (repeatable; 'imagenet' = the CLIP paper's 80).")
 @click.option("--recall", is_flag=True,
               help="Add each backbone's recall@k in both directions, each row's prompt its true caption.")
+@click.option("--robustness", is_flag=True,
+              help="Add each backbone's score drift and rank stability (and with --truth zero-shot top-1 and mCE) "
+                   "under 5 ImageNet-C corruptions at 5 severities (noise, blur, JPEG, contrast, pixelate).")
+@click.option("--linear-probe", "linear_probe", metavar="COLUMN",
+              help="Column of class labels: add CLIP_benchmark's linear probe (1/2/4/8/16-shot and full data) per "
+                   "backbone beside its zero-shot top-1 on the same test rows.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the corruptions' noise and of the linear probe's splits and k-shot draws.")
 @click.option("--top", type=click.IntRange(min=0), default=20, show_default=True,
               help="Rows the backbones disagree on most to show.")
 @click.option("--out", type=click.Path(path_type=Path),
@@ -41,7 +49,8 @@ from .output import stdout
 @click.option("--prompt-column", default=None, metavar="NAME", help="Parquet/HF input: the caption column.")
 @json_option
 def backbones(manifest: Path, models: tuple[str, ...], system_column: str | None, labels_file: Path | None,
-              truth: str | None, templates: tuple[str, ...], recall: bool, top: int, out: Path | None,
+              truth: str | None, templates: tuple[str, ...], recall: bool, robustness: bool,
+              linear_probe: str | None, seed: int, top: int, out: Path | None,
               report_out: Path | None, device: str, batch_size: int, precision: str, image_column: str | None,
               prompt_column: str | None, json_out: str | None) -> None:
     """Compare CLIP backbones on your own data ("CLIP Benchmark" for a manifest).
@@ -62,7 +71,8 @@ def backbones(manifest: Path, models: tuple[str, ...], system_column: str | None
     options = ScoreOptions(device=device, batch_size=batch_size, precision=precision)
     result = compare_backbones(manifest, list(models), options=options, out=out, system_column=system_column,
                                top=top, image_column=image_column, prompt_column=prompt_column, labels=labels,
-                               truth=truth, templates=list(templates) or None, recall=recall)
+                               truth=truth, templates=list(templates) or None, recall=recall,
+                               robustness=robustness, linear_probe=linear_probe, seed=seed)
     doc = result.to_dict()
     if report_out is not None:
         from ..report.evaluation import backbones_report
@@ -110,6 +120,38 @@ def _print(doc: dict) -> None:
         cos = ", ".join(f"{k} {v:.3f}" for k, v in d["cosines"].items())
         say(f"disagree: row {d['index']} (spread {d['spread']:.2f}) {d['prompt']!r}: {cos}")
     say(f"memory: {next((b['timing'] or {}).get('memory_kind') for b in doc['backbones'])}")
+    _print_robustness(doc.get("robustness"))
+    _print_probe(doc.get("linear_probe"))
+
+
+def _print_robustness(rob: dict | None) -> None:
+    if not rob:
+        return
+    table = Table(title=f"robustness ({rob['rows']} rows, {rob['seconds']:.1f} s)", title_justify="left",
+                  box=box.SIMPLE_HEAD)
+    for col in ("backbone", "corruption", "mean |Δcos|", "Spearman ρ", "CE", "relative CE"):
+        table.add_column(col, justify="left" if col in ("backbone", "corruption") else "right")
+    for s in rob["summary"]:
+        ce = s.get("mce") if s["corruption"] == "all" else s.get("ce")
+        rel = s.get("relative_mce") if s["corruption"] == "all" else s.get("relative_ce")
+        table.add_row(s["backbone"], s["corruption"], fmt(s["mean_abs_delta"]), fmt(s["spearman"]), fmt(ce),
+                      fmt(rel))
+    stdout.print(table)
+
+
+def _print_probe(probe: dict | None) -> None:
+    if not probe:
+        return
+    table = Table(title=f"linear probe on '{probe['column']}' ({probe['split']['test']} test rows, "
+                        f"{probe['seconds']:.1f} s)", title_justify="left", box=box.SIMPLE_HEAD)
+    for col in ("backbone", "k", "top-1", "95% CI", "zero-shot top-1"):
+        table.add_column(col, justify="left" if col == "backbone" else "right")
+    for r in probe["rows"]:
+        ci = "-" if r["ci_low"] is None else f"{fmt(r['ci_low'])} … {fmt(r['ci_high'])}"
+        table.add_row(r["backbone"], str(r["k"]), fmt(r["top1"]), ci, fmt(probe["zeroshot"][r["backbone"]]))
+    stdout.print(table)
+    if probe["skipped"]:
+        say(f"linear probe: k = {', '.join(map(str, probe['skipped']))} skipped (a class has fewer training rows)")
 
 
 def _mb(value: int | None) -> str:

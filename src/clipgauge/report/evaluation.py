@@ -71,6 +71,7 @@ def backbones_report(doc: dict[str, Any], out: str | Path, *, title: str = "clip
     if tasks is not None:
         sections.append(_section("tasks", "Zero-shot accuracy and recall@k", [tasks],
                                  ["Fractions in [0, 1]; recall@k with each row's prompt as its true caption."]))
+    sections.extend(_robustness_sections(doc.get("robustness"), doc.get("linear_probe")))
     systems = doc.get("systems")
     if systems:
         names = [b["name"] for b in bbs]
@@ -94,6 +95,37 @@ def backbones_report(doc: dict[str, Any], out: str | Path, *, title: str = "clip
         "Largest spread of rank percentiles (a row's rank among all rows under each backbone, divided by n)."],
         cards=cards))
     return _write(out, title, sections, thumb_size)
+
+
+def _robustness_sections(rob: dict[str, Any] | None, probe: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The ``--robustness`` and ``--linear-probe`` sections (none when neither was asked for)."""
+    out = []
+    if rob:
+        summary = {"caption": "per corruption (means over severities; 'all': over every corruption)",
+                   "header": ["backbone", "corruption", "mean |Δcos|", "Spearman ρ", "clean top-1", "CE",
+                              "relative CE"],
+                   "rows": [[s["backbone"], s["corruption"], _num(s["mean_abs_delta"]), _num(s["spearman"]),
+                             _num(s.get("clean_top1")), _num(s.get("mce", s.get("ce"))),
+                             _num(s.get("relative_mce", s.get("relative_ce")))] for s in rob["summary"]]}
+        per = {"caption": "per severity", "header": ["backbone", "corruption", "severity", "rows", "mean |Δcos|",
+                                                     "Spearman ρ", "zero-shot top-1"],
+               "rows": [[r["backbone"], r["corruption"], r["severity"], r["n"], _num(r["mean_abs_delta"]),
+                         _num(r["spearman"]), _num(r.get("top1"))] for r in rob["tables"]]}
+        out.append(_section("robustness", "Robustness to corruptions", [summary, per], [
+            f"{rob['rows']} rows; took {rob['seconds']:.2f} s (backbones loaded in {rob.get('load_s', 0):.2f} s).",
+            *rob.get("notes", [])]))
+    if probe:
+        table = {"header": ["backbone", "k per class", "probe top-1", "95% CI", "runs", "zero-shot top-1"],
+                 "rows": [[r["backbone"], r["k"], _num(r["top1"]),
+                           "-" if r["ci_low"] is None else f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}]",
+                           len(r["runs"]), _num(probe["zeroshot"][r["backbone"]])] for r in probe["rows"]]}
+        split = probe["split"]
+        out.append(_section("linear-probe", f"Transfer: linear probe on '{probe['column']}'", [table], [
+            f"{len(probe['classes'])} classes; split train {split['train']} / validation {split['validation']} / "
+            f"test {split['test']} (seed {split['seed']}); took {probe['seconds']:.2f} s.",
+            *([f"k = {', '.join(map(str, probe['skipped']))} skipped: a class has too few training rows."]
+              if probe["skipped"] else []), *probe.get("notes", [])]))
+    return out
 
 
 def _tasks_table(bbs: list[dict[str, Any]]) -> dict[str, Any] | None:
