@@ -38,8 +38,12 @@ def normalize(features: np.ndarray) -> np.ndarray:
 
 def fit_probe(x: np.ndarray, y: np.ndarray, weight_decay: float) -> Any:
     """A multinomial logistic regression on *x*, *y* with L2 penalty λ = *weight_decay* on the mean loss."""
-    from sklearn.linear_model import LogisticRegression
+    try:
+        from sklearn.linear_model import LogisticRegression
+    except ImportError:
+        from ..errors import UsageError
 
+        raise UsageError("the linear probe needs scikit-learn: pip install 'clipgauge[probe]'") from None
     model = LogisticRegression(C=1.0 / (weight_decay * len(x)), max_iter=1000)
     return model.fit(x, y)
 
