@@ -60,7 +60,7 @@ def test_summary_provenance(capsys, hf_model_dir, image_set):
     assert prov["text"]["prompt_prefix"] == "a photo of "
     assert prov["preprocessing"]["resize"]["resample"] == "bicubic"
     assert prov["libraries"]["torch"] and prov["libraries"]["transformers"]
-    assert set(prov["scales"]) == {"cosine", "torchmetrics", "clip-s"}
+    assert set(prov["scales"]) == {"cosine", "torchmetrics", "clip-s", "angle"}
 
 
 @pytest.mark.parametrize("scale,factor", [("torchmetrics", 100.0), ("clip-s", 2.5)])
