@@ -15,7 +15,7 @@ import pytest
 import torch
 from scipy import linalg
 
-from clipgauge.distribution.bootstrap import bootstrap_ci, bootstrap_ci_fixed, bootstrap_distribution
+from clipgauge.distribution.bootstrap import bootstrap_ci, bootstrap_distribution
 from clipgauge.distribution.frechet import Moments, frechet_distance, frechet_distance_moments
 from clipgauge.distribution.kid import kid, kid_from_subsets, kid_subsets
 from clipgauge.distribution.mmd import cmmd
@@ -378,9 +378,9 @@ def test_bootstrap_fixed_reference_and_max_rows():
     def fd_to_ref(a, mom):
         return frechet_distance_moments(Moments.of(a), mom)
 
-    lo, hi = bootstrap_ci_fixed(fd_to_ref, x, ref, resamples=60, seed=0)
+    lo, hi = bootstrap_ci(fd_to_ref, x, ref, resamples=60, seed=0, resample_y=False)
     assert lo <= fd_to_ref(x, ref) <= hi
-    assert bootstrap_ci_fixed(fd_to_ref, x, ref, resamples=60, seed=0) == (lo, hi)
+    assert bootstrap_ci(fd_to_ref, x, ref, resamples=60, seed=0, resample_y=False) == (lo, hi)
     y = unit_rows(rng, 500, 8, shift=0.5)
     seen: list[tuple[int, int]] = []
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DEFAULT_RESAMPLES", "bootstrap_ci", "bootstrap_ci_fixed", "bootstrap_distribution"]
+__all__ = ["DEFAULT_RESAMPLES", "bootstrap_ci", "bootstrap_distribution"]
 
 #: Default number of bootstrap resamples: enough for a stable 95% percentile interval of a
 #: smooth statistic, and cheap next to computing the embeddings.
@@ -68,7 +68,7 @@ def bootstrap_distribution(
 ) -> np.ndarray:
     """The ``resamples`` bootstrap values of ``statistic(x*)`` or ``statistic(x*, y*)`` (float64).
 
-    ``resample_y=False`` keeps ``y`` fixed (only x is resampled; see :func:`bootstrap_ci_fixed`).
+    ``resample_y=False`` keeps ``y`` fixed (only x is resampled; see :func:`bootstrap_ci`).
     See the module docstring for the exact scheme.
     """
     if resamples < 1:
@@ -114,6 +114,9 @@ def bootstrap_ci(
     level: float = 0.95,
     seed: int = 0,
     max_rows: int | None = None,
+    resample_y: bool = True,
+    estimate: float | None = None,
+    floor: float | None = None,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval ``(low, high)`` of ``statistic(x)`` or ``statistic(x, y)``.
 
@@ -126,34 +129,23 @@ def bootstrap_ci(
         seed: Seed of ``np.random.default_rng``; same seed, same interval.
         max_rows: If set, each set is first subsampled once (seeded, without replacement) to at
             most this many rows; the interval is then that of the statistic at that size.
+        resample_y: False keeps ``y`` fixed: for a reference known only through summary statistics
+            (e.g. a precomputed mean and covariance), passed unchanged to every call and never
+            subsampled; the interval then reflects the sampling variability of ``x`` alone.
+        estimate: If set, the interval is moved so that the resamples' mean lands on it (a resample
+            repeats rows, which biases MMD, FD and KID upwards).
+        floor: If set, both ends are raised to at least this value (a statistic that is >= floor).
 
     Returns:
         ``(low, high)`` in the statistic's units, ``low <= high``.
     """
     _check_level(level)
-    values = bootstrap_distribution(statistic, x, y, resamples=resamples, seed=seed, max_rows=max_rows)
-    return _interval(values, level)
-
-
-def bootstrap_ci_fixed(
-    statistic: Callable[[Any, Any], float],
-    x: Any,
-    fixed: Any,
-    *,
-    resamples: int = DEFAULT_RESAMPLES,
-    level: float = 0.95,
-    seed: int = 0,
-    max_rows: int | None = None,
-) -> tuple[float, float]:
-    """Percentile interval of ``statistic(x*, fixed)`` resampling only ``x``.
-
-    For a reference known only through summary statistics (e.g. a :class:`.frechet.Moments`
-    or precomputed mean and covariance), which cannot be resampled: ``fixed`` is passed
-    unchanged to every call and is never subsampled. The interval reflects the sampling
-    variability of ``x`` alone. Other arguments as in :func:`bootstrap_ci`.
-    """
-    _check_level(level)
-    values = bootstrap_distribution(
-        statistic, x, fixed, resamples=resamples, seed=seed, max_rows=max_rows, resample_y=False
-    )
-    return _interval(values, level)
+    values = bootstrap_distribution(statistic, x, y, resamples=resamples, seed=seed, max_rows=max_rows,
+                                    resample_y=resample_y)
+    lo, hi = _interval(values, level)
+    if estimate is not None:
+        shift = float(np.mean(values)) - float(estimate)
+        lo, hi = lo - shift, hi - shift
+    if floor is not None:
+        lo, hi = max(lo, floor), max(hi, floor)
+    return lo, hi

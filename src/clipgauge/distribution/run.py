@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
-from .sides import PREPROCESS, Side, check_same_model, embed_side, reference_side
+from .reference import ReferenceStats
+from .sides import PREPROCESS, Side, check_same_model, embed_side, open_side, reference_side
 
 #: distances and diversity ``distance`` computes; the default
 METRICS = ("cmmd", "fd", "kid", "vendi")
@@ -78,23 +79,20 @@ def read_side(spec: str | Path, *, model: str | None = None, device: str | None 
     if preprocess not in PREPROCESS:
         raise UsageError(f"preprocess must be one of {', '.join(PREPROCESS)}")
     options = {"device": device, "batch_size": batch_size, "precision": precision, "num_workers": workers}
-    return _read(str(spec), model, options, preprocess, image_column, {})
+    return _read(str(spec), open_side(spec, image_column=image_column), model, options, preprocess, {})
 
 
-def _read(spec: str, model: str | None, options: dict[str, Any], preprocess: str, image_column: str | None,
+def _read(spec: str, opened: Any, model: str | None, options: dict[str, Any], preprocess: str,
           cache: dict[str, Any]) -> Side:
-    from .reference import is_reference, load_reference
-    from .sides import open_side
-
-    if is_reference(spec):
-        return reference_side(spec, load_reference(spec))
-    gallery = open_side(spec, image_column=image_column)
-    if gallery.kind == "stored":
+    """The side *spec*, already opened by :func:`~.sides.open_side` (a reference file or a gallery)."""
+    if isinstance(opened, ReferenceStats):
+        return reference_side(spec, opened)
+    if opened.kind == "stored":
         if model is not None and "embedder" not in cache:
-            gallery.check_model(cache.setdefault("embedder", _embedder(model, options)))
-        return embed_side(spec, gallery, None, preprocess)
+            opened.check_model(cache.setdefault("embedder", _embedder(model, options)))
+        return embed_side(spec, opened, None, preprocess)
     embedder = cache.setdefault("embedder", _embedder(model or cache.get("model"), options))
-    return embed_side(spec, gallery, embedder, preprocess)
+    return embed_side(spec, opened, embedder, preprocess)
 
 
 def distance(generated: str | Path, reference: str | Path, *, metrics: Sequence[str] = DEFAULT_METRICS,
@@ -108,7 +106,7 @@ def distance(generated: str | Path, reference: str | Path, *, metrics: Sequence[
     resamples of at most ``ci_rows`` rows a side; None with ``resamples=0``), ``n_generated``/``n_reference``,
     the failed rows, ``model``, ``preprocessing`` and ``warnings``.
 
-    *metrics*: names from :data:`METRICS` or ``"all"`` (comma lists allowed; default ``cmmd`` and ``fd``). Units:
+    *metrics*: names from :data:`METRICS` or ``"all"`` (comma lists allowed; default: all four). Units:
     CMMD squared MMD ×1000 (≥ 0); FD squared embedding units (≥ 0); KID polynomial-kernel MMD² (unbiased, can be
     < 0); Vendi an effective count in [1, n]. *model* defaults to the model of stored embeddings or a reference
     file, else :data:`DEFAULT_MODEL`."""
@@ -117,18 +115,13 @@ def distance(generated: str | Path, reference: str | Path, *, metrics: Sequence[
     names = parse_metrics(metrics)
     options = {"device": device, "batch_size": batch_size, "precision": precision, "num_workers": workers}
     cache: dict[str, Any] = {}
-    # a model recorded by either side is the default for the other
-    from .reference import is_reference, load_reference
-    from .sides import open_side
-
-    for spec in (reference, generated):
-        if model is None and "model" not in cache:
-            recorded = load_reference(spec).model if is_reference(spec) else getattr(
-                open_side(spec, image_column=image_column), "model", None)
-            if recorded:
-                cache["model"] = recorded
-    gen = _read(str(generated), model, options, preprocess, image_column, cache)
-    ref = _read(str(reference), model, options, preprocess, image_column, cache)
+    opened = {side: open_side(side, image_column=image_column) for side in (generated, reference)}
+    if model is None:  # a model recorded by either side (a reference file first) is the default for the other
+        recorded = [getattr(opened[side], "model", None) for side in (reference, generated)]
+        if any(recorded):
+            cache["model"] = next(m for m in recorded if m)
+    gen = _read(str(generated), opened[generated], model, options, preprocess, cache)
+    ref = _read(str(reference), opened[reference], model, options, preprocess, cache)
     check_same_model(gen, ref)
     return compute(gen, ref, names, seed=seed, resamples=resamples, ci_rows=ci_rows, kid_subsets=kid_subsets,
                    kid_subset_size=kid_subset_size)
@@ -137,7 +130,7 @@ def distance(generated: str | Path, reference: str | Path, *, metrics: Sequence[
 def compute(gen: Side, ref: Side, names: Sequence[str], *, seed: int = 0, resamples: int = RESAMPLES,
             ci_rows: int = CI_ROWS, kid_subsets: int = 100, kid_subset_size: int = 1000) -> dict[str, Any]:
     """The distances of :func:`distance` between two read sides."""
-    from .bootstrap import bootstrap_distribution
+    from .bootstrap import bootstrap_ci
     from .frechet import frechet_distance
     from .kid import kid
     from .mmd import cmmd
@@ -148,17 +141,12 @@ def compute(gen: Side, ref: Side, names: Sequence[str], *, seed: int = 0, resamp
     warnings: list[str] = []
 
     def ci(stat: Any, estimate: float, fixed: Any = None, floor: float | None = None) -> list[float] | None:
+        # a resample repeats rows, which biases MMD, FD and KID upwards: the interval is moved so that the resamples'
+        # mean lands on the full sets' estimate (with the width of a ci_rows-row set when a side is larger)
         if resamples < 1:
             return None
-        values = bootstrap_distribution(stat, x, fixed if fixed is not None else y, resamples=resamples, seed=seed,
-                                        max_rows=ci_rows, resample_y=fixed is None)
-        # a resample repeats rows, which biases MMD, FD and KID upwards: the percentile interval is moved so that
-        # the resamples' mean lands on the estimate (it is the statistic on the subsample the resamples are drawn
-        # from when a side has at most ci_rows rows; the full sets' estimate otherwise, with the subsample's width)
-        lo, hi = np.quantile(values, [0.025, 0.975])
-        shift = float(np.mean(values)) - float(estimate)
-        lo, hi = float(lo) - shift, float(hi) - shift
-        return [lo if floor is None else max(lo, floor), hi if floor is None else max(hi, floor)]
+        return list(bootstrap_ci(stat, x, fixed if fixed is not None else y, resamples=resamples, seed=seed,
+                                 max_rows=ci_rows, resample_y=fixed is None, estimate=estimate, floor=floor))
 
     if "cmmd" in names:
         out["cmmd"] = cmmd(x, y)
@@ -211,14 +199,14 @@ def save_reference(images: str | Path, out: str | Path, *, model: str | None = N
     a description (path, n, model, dimensions)."""
     from .. import __version__
     from ..provenance import library_versions
-    from .reference import SAMPLE_ROWS, ReferenceStats, subsample
+    from .reference import SAMPLE_ROWS, subsample
     from .reference import save_reference as write
 
     if preprocess not in PREPROCESS:
         raise UsageError(f"preprocess must be one of {', '.join(PREPROCESS)}")
     options = {"device": device, "batch_size": batch_size, "precision": precision, "num_workers": workers}
     cache: dict[str, Any] = {}
-    side = _read(str(images), model, options, preprocess, image_column, cache)
+    side = _read(str(images), open_side(images, image_column=image_column), model, options, preprocess, cache)
     prov = {"clipgauge_version": __version__, "libraries": library_versions(), "input": str(images),
             "input_kind": side.kind, "input_fingerprint": input_fingerprint(images), "n_failed": side.n_failed,
             "sample_seed": seed, "sample_rows": SAMPLE_ROWS,
