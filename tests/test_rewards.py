@@ -277,3 +277,15 @@ def test_bad_input_gives_one_line_errors(models):
         load_reward("clip", value_range=(1, 1), **kwargs)
     with pytest.raises(UsageError, match="has no option"):
         load_reward("clip", colour="red", **kwargs)
+
+
+@pytest.mark.slow  # inductor's first compile: 25-75 s on 2 cores
+def test_torch_compile_on_cpu_gives_the_eager_values_and_gradients():
+    reward = load_reward("clip", model="demo")
+    x = torch.rand((2, 3, 96, 80), generator=torch.Generator().manual_seed(8))
+    eager_x, compiled_x = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    eager = reward(eager_x, PROMPTS[:2])
+    eager.sum().backward()
+    compiled = torch.compile(reward)(compiled_x, PROMPTS[:2])
+    compiled.sum().backward()
+    assert torch.allclose(compiled, eager, atol=1e-5) and torch.allclose(compiled_x.grad, eager_x.grad, atol=1e-5)

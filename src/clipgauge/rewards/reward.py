@@ -113,10 +113,20 @@ class Reward(torch.nn.Module):
         param = self._param()
         if not torch.is_autocast_enabled(pixels.device.type):
             pixels = pixels.to(param.dtype)
-        feats = self.encoder.encode_images(pixels.to(param.device))
+        feats = self._encode_images()(pixels.to(param.device))
         feats = feats.to(torch.promote_types(x.dtype, torch.float32))
         return feats / feats.norm(dim=-1, keepdim=True)
 
+    def _encode_images(self) -> Any:
+        """The encoder's image forward: inside :func:`torch.compile` the bare one, as dynamo cannot trace the
+        genuine-attention guard's lock (a compiled graph runs the attention function present when it was traced)."""
+        method = self.encoder.encode_images
+        bare = getattr(method, "__wrapped__", None)  # the function with_genuine_attention wrapped
+        if torch.compiler.is_compiling() and bare is not None:
+            return bare.__get__(self.encoder)
+        return method
+
+    @torch.compiler.disable
     @torch.no_grad()
     def text_embeddings(self, prompts: Sequence[str] | str) -> torch.Tensor:
         """L2-normalised prompt embeddings ``(N, D)``, float32 on the model's device, without gradients; each
