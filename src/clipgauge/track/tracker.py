@@ -35,6 +35,7 @@ from .distribution import DistributionTracking
 from .metrics import TrackedMetrics, metric_stats
 from .prompts import PromptLibrary, load_prompt_library
 from .result import Extreme, PromptScores, TrackResult, summary_stats
+from .reward_log import log_reward as _log_reward
 from .writers import make_writer
 
 logger = logging.getLogger("clipgauge.track")
@@ -201,6 +202,8 @@ class CLIPTracker:
             self.best = (step, mean)
         return result
 
+    log_reward = _log_reward  # train_reward/NAME/… beside the evaluation's scores (clipgauge.track.reward_log)
+
     def _score_local(self, srcs: list[Any], texts: list[str]) -> dict[str, Any]:
         """Score this rank's pairs through the scoring step: raw cosines, errors, the other metrics' values, and
         thumbnails of the local extremes."""
@@ -320,9 +323,8 @@ class CLIPTracker:
     def _target_device(self) -> torch.device:
         spec = self._device_spec
         if spec is None or (isinstance(spec, str) and spec.strip().lower() == "auto"):
-            if torch.cuda.is_available():
-                return torch.device("cuda", torch.cuda.current_device())
-            return torch.device("cpu")
+            cuda = torch.cuda.is_available()
+            return torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
         dev = resolve_device(spec)
         if dev.type == "cuda" and dev.index is None:
             dev = torch.device("cuda", torch.cuda.current_device())
@@ -349,17 +351,15 @@ class CLIPTracker:
         if self._writers is None:
             self._writers = []
             for spec in self._writer_specs:
-                if spec is None:
-                    continue
-                self._writers.append(make_writer(spec))
+                if spec is not None:
+                    self._writers.append(make_writer(spec))
         return [w for w, _ in self._writers]
 
     def flush(self) -> None:
         """Flush every writer."""
         for w, _ in self._writers or []:
-            flush = getattr(w, "flush", None)
-            if flush is not None:
-                flush()
+            if getattr(w, "flush", None) is not None:
+                w.flush()
 
     def close(self) -> None:
         """Close the writers the tracker made (user-made writers are only flushed). The model stays loaded."""

@@ -7,7 +7,8 @@ written whole (a full disk, a vanished folder …) is cut off again, so the file
 
 CSV columns: ``step, wall_time, metric, value, prompt`` — one row per scalar (``clip/mean`` …, and
 ``clip/prompt/NAME`` with the prompt's text in ``prompt``); a tidy layout that stays valid when prompts
-change between evaluations. JSONL: :meth:`TrackResult.to_dict` per evaluation (all per-image scores kept).
+change between evaluations. JSONL: :meth:`TrackResult.to_dict` per evaluation (all per-image scores kept), and
+``{"step", "wall_time", "metrics"}`` per batch of plain scalars (:meth:`CLIPTracker.log_reward`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import contextlib
 import csv
 import io
 import json
+import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from ...atomic import writing
@@ -75,10 +78,15 @@ class CSVWriter(_AppendingFile):
 
 
 class JSONLWriter(_AppendingFile):
-    """Append one JSON object per evaluation (:meth:`TrackResult.to_dict`) to *path*."""
+    """Append one JSON object per evaluation (:meth:`TrackResult.to_dict`) to *path*, and one
+    ``{"step", "wall_time", "metrics"}`` object per :meth:`write_scalars` (training rewards)."""
 
     def write(self, result: TrackResult) -> None:
         self._append(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+
+    def write_scalars(self, step: int, scalars: Mapping[str, float], wall_time: float) -> None:
+        metrics = {k: None if math.isnan(v) else float(v) for k, v in scalars.items()}  # NaN → null, as to_dict
+        self._append(json.dumps({"step": int(step), "wall_time": wall_time, "metrics": metrics}) + "\n")
 
 
 def _csv_text(rows: list) -> str:
