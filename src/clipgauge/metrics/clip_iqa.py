@@ -205,17 +205,25 @@ def embed_prompts(scorer: Any, texts: list[str]) -> np.ndarray:
     """L2-normalised float32 (len(texts), D) embeddings of *texts* by a :class:`~clipgauge.Scorer`'s encoder,
     exactly as the scorer embeds prompts (same batching by token length, device and precision) but without its
     ``prompt_prefix``: CLIP-IQA's prompts are the paper's text, not the user's captions."""
+    return embed_texts(scorer.encoder, texts, batch_size=int(scorer.batch_size), device=scorer.device,
+                       precision=scorer.precision)
+
+
+def embed_texts(encoder: Any, texts: list[str], *, batch_size: int = 32, device: Any = "cpu",
+                precision: str = "fp32") -> np.ndarray:
+    """:func:`embed_prompts` for a bare :class:`~clipgauge.encoders.Encoder` on *device* (its module already
+    there) at *precision*: L2-normalised float32 (len(texts), D), prompts batched by token length."""
     import torch
 
     from ..scoring.device import autocast
     from ..scoring.text_batches import length_batches
 
-    encoder = scorer.encoder
+    device = torch.device(device)
     tokens = encoder.tokenize(list(texts))
     out = np.zeros((len(texts), 0), dtype=np.float32)
-    for idx, inputs in length_batches(tokens, max(1, int(scorer.batch_size))):
-        inputs = {k: v.to(scorer.device) for k, v in inputs.items()}
-        with torch.inference_mode(), autocast(scorer.precision, scorer.device):
+    for idx, inputs in length_batches(tokens, max(1, int(batch_size))):
+        inputs = {k: v.to(device) for k, v in inputs.items()}
+        with torch.inference_mode(), autocast(precision, device):
             feats = encoder.encode_texts(inputs).float()
         feats = (feats / feats.norm(dim=-1, keepdim=True)).cpu().numpy()
         if out.shape[1] == 0:

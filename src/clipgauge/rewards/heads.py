@@ -206,13 +206,10 @@ register_reward_head("demo-aesthetic", _aesthetic)
 
 @register_reward_head("clip_iqa")
 def _clip_iqa(metric: Any, load: Callable[[str], Any]) -> tuple[Any, RewardHead]:
-    from ..metrics.clip_iqa import LOGIT_SCALE, column_name
+    from ..metrics.clip_iqa import LOGIT_SCALE, column_name, embed_texts
 
     encoder = load(metric.model)
-    tokens = encoder.tokenize(metric.texts)
-    with torch.no_grad():
-        feats = encoder.encode_texts(tokens.inputs).float()
-    anchors = feats / feats.norm(dim=-1, keepdim=True)
+    anchors = torch.from_numpy(embed_texts(encoder, metric.texts))  # as the metric embeds them (on CPU, fp32)
     columns = [column_name(name) for name, _, _ in metric.pairs]
     primary = metric.primary()
     return encoder, ClipIQAHead(anchors, columns, primary.name if primary is not None else columns[0], LOGIT_SCALE)
